@@ -1,0 +1,1 @@
+//! Chain parameters and, later, the header tree and UTXO set.

@@ -1,0 +1,6 @@
+//! bsv-relay: a transaction and block relay node for the BSV network.
+//!
+//! The architecture essay grows with the node; see README.md for the overview.
+
+pub mod chain;
+pub mod wire;
