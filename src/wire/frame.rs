@@ -96,7 +96,9 @@ impl FrameDecoder {
     }
 
     /// Takes one complete frame off the front of `buf`, or returns `Ok(None)` if more bytes are
-    /// needed. After an error the connection must be closed: the stream position is lost.
+    /// needed. After `BadChecksum` the whole frame has been consumed and decoding may go on (SV Node
+    /// drops such a message without disconnecting); after any other error the stream position is
+    /// lost and the connection must be closed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         let header = match self.pending {
             Some(h) => h,
@@ -128,6 +130,14 @@ impl FrameDecoder {
             Some(hash)
         };
         Ok(Some(Frame { command: header.command, payload, payload_hash }))
+    }
+
+    /// Call when the stream has ended: leftover bytes are a truncated frame.
+    pub fn finish(&self, buf: &BytesMut) -> Result<(), DecodeError> {
+        if buf.is_empty() && self.pending.is_none() {
+            return Ok(());
+        }
+        Err(DecodeError::Truncated { what: "frame", needed: self.bytes_wanted(buf) as u64 })
     }
 
     fn decode_header(&self, buf: &BytesMut) -> Result<Option<FrameHeader>, DecodeError> {
