@@ -3,4 +3,6 @@
 //! The architecture essay grows with the node; see README.md for the overview.
 
 pub mod chain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod wire;
