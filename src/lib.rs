@@ -5,4 +5,5 @@
 pub mod chain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod peer;
 pub mod wire;

@@ -320,7 +320,7 @@ fn extended_frames_carry_their_real_command_and_64_bit_length() {
     assert_eq!(decoder.decode(&mut buf), Ok(None));
     let pending = decoder.pending().unwrap();
     assert!(pending.extended);
-    assert_eq!(pending.command.as_str(), "block");
+    assert_eq!(pending.command.unwrap().as_str(), "block");
     assert_eq!(pending.payload_len, 5_000_000_000);
     // The same header over the default 4 GB block limit is refused.
     let mut small = FrameDecoder::new(MAGIC, Limits::default());
@@ -365,15 +365,22 @@ fn bad_checksum_is_an_error_that_leaves_the_stream_aligned() {
 }
 
 #[test]
-fn invalid_command_bytes_are_refused() {
+fn invalid_command_bytes_are_refused_and_the_stream_stays_aligned() {
     for bad in [&b"ver\x01ck\0\0\0\0\0\0"[..], &b"ping\0x\0\0\0\0\0\0"[..]] {
         let mut cmd = [0u8; 12];
         cmd.copy_from_slice(bad);
         let mut v = MAGIC.to_vec();
         v.extend_from_slice(&cmd);
-        v.extend_from_slice(&[0; 8]);
-        let err = FrameDecoder::new(MAGIC, Limits::default()).decode(&mut BytesMut::from(&v[..])).unwrap_err();
+        v.extend_from_slice(&3u32.to_le_bytes());
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&[1, 2, 3]);
+        v.extend_from_slice(&encode_frame(MAGIC, &Message::Ping(5)));
+        let mut decoder = FrameDecoder::new(MAGIC, Limits::default());
+        let mut buf = BytesMut::from(&v[..]);
+        let err = decoder.decode(&mut buf).unwrap_err();
         assert!(matches!(err, DecodeError::InvalidCommand { .. }));
+        let next = decoder.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(next.message(decoder.limits()).unwrap(), Message::Ping(5));
     }
 }
 

@@ -25,7 +25,11 @@ pub const MAX_BASIC_PAYLOAD: u64 = u32::MAX as u64;
 /// A validated header whose payload may not have arrived yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
-    pub command: Command,
+    /// `None` when the command bytes are invalid: the frame is still read whole (within the
+    /// default limit) so the stream stays aligned, then reported as `InvalidCommand`, the way SV
+    /// Node drops such a message without disconnecting.
+    pub command: Option<Command>,
+    pub command_bytes: [u8; 12],
     pub payload_len: u64,
     pub checksum: u32,
     /// Read from an `extmsg` header (its checksum is not verified, as in SV Node).
@@ -96,9 +100,9 @@ impl FrameDecoder {
     }
 
     /// Takes one complete frame off the front of `buf`, or returns `Ok(None)` if more bytes are
-    /// needed. After `BadChecksum` the whole frame has been consumed and decoding may go on (SV Node
-    /// drops such a message without disconnecting); after any other error the stream position is
-    /// lost and the connection must be closed.
+    /// needed. After `BadChecksum` or `InvalidCommand` the whole frame has been consumed and decoding
+    /// may go on (SV Node drops such a message without disconnecting); after `BadMagic` or
+    /// `Oversized` the stream position is lost and the connection must be closed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         let header = match self.pending {
             Some(h) => h,
@@ -116,20 +120,23 @@ impl FrameDecoder {
         }
         self.pending = None;
         let payload = buf.split_to(header.payload_len as usize).freeze();
+        let Some(command) = header.command else {
+            return Err(DecodeError::InvalidCommand { bytes: header.command_bytes });
+        };
         let payload_hash = if header.extended {
             None
         } else {
             let hash = Hash256(sha256d(&payload));
             if hash.checksum() != header.checksum {
                 return Err(DecodeError::BadChecksum {
-                    command: header.command.to_string(),
+                    command: command.to_string(),
                     expected: header.checksum,
                     actual: hash.checksum(),
                 });
             }
             Some(hash)
         };
-        Ok(Some(Frame { command: header.command, payload, payload_hash }))
+        Ok(Some(Frame { command, payload, payload_hash }))
     }
 
     /// Call when the stream has ended: leftover bytes are a truncated frame.
@@ -148,27 +155,30 @@ impl FrameDecoder {
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
-        let mut cmd = [0u8; 12];
-        cmd.copy_from_slice(&buf[4..16]);
-        let mut command = Command::from_wire(cmd)?;
+        let mut command_bytes = [0u8; 12];
+        command_bytes.copy_from_slice(&buf[4..16]);
+        let mut command = Command::from_wire(command_bytes).ok();
         let mut payload_len = u64::from(u32::from_le_bytes([buf[16], buf[17], buf[18], buf[19]]));
         let checksum = u32::from_le_bytes([buf[20], buf[21], buf[22], buf[23]]);
-        let extended = command.as_str() == EXTMSG;
+        let extended = command.is_some_and(|c| c.as_str() == EXTMSG);
         if extended {
             if buf.len() < EXT_HEADER_LEN {
                 return Ok(None);
             }
-            cmd.copy_from_slice(&buf[24..36]);
-            command = Command::from_wire(cmd)?;
+            command_bytes.copy_from_slice(&buf[24..36]);
+            command = Command::from_wire(command_bytes).ok();
             let mut len = [0u8; 8];
             len.copy_from_slice(&buf[36..44]);
             payload_len = u64::from_le_bytes(len);
         }
-        let max = self.limits.max_payload(command.as_str());
+        // An invalid command gets the limit of "everything else".
+        let name = command.as_ref().map_or("", Command::as_str);
+        let max = self.limits.max_payload(name);
         if payload_len > max {
-            return Err(DecodeError::Oversized { command: command.to_string(), len: payload_len, max });
+            let shown = String::from_utf8_lossy(&command_bytes).trim_end_matches('\0').to_string();
+            return Err(DecodeError::Oversized { command: shown, len: payload_len, max });
         }
-        Ok(Some(FrameHeader { command, payload_len, checksum, extended }))
+        Ok(Some(FrameHeader { command, command_bytes, payload_len, checksum, extended }))
     }
 }
 
