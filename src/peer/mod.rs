@@ -1,14 +1,21 @@
-//! Peers: the per-connection protocol, offences and their scores, connections and their limits.
+//! Peers: the per-connection protocol, offences and their scores, the registry of live
+//! connections, the ban list and IP subnets.
 //!
-//! Depends on `wire` only. The protocol decisions live in `protocol` as plain code driven by
-//! `(now, event)`; the tokio tasks in `connection` and `manager` only move bytes and carry out
-//! the decisions.
+//! Depends on `wire` only; never on `rpc`, `node` or `config`. The protocol decisions live in
+//! `protocol` as plain code driven by `(now, event)`; the tokio tasks only move bytes and carry out
+//! those decisions. The registry holds what connection tasks publish for the operator surface.
 
+pub mod bans;
 pub mod misbehavior;
 pub mod protocol;
 #[cfg(test)]
 #[path = "protocol_tests.rs"]
 mod protocol_tests;
+pub mod registry;
+pub mod subnet;
 
+pub use bans::{BanDuration, BanEntry, BanError, BanList, BanReason};
 pub use misbehavior::{BanScore, Misbehavior};
 pub use protocol::{Context, Direction, DisconnectReason, Output, PeerProtocol, ProtocolConfig};
+pub use registry::{ConnectRequest, PeerCommand, PeerCommands, PeerId, PeerInfo, PeerRegistry, RegistryError};
+pub use subnet::{Subnet, SubnetError};

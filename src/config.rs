@@ -1,0 +1,691 @@
+//! Options and the config file, under SV Node's names.
+//!
+//! Sources, lowest priority first: built-in defaults (per network), the config file (`bitcoin.conf` in the
+//! data directory, or `-conf=`), the command line. Options are written `-name=value` or `--name=value`;
+//! a bare `-name` means `name=1` and `-noname` means `name=0`, as in SV Node. The config file is SV Node's
+//! flat `key=value` format with `#` comments; Core-style `[regtest]`/`[test]`/`[stn]`/`[main]` sections are
+//! accepted too and apply only to that network.
+//!
+//! Repeatable options (`bind`, `connect`, `addnode`, `whitelist`, `rpcbind`, `rpcallowip`, `debug`) collect
+//! every value from both sources; for every other option the command line replaces the file, and within
+//! one source the last value wins. An unknown key is a warning; an invalid value is a [`ConfigError`] that
+//! names the key and the value. Nothing here touches the network or writes to disk.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::peer::Subnet;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("unexpected argument {arg:?}: options are written -name=value or --name=value")]
+    UnexpectedArgument { arg: String },
+    #[error("invalid value {value:?} for -{key}: {reason}")]
+    InvalidValue { key: String, value: String, reason: &'static str },
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}, line {line}: expected key=value, found {text:?}")]
+    FileSyntax { path: PathBuf, line: usize, text: String },
+    #[error("only one of -regtest, -testnet and -stn may be set")]
+    ConflictingNetworks,
+    #[error("specified data directory {path:?} does not exist")]
+    MissingDatadir { path: PathBuf },
+    #[error("-rpcpassword is set but -rpcuser is not")]
+    PasswordWithoutUser,
+}
+
+/// Something worth telling the operator that does not stop the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigWarning {
+    UnknownOption { key: String, source: Source },
+    UnknownDebugCategory { category: String },
+    IgnoredInFile { key: String },
+}
+
+/// Where an option came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    CommandLine,
+    File,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownOption { key, source: Source::CommandLine } => {
+                write!(f, "ignoring unknown option -{key} on the command line")
+            }
+            Self::UnknownOption { key, source: Source::File } => {
+                write!(f, "ignoring unknown key {key:?} in the config file")
+            }
+            Self::UnknownDebugCategory { category } => {
+                write!(f, "unsupported logging category -debug={category}")
+            }
+            Self::IgnoredInFile { key } => write!(f, "-{key} is only read from the command line"),
+        }
+    }
+}
+
+/// The BSV networks, with SV Node's per-network defaults (operators-and-robustness.md §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Network {
+    Main,
+    Testnet,
+    Stn,
+    Regtest,
+}
+
+impl Network {
+    /// The name `getblockchaininfo` reports and config-file sections use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Testnet => "test",
+            Self::Stn => "stn",
+            Self::Regtest => "regtest",
+        }
+    }
+
+    /// Subfolder of the data directory (SV `chainparamsbase.cpp`): none for main.
+    pub const fn datadir_subdir(self) -> &'static str {
+        match self {
+            Self::Main => "",
+            Self::Testnet => "testnet3",
+            Self::Stn => "stn",
+            Self::Regtest => "regtest",
+        }
+    }
+
+    /// Default P2P port (SV `chainparams.cpp`).
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Self::Main => 8333,
+            Self::Testnet => 18333,
+            Self::Stn => 9333,
+            Self::Regtest => 18444,
+        }
+    }
+
+    /// Default RPC port (SV `chainparamsbase.cpp`; regtest shares testnet's 18332, unlike Core).
+    pub const fn default_rpc_port(self) -> u16 {
+        match self {
+            Self::Main => 8332,
+            Self::Testnet => 18332,
+            Self::Stn => 9332,
+            Self::Regtest => 18332,
+        }
+    }
+}
+
+/// Logging categories accepted by `-debug=` (SV Node's names for the parts we have).
+pub const DEBUG_CATEGORIES: &[&str] = &["net", "rpc", "http", "mempool", "validation", "bench", "metrics"];
+
+/// SV Node's `DEFAULT_MAX_PEER_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 125;
+/// SV Node's `DEFAULT_BANSCORE_THRESHOLD`.
+pub const DEFAULT_BANSCORE: u32 = 100;
+/// SV Node's `DEFAULT_MISBEHAVING_BANTIME`: 24 hours.
+pub const DEFAULT_BANTIME: Duration = crate::peer::bans::DEFAULT_BANTIME;
+/// SV Node's `DEFAULT_P2P_HANDSHAKE_TIMEOUT_INTERVAL`: 60 s for version/verack.
+pub const DEFAULT_P2P_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// SV Node's `DEFAULT_P2P_TIMEOUT_INTERVAL`: 20 minutes of silence ends a connection.
+pub const DEFAULT_P2P_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// SV Node (post-Genesis) has no block size limit by default: `INT64_MAX`.
+pub const DEFAULT_EXCESSIVE_BLOCK_SIZE: u64 = i64::MAX as u64;
+/// SV Node's `DEFAULT_MAX_MEMPOOL_SIZE`, in megabytes (the unit of `-maxmempool`).
+pub const DEFAULT_MAX_MEMPOOL_MB: u64 = 1000;
+/// SV Node's `DEFAULT_HTTP_WORKQUEUE`: RPC requests served at once before answering "work queue full".
+pub const DEFAULT_RPC_WORK_QUEUE: usize = 16;
+/// SV Node's `DEFAULT_HTTP_SERVER_TIMEOUT`: an idle RPC connection is closed after 30 s.
+pub const DEFAULT_RPC_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Options that collect every value instead of keeping the last one.
+const REPEATABLE: &[&str] = &["bind", "connect", "addnode", "whitelist", "rpcbind", "rpcallowip", "debug"];
+
+/// Every option we know, SV Node's names first, then our own.
+const KNOWN: &[&str] = &[
+    "regtest",
+    "testnet",
+    "stn",
+    "datadir",
+    "conf",
+    "port",
+    "bind",
+    "listen",
+    "connect",
+    "addnode",
+    "maxconnections",
+    "whitelist",
+    "banscore",
+    "bantime",
+    "p2phandshaketimeout",
+    "p2ptimeout",
+    "excessiveblocksize",
+    "maxmempool",
+    "server",
+    "rpcport",
+    "rpcbind",
+    "rpcallowip",
+    "rpcuser",
+    "rpcpassword",
+    "rpcworkqueue",
+    "rpcservertimeout",
+    "debug",
+    "printtoconsole",
+    // Ours.
+    "metricsbind",
+];
+
+/// Options that only make sense on the command line (they decide which file is read).
+const CLI_ONLY: &[&str] = &["datadir", "conf"];
+
+/// Key → values, in the order given.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RawOptions {
+    values: BTreeMap<String, Vec<String>>,
+}
+
+impl RawOptions {
+    fn push(&mut self, key: String, value: String) {
+        self.values.entry(key).or_default().push(value);
+    }
+
+    /// The effective single value: the last one given.
+    pub fn last(&self, key: &str) -> Option<&str> {
+        self.values.get(key).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Every value given for a repeatable option.
+    pub fn all(&self, key: &str) -> &[String] {
+        self.values.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Layers `file` under `self` (the command line): repeatable keys collect, others keep `self`'s value.
+    fn merged_with_file(mut self, file: RawOptions) -> RawOptions {
+        for (key, vals) in file.values {
+            if REPEATABLE.contains(&key.as_str()) {
+                self.values.entry(key).or_default().extend(vals);
+            } else {
+                self.values.entry(key).or_insert(vals);
+            }
+        }
+        self
+    }
+}
+
+/// `nofoo=1` means `foo=0` (and `nofoo=0` means `foo=1`), only for options we know as `foo`.
+fn denegate(key: &str, value: &str) -> (String, String) {
+    if let Some(rest) = key.strip_prefix("no") {
+        if KNOWN.contains(&rest) {
+            let v = if matches!(value, "" | "1" | "true") { "0" } else { "1" };
+            return (rest.to_owned(), v.to_owned());
+        }
+    }
+    (key.to_owned(), value.to_owned())
+}
+
+/// Parses the command line (without the program name).
+pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<RawOptions, ConfigError> {
+    let mut raw = RawOptions::default();
+    for arg in args {
+        let arg = arg.as_ref();
+        let body = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| ConfigError::UnexpectedArgument { arg: arg.to_owned() })?;
+        let (key, value) = body.split_once('=').unwrap_or((body, "1"));
+        let (key, value) = denegate(&key.to_ascii_lowercase(), value);
+        raw.push(key, value);
+    }
+    Ok(raw)
+}
+
+/// One `key=value` line of a config file with the section it sits in.
+struct FileEntry {
+    section: Option<String>,
+    key: String,
+    value: String,
+}
+
+fn parse_file_text(path: &Path, text: &str) -> Result<Vec<FileEntry>, ConfigError> {
+    let mut section = None;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = Some(name.trim().to_owned());
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(ConfigError::FileSyntax { path: path.to_owned(), line: i + 1, text: line.to_owned() });
+        };
+        let (key, value) = denegate(&key.trim().to_ascii_lowercase(), value.trim());
+        out.push(FileEntry { section: section.clone(), key, value });
+    }
+    Ok(out)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "" | "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected 0 or 1")),
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &'static str) -> ConfigError {
+    ConfigError::InvalidValue { key: key.to_owned(), value: value.to_owned(), reason }
+}
+
+fn network_of(raw_cli: &RawOptions, file_top: &RawOptions) -> Result<Network, ConfigError> {
+    let mut chosen = Vec::new();
+    for (key, net) in [("regtest", Network::Regtest), ("testnet", Network::Testnet), ("stn", Network::Stn)] {
+        let v = raw_cli.last(key).or_else(|| file_top.last(key));
+        if let Some(v) = v {
+            if parse_bool(key, v)? {
+                chosen.push(net);
+            }
+        }
+    }
+    match chosen.as_slice() {
+        [] => Ok(Network::Main),
+        [one] => Ok(*one),
+        _ => Err(ConfigError::ConflictingNetworks),
+    }
+}
+
+/// The validated configuration the node runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub network: Network,
+    /// `-datadir`, without the network subfolder.
+    pub datadir: PathBuf,
+    /// The config file that was read, if one existed.
+    pub conf_file: Option<PathBuf>,
+    pub port: u16,
+    pub binds: Vec<SocketAddr>,
+    pub listen: bool,
+    pub connect: Vec<String>,
+    pub addnode: Vec<String>,
+    pub maxconnections: u32,
+    pub whitelist: Vec<Subnet>,
+    pub banscore: u32,
+    pub bantime: Duration,
+    pub p2phandshaketimeout: Duration,
+    pub p2ptimeout: Duration,
+    pub excessiveblocksize: u64,
+    /// `-maxmempool` converted to bytes.
+    pub maxmempool_bytes: u64,
+    pub server: bool,
+    pub rpcport: u16,
+    pub rpcbind: Vec<SocketAddr>,
+    pub rpcallowip: Vec<Subnet>,
+    pub rpcuser: Option<String>,
+    pub rpcpassword: Option<String>,
+    pub rpcworkqueue: usize,
+    pub rpcservertimeout: Duration,
+    /// `-debug` categories; `all` when `-debug=1` or `-debug=all`.
+    pub debug: Vec<String>,
+    pub printtoconsole: bool,
+    pub metricsbind: Option<SocketAddr>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Config {
+    /// The network's folder inside the data directory: where the cookie, lock file and ban list live.
+    pub fn netdir(&self) -> PathBuf {
+        let sub = self.network.datadir_subdir();
+        if sub.is_empty() {
+            self.datadir.clone()
+        } else {
+            self.datadir.join(sub)
+        }
+    }
+
+    /// Parses the command line, reads the config file and validates everything. `home` is `$HOME`, used
+    /// for the default data directory `$HOME/.bsv-relay`.
+    pub fn load<S: AsRef<str>>(args: &[S], home: Option<&Path>) -> Result<Config, ConfigError> {
+        let cli = parse_args(args)?;
+        let datadir = match cli.last("datadir") {
+            Some(d) => {
+                let d = PathBuf::from(d);
+                if !d.is_dir() {
+                    return Err(ConfigError::MissingDatadir { path: d });
+                }
+                d
+            }
+            None => home.map_or_else(|| PathBuf::from(".bsv-relay"), |h| h.join(".bsv-relay")),
+        };
+        let (conf_path, explicit) = match cli.last("conf") {
+            Some(c) if Path::new(c).is_absolute() => (PathBuf::from(c), true),
+            Some(c) => (datadir.join(c), true),
+            None => (datadir.join("bitcoin.conf"), false),
+        };
+        let (entries, conf_file) = match std::fs::read_to_string(&conf_path) {
+            Ok(text) => (parse_file_text(&conf_path, &text)?, Some(conf_path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => (Vec::new(), None),
+            Err(source) => return Err(ConfigError::ReadFile { path: conf_path, source }),
+        };
+        let mut top = RawOptions::default();
+        for e in entries.iter().filter(|e| e.section.is_none()) {
+            top.push(e.key.clone(), e.value.clone());
+        }
+        let network = network_of(&cli, &top)?;
+        let mut warnings = Vec::new();
+        let mut file = RawOptions::default();
+        for e in entries {
+            if e.section.as_deref().is_some_and(|s| s != network.name()) {
+                continue;
+            }
+            if CLI_ONLY.contains(&e.key.as_str()) {
+                warnings.push(ConfigWarning::IgnoredInFile { key: e.key });
+                continue;
+            }
+            if !KNOWN.contains(&e.key.as_str()) {
+                warnings.push(ConfigWarning::UnknownOption { key: e.key.clone(), source: Source::File });
+            }
+            file.push(e.key, e.value);
+        }
+        for key in cli.values.keys() {
+            if !KNOWN.contains(&key.as_str()) {
+                warnings.push(ConfigWarning::UnknownOption { key: key.clone(), source: Source::CommandLine });
+            }
+        }
+        let raw = cli.merged_with_file(file);
+        Self::validate(&raw, network, datadir, conf_file, warnings)
+    }
+
+    fn validate(
+        raw: &RawOptions,
+        network: Network,
+        datadir: PathBuf,
+        conf_file: Option<PathBuf>,
+        mut warnings: Vec<ConfigWarning>,
+    ) -> Result<Config, ConfigError> {
+        let bool_opt = |key: &str, default: bool| -> Result<bool, ConfigError> {
+            raw.last(key).map_or(Ok(default), |v| parse_bool(key, v))
+        };
+        let port_opt = |key: &str, default: u16| -> Result<u16, ConfigError> {
+            match raw.last(key) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u16>() {
+                    Ok(p) if p > 0 => Ok(p),
+                    _ => Err(invalid(key, v, "expected a port number 1-65535")),
+                },
+            }
+        };
+        let u64_opt = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            raw.last(key)
+                .map_or(Ok(default), |v| v.parse().map_err(|_| invalid(key, v, "expected a non-negative integer")))
+        };
+        let secs_opt = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match raw.last(key) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+                    _ => Err(invalid(key, v, "expected a positive number of seconds")),
+                },
+            }
+        };
+        let u32_opt = |key: &str, default: u32| -> Result<u32, ConfigError> {
+            raw.last(key)
+                .map_or(Ok(default), |v| v.parse().map_err(|_| invalid(key, v, "expected a non-negative integer")))
+        };
+        let subnets = |key: &str| -> Result<Vec<Subnet>, ConfigError> {
+            raw.all(key)
+                .iter()
+                .map(|v| {
+                    // `-whitelist=perm@net`: permissions are Core's; we accept and ignore them.
+                    let net = v.rsplit_once('@').map_or(v.as_str(), |(_, n)| n);
+                    net.parse().map_err(|_| invalid(key, v, "expected an IP address or subnet"))
+                })
+                .collect()
+        };
+        let string_opt = |key: &str| -> Option<String> { raw.last(key).map(str::to_owned) };
+
+        let port = port_opt("port", network.default_port())?;
+        let rpcport = port_opt("rpcport", network.default_rpc_port())?;
+        let binds = raw
+            .all("bind")
+            .iter()
+            .map(|v| parse_endpoint(v, port).ok_or_else(|| invalid("bind", v, "expected IP or IP:port")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rpcbind = raw
+            .all("rpcbind")
+            .iter()
+            .map(|v| parse_endpoint(v, rpcport).ok_or_else(|| invalid("rpcbind", v, "expected IP or IP:port")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if rpcbind.is_empty() {
+            // Loopback only unless told otherwise, as SV Node.
+            rpcbind.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), rpcport));
+        }
+        let peers_list = |key: &str| -> Result<Vec<String>, ConfigError> {
+            raw.all(key)
+                .iter()
+                .map(|v| {
+                    if v.is_empty() || v.chars().any(char::is_whitespace) {
+                        Err(invalid(key, v, "expected host or host:port"))
+                    } else {
+                        Ok(v.clone())
+                    }
+                })
+                .collect()
+        };
+        let connect = peers_list("connect")?;
+        let metricsbind = match raw.last("metricsbind") {
+            None | Some("") => None,
+            Some(v) => match v.parse::<u16>() {
+                // A bare port means loopback: metrics are not for the whole network by default.
+                Ok(p) if p > 0 => Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
+                _ => Some(
+                    parse_endpoint(v, 0)
+                        .filter(|a| a.port() != 0)
+                        .ok_or_else(|| invalid("metricsbind", v, "expected ADDR:PORT or PORT"))?,
+                ),
+            },
+        };
+        let maxmempool_mb = u64_opt("maxmempool", DEFAULT_MAX_MEMPOOL_MB)?;
+        let maxmempool_bytes = maxmempool_mb
+            .checked_mul(1_000_000)
+            .ok_or_else(|| invalid("maxmempool", raw.last("maxmempool").unwrap_or(""), "too large"))?;
+        let rpcworkqueue = match raw.last("rpcworkqueue") {
+            None => DEFAULT_RPC_WORK_QUEUE,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(invalid("rpcworkqueue", v, "expected a positive integer")),
+            },
+        };
+        let mut debug = Vec::new();
+        for v in raw.all("debug") {
+            for cat in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                match cat {
+                    "1" | "all" => debug.push("all".to_owned()),
+                    "0" | "none" => debug.clear(),
+                    c if DEBUG_CATEGORIES.contains(&c) => debug.push(c.to_owned()),
+                    c => warnings.push(ConfigWarning::UnknownDebugCategory { category: c.to_owned() }),
+                }
+            }
+        }
+        let rpcuser = string_opt("rpcuser");
+        let rpcpassword = string_opt("rpcpassword").filter(|p| !p.is_empty());
+        if rpcpassword.is_some() && rpcuser.is_none() {
+            return Err(ConfigError::PasswordWithoutUser);
+        }
+        Ok(Config {
+            network,
+            datadir,
+            conf_file,
+            port,
+            binds,
+            // SV Node: -connect turns off listening unless -listen is given explicitly.
+            listen: bool_opt("listen", connect.is_empty())?,
+            connect,
+            addnode: peers_list("addnode")?,
+            maxconnections: u32_opt("maxconnections", DEFAULT_MAX_CONNECTIONS)?,
+            whitelist: subnets("whitelist")?,
+            banscore: u32_opt("banscore", DEFAULT_BANSCORE)?,
+            bantime: secs_opt("bantime", DEFAULT_BANTIME)?,
+            p2phandshaketimeout: secs_opt("p2phandshaketimeout", DEFAULT_P2P_HANDSHAKE_TIMEOUT)?,
+            p2ptimeout: secs_opt("p2ptimeout", DEFAULT_P2P_TIMEOUT)?,
+            excessiveblocksize: u64_opt("excessiveblocksize", DEFAULT_EXCESSIVE_BLOCK_SIZE)?,
+            maxmempool_bytes,
+            server: bool_opt("server", true)?,
+            rpcport,
+            rpcbind,
+            rpcallowip: subnets("rpcallowip")?,
+            rpcuser,
+            rpcpassword,
+            rpcworkqueue,
+            rpcservertimeout: secs_opt("rpcservertimeout", DEFAULT_RPC_SERVER_TIMEOUT)?,
+            debug,
+            printtoconsole: bool_opt("printtoconsole", false)?,
+            metricsbind,
+            warnings,
+        })
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:5`, `::1`, `[::1]:5`, `localhost[:5]`; `default_port` when no port is given.
+fn parse_endpoint(s: &str, default_port: u16) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, default_port));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (s, default_port),
+    };
+    (host == "localhost").then_some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("bsv-relay-config-{}", rand::random::<u64>()));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            Self(p)
+        }
+        fn arg(&self) -> String {
+            format!("-datadir={}", self.0.display())
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn load(dir: &TempDir, conf: &str, args: &[&str]) -> Result<Config, ConfigError> {
+        std::fs::write(dir.0.join("bitcoin.conf"), conf).expect("write conf");
+        let mut all = vec![dir.arg()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        Config::load(&all, None)
+    }
+
+    #[test]
+    fn defaults_follow_the_network() {
+        let dir = TempDir::new();
+        let c = load(&dir, "", &["-regtest"]).expect("config");
+        assert_eq!((c.network, c.port, c.rpcport), (Network::Regtest, 18444, 18332));
+        assert_eq!(c.netdir(), dir.0.join("regtest"));
+        assert_eq!(c.rpcbind, vec!["127.0.0.1:18332".parse().expect("addr")]);
+        assert_eq!(c.bantime, DEFAULT_BANTIME);
+        let c = load(&dir, "", &["--stn"]).expect("config");
+        assert_eq!((c.network, c.port, c.rpcport), (Network::Stn, 9333, 9332));
+        let c = load(&dir, "", &[]).expect("config");
+        assert_eq!((c.network, c.port, c.rpcport, c.netdir()), (Network::Main, 8333, 8332, dir.0.clone()));
+        assert!(matches!(load(&dir, "", &["-regtest", "-testnet"]), Err(ConfigError::ConflictingNetworks)));
+    }
+
+    #[test]
+    fn file_comments_repeats_and_negation() {
+        let dir = TempDir::new();
+        let conf = "# a comment\nregtest=1\naddnode=1.1.1.1:1 # trailing\n\naddnode=2.2.2.2:2\nnolisten=1\n\
+                    whitelist=10.0.0.0/8\nport=1000\nport=1001\n";
+        let c = load(&dir, conf, &["-addnode=3.3.3.3:3"]).expect("config");
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.addnode, vec!["3.3.3.3:3", "1.1.1.1:1", "2.2.2.2:2"]);
+        assert!(!c.listen);
+        assert_eq!(c.port, 1001);
+        assert_eq!(c.whitelist[0].to_string(), "10.0.0.0/8");
+        let c = load(&dir, "listen=0\n", &["-nolisten=0"]).expect("config");
+        assert!(c.listen);
+    }
+
+    #[test]
+    fn command_line_overrides_file_and_sections_apply_per_network() {
+        let dir = TempDir::new();
+        let conf = "rpcport=1111\nrpcuser=file\n[regtest]\nport=2222\n[main]\nport=3333\n";
+        let c = load(&dir, conf, &["--regtest", "--rpcport=4444", "-rpcpassword=pw"]).expect("config");
+        assert_eq!((c.rpcport, c.port), (4444, 2222));
+        assert_eq!((c.rpcuser.as_deref(), c.rpcpassword.as_deref()), (Some("file"), Some("pw")));
+        let c = load(&dir, conf, &[]).expect("config");
+        assert_eq!((c.rpcport, c.port), (1111, 3333));
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_value() {
+        let dir = TempDir::new();
+        let err = load(&dir, "", &["-port=abc"]).expect_err("invalid");
+        assert!(matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "port" && value == "abc"));
+        assert!(err.to_string().contains("\"abc\"") && err.to_string().contains("-port"));
+        let err = load(&dir, "whitelist=300.1.1.1\n", &[]).expect_err("invalid");
+        assert!(matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "whitelist" && value == "300.1.1.1"));
+        assert!(matches!(load(&dir, "listen=maybe\n", &[]), Err(ConfigError::InvalidValue { .. })));
+        assert!(matches!(load(&dir, "bantime=0\n", &[]), Err(ConfigError::InvalidValue { .. })));
+        assert!(matches!(load(&dir, "justakey\n", &[]), Err(ConfigError::FileSyntax { line: 1, .. })));
+        assert!(matches!(load(&dir, "", &["regtest"]), Err(ConfigError::UnexpectedArgument { .. })));
+        assert!(matches!(load(&dir, "", &["-rpcpassword=x"]), Err(ConfigError::PasswordWithoutUser)));
+        assert!(matches!(
+            Config::load(&["-datadir=/nonexistent/bsv-relay-test"], None),
+            Err(ConfigError::MissingDatadir { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let dir = TempDir::new();
+        let c = load(&dir, "frobnicate=1\ndatadir=/x\n", &["-wibble=2", "-debug=net,bogus"]).expect("config");
+        assert_eq!(
+            c.warnings,
+            vec![
+                ConfigWarning::UnknownOption { key: "frobnicate".into(), source: Source::File },
+                ConfigWarning::IgnoredInFile { key: "datadir".into() },
+                ConfigWarning::UnknownOption { key: "wibble".into(), source: Source::CommandLine },
+                ConfigWarning::UnknownDebugCategory { category: "bogus".into() },
+            ]
+        );
+        assert_eq!(c.debug, vec!["net"]);
+    }
+
+    #[test]
+    fn single_and_double_dash_and_explicit_conf() {
+        let dir = TempDir::new();
+        std::fs::write(dir.0.join("other.conf"), "rpcport=5555\n").expect("write");
+        let c = load(&dir, "rpcport=1\n", &["-conf=other.conf", "-regtest", "--metricsbind=9100"]).expect("config");
+        assert_eq!(c.rpcport, 5555);
+        assert_eq!(c.metricsbind, Some("127.0.0.1:9100".parse().expect("addr")));
+        let c = load(&dir, "", &["--metricsbind=0.0.0.0:9200", "-rpcbind=127.0.0.1:7000", "-rpcbind=::1"])
+            .expect("config");
+        assert_eq!(c.metricsbind, Some("0.0.0.0:9200".parse().expect("addr")));
+        assert_eq!(c.rpcbind.len(), 2);
+        assert_eq!(c.rpcbind[1], "[::1]:8332".parse().expect("addr"));
+        assert!(matches!(load(&dir, "", &["-conf=missing.conf"]), Err(ConfigError::ReadFile { .. })));
+        assert!(matches!(load(&dir, "", &["-metricsbind=1.2.3.4"]), Err(ConfigError::InvalidValue { .. })));
+    }
+}

@@ -1,0 +1,206 @@
+//! Composition root: builds the node's parts from the [`Config`], starts the listeners and owns shutdown.
+//!
+//! Start-up order, so that a failure leaves nothing half-open: network data folder → lock file (a second
+//! process on the same folder fails here) → ban list → metrics → P2P (later) → RPC (last, because a
+//! client that can connect expects the node to be ready; `.cookie` is written just before).
+//!
+//! Shutdown: SIGINT, SIGTERM or the `stop` RPC trigger the [`crate::shutdown`] channel; every task holds
+//! a `Shutdown` clone and drops it once it has closed its sockets (peers will be sent goodbye by the
+//! P2P layer at that point). The node waits up to [`SHUTDOWN_TIMEOUT`] for all of them, then flushes the
+//! ban list, removes the cookie and releases the lock. A second signal exits at once with status 1.
+
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::metrics::{self, Metrics, MetricsError};
+use crate::peer::{BanError, BanList, PeerRegistry};
+use crate::rpc::{self, Cookie, Credentials, RpcContext, Router, Server, ServerSettings, MAX_BODY_BYTES};
+use crate::shutdown::{self, ShutdownTrigger};
+
+/// How long tasks get to finish after shutdown is triggered; "within a few seconds" for operators and
+/// service managers (systemd's default stop timeout is 90 s, so this is well inside it).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Name of the lock file in the network data folder (SV Node's name).
+const LOCK_FILE: &str = ".lock";
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("cannot create data directory {path}: {source}")]
+    Datadir { path: PathBuf, source: std::io::Error },
+    #[error("cannot obtain a lock on data directory {path}: bsv-relay is probably already running")]
+    Locked { path: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Bans(#[from] BanError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("cannot bind RPC server on {addr}: {source}")]
+    RpcBind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot write RPC cookie {path}: {source}")]
+    Cookie { path: PathBuf, source: std::io::Error },
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// An exclusive `flock` on `<netdir>/.lock`, held for the life of the process; the kernel releases it
+/// even if the process is killed, so a crash never leaves a stale lock.
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    pub fn acquire(netdir: &Path) -> Result<Self, NodeError> {
+        let path = netdir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| NodeError::Lock { path: path.clone(), source })?;
+        // SAFETY: flock on a valid, open file descriptor owned by `file`.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(if err.kind() == std::io::ErrorKind::WouldBlock {
+                NodeError::Locked { path: netdir.to_owned() }
+            } else {
+                NodeError::Lock { path, source: err }
+            });
+        }
+        Ok(Self { _file: file })
+    }
+}
+
+/// The git commit baked in at build time (`BSV_RELAY_COMMIT`), for `build_info`.
+fn commit() -> &'static str {
+    option_env!("BSV_RELAY_COMMIT").unwrap_or("unknown")
+}
+
+/// Runs the node until shutdown. Errors before the listeners are up are start-up failures.
+pub async fn run(config: Config) -> Result<(), NodeError> {
+    let config = Arc::new(config);
+    let netdir = config.netdir();
+    std::fs::create_dir_all(&netdir).map_err(|source| NodeError::Datadir { path: netdir.clone(), source })?;
+    let _lock = DataDirLock::acquire(&netdir)?;
+
+    let now = crate::rpc::network::unix_now();
+    let bans = Arc::new(BanList::open(&netdir.join("banlist.json"), config.bantime, now)?);
+    let metrics = Arc::new(Metrics::new(config.network.name(), commit())?);
+    metrics.banned_entries.set(i64::try_from(bans.len()).unwrap_or(i64::MAX));
+    let peers = Arc::new(PeerRegistry::new());
+    for node in &config.addnode {
+        // Duplicates in the config are harmless; the list keeps one entry.
+        let _ = peers.addnode_add(node);
+    }
+
+    let (shutdown, complete) = shutdown::channel();
+    let trigger = shutdown.trigger_handle();
+    spawn_signal_handler(trigger.clone())?;
+
+    if let Some(addr) = config.metricsbind {
+        let listener = metrics::bind(addr).await?;
+        info!(%addr, "metrics listener on /metrics");
+        tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+    }
+
+    let mut cookie = None;
+    if config.server {
+        let credentials = match (&config.rpcuser, &config.rpcpassword) {
+            (Some(user), Some(password)) => Credentials::new(user, password),
+            _ => {
+                let path = netdir.join(".cookie");
+                let c = Cookie::create(&path).map_err(|source| NodeError::Cookie { path, source })?;
+                let creds = c.credentials.clone();
+                cookie = Some(c);
+                creds
+            }
+        };
+        let listeners =
+            rpc::bind(&config.rpcbind).await.map_err(|(addr, source)| NodeError::RpcBind { addr, source })?;
+        let ctx = Arc::new(RpcContext {
+            config: config.clone(),
+            peers: peers.clone(),
+            bans: bans.clone(),
+            metrics: metrics.clone(),
+            started: Instant::now(),
+            shutdown: trigger.clone(),
+        });
+        let settings = ServerSettings {
+            credentials,
+            allow: config.rpcallowip.clone(),
+            work_queue: config.rpcworkqueue,
+            idle_timeout: config.rpcservertimeout,
+            max_body: MAX_BODY_BYTES,
+        };
+        let server = Server::new(ctx, Router::standard(), settings);
+        for l in listeners {
+            tokio::spawn(server.clone().serve(l, shutdown.clone()));
+        }
+    }
+    info!(network = config.network.name(), datadir = %config.datadir.display(), "bsv-relay started");
+
+    let mut waiter = shutdown.clone();
+    waiter.wait().await;
+    info!("shutdown requested");
+    drop(waiter);
+    drop(shutdown);
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, complete.wait()).await.is_err() {
+        warn!(timeout = ?SHUTDOWN_TIMEOUT, "some tasks did not finish in time; exiting anyway");
+    }
+    if let Err(e) = bans.flush() {
+        error!(error = %e, "cannot save the ban list");
+    }
+    drop(cookie);
+    info!("shutdown complete");
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+fn spawn_signal_handler(trigger: ShutdownTrigger) -> Result<(), NodeError> {
+    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            seen += 1;
+            if seen == 1 {
+                info!("signal received, shutting down (send again to force)");
+                trigger.trigger();
+            } else {
+                eprintln!("second signal: exiting without cleanup");
+                std::process::exit(1);
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_exclusive_and_released_on_drop() {
+        let dir = std::env::temp_dir().join(format!("bsv-relay-lock-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let first = DataDirLock::acquire(&dir).expect("first lock");
+        assert!(matches!(DataDirLock::acquire(&dir), Err(NodeError::Locked { .. })));
+        drop(first);
+        DataDirLock::acquire(&dir).expect("lock after release");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,98 @@
+//! Graceful shutdown: one trigger, many listeners, and a way to wait until every task has finished.
+//!
+//! The mini-redis pattern: [`channel`] returns a [`Shutdown`] that every long-lived task clones and keeps
+//! until it has cleaned up, and a [`ShutdownComplete`] the node awaits; it resolves once all `Shutdown`
+//! clones are dropped. [`ShutdownTrigger`] can start the shutdown (signals, the `stop` RPC) without holding
+//! completion back. No global state: the node creates the channel and hands out clones.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+/// Starts a shutdown; cheap to clone, does not delay completion.
+#[derive(Clone, Debug)]
+pub struct ShutdownTrigger {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl ShutdownTrigger {
+    /// Asks every task to stop. Idempotent.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+}
+
+/// Held by each task for as long as it runs; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+    trigger: ShutdownTrigger,
+    _alive: mpsc::Sender<()>,
+}
+
+impl Shutdown {
+    /// Resolves once shutdown has been triggered (at once if it already was).
+    pub async fn wait(&mut self) {
+        // The sender lives in `self.trigger`, so `wait_for` can only fail if it is dropped, which it is not.
+        let _ = self.rx.wait_for(|stop| *stop).await;
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    pub fn trigger(&self) {
+        self.trigger.trigger();
+    }
+
+    pub fn trigger_handle(&self) -> ShutdownTrigger {
+        self.trigger.clone()
+    }
+}
+
+/// Resolves when every [`Shutdown`] clone has been dropped.
+#[derive(Debug)]
+pub struct ShutdownComplete {
+    rx: mpsc::Receiver<()>,
+}
+
+impl ShutdownComplete {
+    pub async fn wait(mut self) {
+        // Nothing is ever sent; `recv` returns `None` once the last sender is gone.
+        let _ = self.rx.recv().await;
+    }
+}
+
+/// A new shutdown channel.
+pub fn channel() -> (Shutdown, ShutdownComplete) {
+    let (tx, rx) = watch::channel(false);
+    let (alive_tx, alive_rx) = mpsc::channel(1);
+    let trigger = ShutdownTrigger { tx: Arc::new(tx) };
+    (Shutdown { rx, trigger, _alive: alive_tx }, ShutdownComplete { rx: alive_rx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn completes_when_every_task_has_dropped_its_handle() {
+        let (shutdown, complete) = channel();
+        let trigger = shutdown.trigger_handle();
+        let mut task_handle = shutdown.clone();
+        let task = tokio::spawn(async move {
+            task_handle.wait().await;
+            drop(task_handle);
+        });
+        drop(shutdown);
+        assert!(!trigger.is_triggered());
+        trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), complete.wait()).await.expect("all tasks finished");
+        task.await.expect("task");
+    }
+}
