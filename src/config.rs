@@ -645,7 +645,9 @@ mod tests {
         assert!(matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "port" && value == "abc"));
         assert!(err.to_string().contains("\"abc\"") && err.to_string().contains("-port"));
         let err = load(&dir, "whitelist=300.1.1.1\n", &[]).expect_err("invalid");
-        assert!(matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "whitelist" && value == "300.1.1.1"));
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "whitelist" && value == "300.1.1.1")
+        );
         assert!(matches!(load(&dir, "listen=maybe\n", &[]), Err(ConfigError::InvalidValue { .. })));
         assert!(matches!(load(&dir, "bantime=0\n", &[]), Err(ConfigError::InvalidValue { .. })));
         assert!(matches!(load(&dir, "justakey\n", &[]), Err(ConfigError::FileSyntax { line: 1, .. })));
@@ -680,8 +682,8 @@ mod tests {
         let c = load(&dir, "rpcport=1\n", &["-conf=other.conf", "-regtest", "--metricsbind=9100"]).expect("config");
         assert_eq!(c.rpcport, 5555);
         assert_eq!(c.metricsbind, Some("127.0.0.1:9100".parse().expect("addr")));
-        let c = load(&dir, "", &["--metricsbind=0.0.0.0:9200", "-rpcbind=127.0.0.1:7000", "-rpcbind=::1"])
-            .expect("config");
+        let c =
+            load(&dir, "", &["--metricsbind=0.0.0.0:9200", "-rpcbind=127.0.0.1:7000", "-rpcbind=::1"]).expect("config");
         assert_eq!(c.metricsbind, Some("0.0.0.0:9200".parse().expect("addr")));
         assert_eq!(c.rpcbind.len(), 2);
         assert_eq!(c.rpcbind[1], "[::1]:8332".parse().expect("addr"));

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod relay;
 pub mod rpc;
 pub mod shutdown;
 pub mod wire;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use thiserror::Error;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -116,10 +116,40 @@ label_enum!(
 
 /// Wire commands that get their own `command` label; everything else counts as `other`.
 pub const COMMANDS: &[&str] = &[
-    "version", "verack", "addr", "inv", "getdata", "merkleblock", "getblocks", "getheaders", "tx", "headers",
-    "block", "getaddr", "mempool", "ping", "pong", "notfound", "filterload", "filteradd", "filterclear",
-    "reject", "sendheaders", "feefilter", "sendcmpct", "cmpctblock", "getblocktxn", "blocktxn", "protoconf",
-    "authch", "authresp", "createstrm", "streamack", "dsdetected", "extmsg", "revokemid",
+    "version",
+    "verack",
+    "addr",
+    "inv",
+    "getdata",
+    "merkleblock",
+    "getblocks",
+    "getheaders",
+    "tx",
+    "headers",
+    "block",
+    "getaddr",
+    "mempool",
+    "ping",
+    "pong",
+    "notfound",
+    "filterload",
+    "filteradd",
+    "filterclear",
+    "reject",
+    "sendheaders",
+    "feefilter",
+    "sendcmpct",
+    "cmpctblock",
+    "getblocktxn",
+    "blocktxn",
+    "protoconf",
+    "authch",
+    "authresp",
+    "createstrm",
+    "streamack",
+    "dsdetected",
+    "extmsg",
+    "revokemid",
 ];
 
 /// The `command` label for a wire command: itself if known, else `other`.
@@ -183,7 +213,8 @@ impl Metrics {
         let counter_vec = |n: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name(n), help), labels);
         let gauge_vec = |n: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name(n), help), labels);
 
-        let build_info = reg!(gauge_vec("build_info", "Build information; always 1.", &["version", "commit", "network"])?);
+        let build_info =
+            reg!(gauge_vec("build_info", "Build information; always 1.", &["version", "commit", "network"])?);
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), commit, network]).set(1);
         let start_time = reg!(Gauge::new(name("start_time_seconds"), "Unix time the node started.")?);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -202,7 +233,8 @@ impl Metrics {
         )?);
         let messages_received =
             reg!(counter_vec("p2p_messages_received_total", "P2P messages received by command.", &["command"])?);
-        let messages_sent = reg!(counter_vec("p2p_messages_sent_total", "P2P messages sent by command.", &["command"])?);
+        let messages_sent =
+            reg!(counter_vec("p2p_messages_sent_total", "P2P messages sent by command.", &["command"])?);
         let received_bytes = reg!(counter_vec(
             "p2p_received_bytes_total",
             "P2P bytes received by command, header included.",

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, MetricsError};
 use crate::peer::{BanError, BanList, PeerRegistry};
-use crate::rpc::{self, Cookie, Credentials, RpcContext, Router, Server, ServerSettings, MAX_BODY_BYTES};
+use crate::rpc::{self, Cookie, Credentials, Router, RpcContext, Server, ServerSettings, MAX_BODY_BYTES};
 use crate::shutdown::{self, ShutdownTrigger};
 
 /// How long tasks get to finish after shutdown is triggered; "within a few seconds" for operators and
@@ -48,6 +48,10 @@ pub enum NodeError {
     RpcBind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot write RPC cookie {path}: {source}")]
     Cookie { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    P2p(#[from] crate::peer::manager::ManagerError),
+    #[error("unknown network")]
+    UnknownNetwork,
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -113,6 +117,12 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
 
+    let chain = config.network.name().parse::<crate::chain::Network>().map_err(|_| NodeError::UnknownNetwork)?.params();
+    let p2p = start_p2p(&config, chain, &peers, &bans, &metrics, &shutdown)?;
+    for addr in &p2p {
+        info!(%addr, "P2P listener");
+    }
+
     let mut cookie = None;
     if config.server {
         let credentials = match (&config.rpcuser, &config.rpcpassword) {
@@ -163,6 +173,64 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     drop(cookie);
     info!("shutdown complete");
     Ok(())
+}
+
+/// Most peer events queued for the relay before connections wait: enough to absorb a burst, small
+/// enough that a stalled relay slows peers down instead of growing memory.
+const PEER_EVENT_QUEUE: usize = 4096;
+
+/// Starts the connection manager and the relay; returns the addresses listened on.
+fn start_p2p(
+    config: &Config,
+    chain: &'static crate::chain::ChainParams,
+    peers: &Arc<PeerRegistry>,
+    bans: &Arc<BanList>,
+    metrics: &Arc<Metrics>,
+    shutdown: &shutdown::Shutdown,
+) -> Result<Vec<std::net::SocketAddr>, NodeError> {
+    use crate::peer::connection::{ConnectionSettings, NodeShared};
+    use crate::peer::manager::{Manager, ManagerConfig};
+    use crate::peer::ProtocolConfig;
+    use crate::wire::message::Limits;
+
+    let limits = Limits { max_block_size: config.excessiveblocksize, ..Limits::default() };
+    let protocol = ProtocolConfig {
+        limits,
+        handshake_timeout: config.p2phandshaketimeout,
+        inactivity_timeout: config.p2ptimeout,
+        // A frame must complete within the handshake timeout, bounded to 2 minutes (issue: a
+        // header promising 1,000 bytes followed by silence must not hold a slot for 20 minutes).
+        message_deadline: config.p2phandshaketimeout.min(Duration::from_secs(120)),
+        ban_threshold: config.banscore,
+        ..ProtocolConfig::default()
+    };
+    // Room for the largest block plus a generous burst of other traffic.
+    let max_send_queue = usize::try_from(limits.max_block_size).unwrap_or(usize::MAX).saturating_add(64 << 20);
+    let settings = Arc::new(ConnectionSettings { magic: chain.magic, protocol, max_send_queue });
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
+    let shared = Arc::new(NodeShared {
+        registry: peers.clone(),
+        bans: bans.clone(),
+        metrics: metrics.clone(),
+        own_nonces: Default::default(),
+        best_height: std::sync::atomic::AtomicI32::new(0),
+        events: events_tx,
+    });
+    let manager_config = ManagerConfig {
+        binds: config.binds.clone(),
+        port: config.port,
+        listen: config.listen,
+        connect: config.connect.clone(),
+        addnode: config.addnode.clone(),
+        max_connections: config.maxconnections as usize,
+        max_per_ip: 0,
+        whitelist: config.whitelist.clone(),
+    };
+    let manager = Manager::bind(manager_config, settings, shared)?;
+    let addrs = manager.local_addrs();
+    manager.start(shutdown.clone());
+    tokio::spawn(crate::relay::run(events_rx, shutdown.clone()));
+    Ok(addrs)
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.

@@ -6,6 +6,9 @@
 //! those decisions. The registry holds what connection tasks publish for the operator surface.
 
 pub mod bans;
+pub mod connection;
+pub mod eviction;
+pub mod manager;
 pub mod misbehavior;
 pub mod protocol;
 #[cfg(test)]

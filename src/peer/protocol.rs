@@ -565,6 +565,16 @@ impl PeerProtocol {
         }
     }
 
+    /// Sends a ping now unless one is outstanding (the `ping` RPC).
+    pub fn ping_now(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.stage == Stage::Ready {
+            self.next_ping = now;
+            self.send_ping_if_due(now, &mut out);
+        }
+        out
+    }
+
     /// Records an offence found outside this state machine (an invalid transaction or header).
     pub fn misbehaved(&mut self, offence: Misbehavior) -> Vec<Output> {
         let mut out = Vec::new();

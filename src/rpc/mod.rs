@@ -257,11 +257,7 @@ impl Router {
         for m in self.methods.values() {
             by_cat.entry(m.category).or_default().push(m.help.lines().next().unwrap_or(""));
         }
-        by_cat
-            .iter()
-            .map(|(cat, lines)| format!("== {cat} ==\n{}", lines.join("\n")))
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        by_cat.iter().map(|(cat, lines)| format!("== {cat} ==\n{}", lines.join("\n"))).collect::<Vec<_>>().join("\n\n")
     }
 
     async fn call(&self, ctx: &Arc<RpcContext>, method: &str, params: Params) -> Result<Value, RpcError> {
@@ -430,7 +426,12 @@ impl Server {
         }
     }
 
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr, mut shutdown: Shutdown) -> Result<(), http::HttpError> {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut shutdown: Shutdown,
+    ) -> Result<(), http::HttpError> {
         let mut stream = BufReader::new(stream);
         if !self.allowed(peer.ip()) {
             if self.auth_log.allow(Instant::now()) {
@@ -475,7 +476,8 @@ impl Server {
                         let reply = error_reply(&RpcError::TooLarge { length, max }, Value::Null);
                         let body = to_json_string(&reply).into_bytes();
                         // The unread body would be taken for the next request: close after replying.
-                        return http::write_response(stream.get_mut(), 413, "application/json", &[], &body, false).await;
+                        return http::write_response(stream.get_mut(), 413, "application/json", &[], &body, false)
+                            .await;
                     }
                     Err(e) => return Err(e),
                 }
@@ -628,10 +630,7 @@ mod tests {
         assert_eq!((st, v["id"].clone(), v["error"].clone()), (200, json!(7), Value::Null));
         let (st, body) = s.handle_body(br#"{"jsonrpc":"2.0","method":"nope","id":"x"}"#).await;
         assert_eq!(st, 404);
-        assert_eq!(
-            body,
-            r#"{"error":{"code":-32601,"message":"Method not found"},"id":"x","result":null}"#
-        );
+        assert_eq!(body, r#"{"error":{"code":-32601,"message":"Method not found"},"id":"x","result":null}"#);
         assert_eq!(s.handle_body(b"not json").await.0, 500);
         assert_eq!(s.handle_body(br#"{"method":5,"id":1}"#).await.0, 400);
         assert_eq!(s.handle_body(br#"{"method":"uptime","params":{},"id":1}"#).await.0, 400);
