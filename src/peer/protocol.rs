@@ -108,6 +108,8 @@ pub enum DisconnectReason {
     SelfConnection,
     ObsoleteVersion,
     BadProtoconf,
+    /// A `version` we cannot parse, or a locator longer than any honest node sends.
+    Malformed,
     InvalidInvType,
     BadMagic,
     Oversized,
@@ -122,7 +124,7 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 18] = [
+    pub const ALL: [DisconnectReason; 19] = [
         Self::HandshakeTimeout,
         Self::InactivityTimeout,
         Self::PingTimeout,
@@ -130,6 +132,7 @@ impl DisconnectReason {
         Self::SelfConnection,
         Self::ObsoleteVersion,
         Self::BadProtoconf,
+        Self::Malformed,
         Self::InvalidInvType,
         Self::BadMagic,
         Self::Oversized,
@@ -152,6 +155,7 @@ impl DisconnectReason {
             Self::SelfConnection => "self_connection",
             Self::ObsoleteVersion => "obsolete_version",
             Self::BadProtoconf => "bad_protoconf",
+            Self::Malformed => "malformed",
             Self::InvalidInvType => "invalid_inv_type",
             Self::BadMagic => "bad_magic",
             Self::Oversized => "oversized",
@@ -516,6 +520,11 @@ impl PeerProtocol {
                 }
             }
             _ if command == Some("protoconf") => self.close(DisconnectReason::BadProtoconf, &mut out),
+            // A peer whose version we cannot read is of no use (SV Node and Core drop it too), and a
+            // locator longer than any honest node builds is an attempt to make us work (Core: disconnect).
+            _ if matches!(command, Some("version" | "getheaders" | "getblocks")) => {
+                self.close(DisconnectReason::Malformed, &mut out)
+            }
             // Truncated or malformed payloads are dropped without penalty, as SV Node does
             // ("error parsing message"); a version we cannot parse leaves the handshake to time out.
             _ => {}
