@@ -496,6 +496,12 @@ impl PeerProtocol {
             // The stream cannot be trusted past these: disconnect at once, read nothing more.
             DecodeError::BadMagic { .. } => self.close(DisconnectReason::BadMagic, &mut out),
             DecodeError::Oversized { .. } => self.close(DisconnectReason::Oversized, &mut out),
+            _ if command == Some("protoconf") => self.close(DisconnectReason::BadProtoconf, &mut out),
+            // A peer whose version we cannot read is of no use (SV Node and Core drop it too), and a
+            // locator longer than any honest node builds is an attempt to make us work (Core: disconnect).
+            _ if matches!(command, Some("version" | "getheaders" | "getblocks")) => {
+                self.close(DisconnectReason::Malformed, &mut out)
+            }
             DecodeError::BadChecksum { .. } => {
                 let (count, last) = self.bad_checksums;
                 let flooding = last.is_some_and(|t| now.saturating_duration_since(t) < BAD_CHECKSUM_INTERVAL);
@@ -518,12 +524,6 @@ impl PeerProtocol {
                 if let Some(offence) = offence {
                     self.offend(offence, &mut out);
                 }
-            }
-            _ if command == Some("protoconf") => self.close(DisconnectReason::BadProtoconf, &mut out),
-            // A peer whose version we cannot read is of no use (SV Node and Core drop it too), and a
-            // locator longer than any honest node builds is an attempt to make us work (Core: disconnect).
-            _ if matches!(command, Some("version" | "getheaders" | "getblocks")) => {
-                self.close(DisconnectReason::Malformed, &mut out)
             }
             // Truncated or malformed payloads are dropped without penalty, as SV Node does
             // ("error parsing message"); a version we cannot parse leaves the handshake to time out.
