@@ -50,6 +50,18 @@ impl RawPeer {
         RawPeer { stream, decoder: FrameDecoder::new(REGTEST_MAGIC, Limits::default()), buf: BytesMut::new() }
     }
 
+    /// Wraps a stream accepted from a listener (the node dialled us).
+    pub fn from_stream(stream: TcpStream) -> RawPeer {
+        stream.set_nodelay(true).ok();
+        RawPeer { stream, decoder: FrameDecoder::new(REGTEST_MAGIC, Limits::default()), buf: BytesMut::new() }
+    }
+
+    /// Leaves a gap in what we send: part of an attack's shape (a header split across TCP
+    /// segments), never a way to wait for the node.
+    pub fn gap(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+
     pub fn send(&mut self, msg: &Message) {
         let frame = encode_frame(REGTEST_MAGIC, msg);
         self.send_raw(&frame);
@@ -137,11 +149,23 @@ impl RawPeer {
 
     /// Sends a ping and returns the round-trip time of its pong.
     pub fn ping_rtt(&mut self, timeout: Duration) -> Duration {
+        self.try_ping(timeout).expect("pong before the deadline")
+    }
+
+    /// Like `ping_rtt`, but `None` if the pong does not come or the connection closes.
+    pub fn try_ping(&mut self, timeout: Duration) -> Option<Duration> {
         let nonce = rand_nonce();
         let start = Instant::now();
         self.send(&Message::Ping(nonce));
-        self.expect(timeout, |m| *m == Message::Pong(nonce));
-        start.elapsed()
+        let deadline = start + timeout;
+        loop {
+            match self.read(deadline.saturating_duration_since(Instant::now())) {
+                ReadResult::Message(Message::Pong(n)) if n == nonce => return Some(start.elapsed()),
+                ReadResult::Message(Message::Ping(n)) => self.send(&Message::Pong(n)),
+                ReadResult::Message(_) => {}
+                ReadResult::Closed | ReadResult::Timeout => return None,
+            }
+        }
     }
 }
 
@@ -162,4 +186,42 @@ pub fn version_msg(nonce: u64) -> Message {
         relay: true,
         association_id: None,
     })
+}
+
+/// An honest peer pinging the node from its own thread every 250 ms, recording the worst
+/// round-trip time, so liveness is watched for the whole of an attack.
+pub struct HonestPeer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<Duration, String>>>,
+}
+
+impl HonestPeer {
+    pub fn start(addr: SocketAddr) -> HonestPeer {
+        let mut peer = RawPeer::connect(addr);
+        peer.handshake();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let mut pings = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) || pings == 0 {
+                match peer.try_ping(Duration::from_secs(2)) {
+                    Some(rtt) => worst = worst.max(rtt),
+                    None => return Err(format!("no pong within 2 s after {pings} pings")),
+                }
+                pings += 1;
+                // Pacing between pings, not synchronisation.
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Ok(worst)
+        });
+        HonestPeer { stop, thread: Some(thread) }
+    }
+
+    /// Stops pinging and returns the worst round trip; fails if any pong was missed.
+    pub fn finish(mut self) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let result = self.thread.take().expect("running").join().expect("honest peer thread");
+        result.unwrap_or_else(|e| panic!("honest peer: {e}"))
+    }
 }
