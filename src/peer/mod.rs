@@ -5,6 +5,7 @@
 //! `protocol` as plain code driven by `(now, event)`; the tokio tasks only move bytes and carry out
 //! those decisions. The registry holds what connection tasks publish for the operator surface.
 
+pub mod addrbook;
 pub mod bans;
 pub mod connection;
 pub mod eviction;
