@@ -601,6 +601,16 @@ mod tests {
     }
 
     #[test]
+    fn only_loopback_and_rpcallowip_may_connect() {
+        let mut s = server(1, Router::standard());
+        Arc::get_mut(&mut s).expect("sole owner").settings.allow = vec!["10.0.0.0/8".parse().expect("subnet")];
+        let ip = |t: &str| t.parse::<IpAddr>().expect("ip");
+        assert!(s.allowed(ip("127.0.0.1")) && s.allowed(ip("::1")));
+        assert!(s.allowed(ip("10.1.2.3")) && s.allowed(ip("::ffff:10.0.0.1")));
+        assert!(!s.allowed(ip("192.168.1.1")) && !s.allowed(ip("2001:db8::1")));
+    }
+
+    #[test]
     fn amounts_print_with_eight_decimals() {
         let v = json!({"relayfee": amount(250), "neg": amount(-150_000_000), "n": [amount(0), 1.5]});
         assert_eq!(to_json_string(&v), r#"{"n":[0.00000000,1.5],"neg":-1.50000000,"relayfee":0.00000250}"#);
