@@ -70,3 +70,26 @@ fn second_start_on_the_same_datadir_fails() {
     // The first node is unaffected.
     assert_eq!(first.cli(&["getconnectioncount"]).ok(), "0\n");
 }
+
+#[test]
+fn a_second_signal_forces_exit() {
+    use std::io::Write;
+    let mut node = TestNode::start(&["-debug=rpc"]);
+    // A client stalled in the middle of a request body keeps graceful shutdown waiting.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", node.rpcport)).expect("connect");
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nAuthorization: Basic dTpw\r\nContent-Length: 100\r\n\r\n{\"meth")
+        .expect("write partial request");
+    common::wait_for("the server to read the stalled body", common::DEADLINE, || {
+        node.output().contains("reading RPC request body").then_some(())
+    });
+    node.signal("TERM");
+    common::wait_for("the first signal to be handled", common::DEADLINE, || {
+        node.output().contains("signal received").then_some(())
+    });
+    node.signal("TERM");
+    // Graceful shutdown would wait for the stalled client and exit 0; the forced exit is status 1.
+    assert_eq!(node.wait_exit().code(), Some(1), "{}", node.output());
+    assert!(node.output().contains("second signal"));
+    drop(stalled);
+}

@@ -467,6 +467,7 @@ impl Server {
                 tokio::time::sleep(AUTH_FAILURE_DELAY).await;
                 (401, "text/plain", vec![("WWW-Authenticate", "Basic realm=\"jsonrpc\"")], Vec::new())
             } else {
+                debug!(%peer, length = head.content_length, "reading RPC request body");
                 match http::read_body(&mut stream, &head, self.settings.max_body).await {
                     Ok(body) => {
                         let (status, reply) = self.handle_body(&body).await;
