@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use crate::chain::Network;
 use crate::peer::Subnet;
 
 #[derive(Debug, Error)]
@@ -67,57 +68,6 @@ impl fmt::Display for ConfigWarning {
                 write!(f, "unsupported logging category -debug={category}")
             }
             Self::IgnoredInFile { key } => write!(f, "-{key} is only read from the command line"),
-        }
-    }
-}
-
-/// The BSV networks, with SV Node's per-network defaults (operators-and-robustness.md §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Network {
-    Main,
-    Testnet,
-    Stn,
-    Regtest,
-}
-
-impl Network {
-    /// The name `getblockchaininfo` reports and config-file sections use.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Main => "main",
-            Self::Testnet => "test",
-            Self::Stn => "stn",
-            Self::Regtest => "regtest",
-        }
-    }
-
-    /// Subfolder of the data directory (SV `chainparamsbase.cpp`): none for main.
-    pub const fn datadir_subdir(self) -> &'static str {
-        match self {
-            Self::Main => "",
-            Self::Testnet => "testnet3",
-            Self::Stn => "stn",
-            Self::Regtest => "regtest",
-        }
-    }
-
-    /// Default P2P port (SV `chainparams.cpp`).
-    pub const fn default_port(self) -> u16 {
-        match self {
-            Self::Main => 8333,
-            Self::Testnet => 18333,
-            Self::Stn => 9333,
-            Self::Regtest => 18444,
-        }
-    }
-
-    /// Default RPC port (SV `chainparamsbase.cpp`; regtest shares testnet's 18332, unlike Core).
-    pub const fn default_rpc_port(self) -> u16 {
-        match self {
-            Self::Main => 8332,
-            Self::Testnet => 18332,
-            Self::Stn => 9332,
-            Self::Regtest => 18332,
         }
     }
 }
@@ -288,7 +238,7 @@ fn invalid(key: &str, value: &str, reason: &'static str) -> ConfigError {
 
 fn network_of(raw_cli: &RawOptions, file_top: &RawOptions) -> Result<Network, ConfigError> {
     let mut chosen = Vec::new();
-    for (key, net) in [("regtest", Network::Regtest), ("testnet", Network::Testnet), ("stn", Network::Stn)] {
+    for (key, net) in [("regtest", Network::Regtest), ("testnet", Network::Test), ("stn", Network::Stn)] {
         let v = raw_cli.last(key).or_else(|| file_top.last(key));
         if let Some(v) = v {
             if parse_bool(key, v)? {
@@ -343,11 +293,9 @@ pub struct Config {
 impl Config {
     /// The network's folder inside the data directory: where the cookie, lock file and ban list live.
     pub fn netdir(&self) -> PathBuf {
-        let sub = self.network.datadir_subdir();
-        if sub.is_empty() {
-            self.datadir.clone()
-        } else {
-            self.datadir.join(sub)
+        match self.network.data_subdir() {
+            Some(sub) => self.datadir.join(sub),
+            None => self.datadir.clone(),
         }
     }
 
@@ -452,8 +400,8 @@ impl Config {
         };
         let string_opt = |key: &str| -> Option<String> { raw.last(key).map(str::to_owned) };
 
-        let port = port_opt("port", network.default_port())?;
-        let rpcport = port_opt("rpcport", network.default_rpc_port())?;
+        let port = port_opt("port", network.params().default_port)?;
+        let rpcport = port_opt("rpcport", network.params().rpc_port)?;
         let binds = raw
             .all("bind")
             .iter()

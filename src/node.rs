@@ -1,13 +1,14 @@
 //! Composition root: builds the node's parts from the [`Config`], starts the listeners and owns shutdown.
 //!
 //! Start-up order, so that a failure leaves nothing half-open: network data folder → lock file (a second
-//! process on the same folder fails here) → ban list → metrics → P2P (later) → RPC (last, because a
-//! client that can connect expects the node to be ready; `.cookie` is written just before).
+//! process on the same folder fails here) → ban list → metrics → P2P (connection manager and relay) →
+//! RPC (last, because a client that can connect expects the node to be ready; `.cookie` is written just
+//! before).
 //!
 //! Shutdown: SIGINT, SIGTERM or the `stop` RPC trigger the [`crate::shutdown`] channel; every task holds
-//! a `Shutdown` clone and drops it once it has closed its sockets (peers will be sent goodbye by the
-//! P2P layer at that point). The node waits up to [`SHUTDOWN_TIMEOUT`] for all of them, then flushes the
-//! ban list, removes the cookie and releases the lock. A second signal exits at once with status 1.
+//! a `Shutdown` clone and drops it once it has closed its sockets (connection tasks say goodbye to their
+//! peers then). The node waits up to [`SHUTDOWN_TIMEOUT`] for all of them, then flushes the ban list,
+//! removes the cookie and releases the lock. A second signal exits at once with status 1.
 
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
@@ -50,8 +51,6 @@ pub enum NodeError {
     Cookie { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     P2p(#[from] crate::peer::manager::ManagerError),
-    #[error("unknown network")]
-    UnknownNetwork,
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -117,7 +116,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
 
-    let chain = config.network.name().parse::<crate::chain::Network>().map_err(|_| NodeError::UnknownNetwork)?.params();
+    let chain = config.network.params();
     let p2p = start_p2p(&config, chain, &peers, &bans, &metrics, &shutdown)?;
     for addr in &p2p {
         info!(%addr, "P2P listener");

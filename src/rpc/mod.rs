@@ -467,6 +467,7 @@ impl Server {
                 tokio::time::sleep(AUTH_FAILURE_DELAY).await;
                 (401, "text/plain", vec![("WWW-Authenticate", "Basic realm=\"jsonrpc\"")], Vec::new())
             } else {
+                debug!(%peer, length = head.content_length, "reading RPC request body");
                 match http::read_body(&mut stream, &head, self.settings.max_body).await {
                     Ok(body) => {
                         let (status, reply) = self.handle_body(&body).await;
@@ -598,6 +599,16 @@ mod tests {
             max_body: 1024,
         };
         Server::new(context().0, router, settings)
+    }
+
+    #[test]
+    fn only_loopback_and_rpcallowip_may_connect() {
+        let mut s = server(1, Router::standard());
+        Arc::get_mut(&mut s).expect("sole owner").settings.allow = vec!["10.0.0.0/8".parse().expect("subnet")];
+        let ip = |t: &str| t.parse::<IpAddr>().expect("ip");
+        assert!(s.allowed(ip("127.0.0.1")) && s.allowed(ip("::1")));
+        assert!(s.allowed(ip("10.1.2.3")) && s.allowed(ip("::ffff:10.0.0.1")));
+        assert!(!s.allowed(ip("192.168.1.1")) && !s.allowed(ip("2001:db8::1")));
     }
 
     #[test]
