@@ -34,6 +34,9 @@ use tracing::{debug, info};
 /// claimed-but-unsent payload never reserves much more than has arrived.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// How long a closing connection may take to flush what is already queued.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
+
 /// Settings common to every connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
@@ -184,11 +187,15 @@ pub async fn run(
     };
 
     drop(sender);
-    if matches!(reason, DisconnectReason::Shutdown | DisconnectReason::Requested) {
-        // Let the writer flush what is queued, briefly: a clean goodbye, never a hang.
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
-    } else {
+    if reason == DisconnectReason::SendQueueFull {
         writer_task.abort();
+    } else {
+        // Let the writer flush what is queued (a `reject` explaining the disconnect, or the last
+        // replies before shutdown), briefly: a clean goodbye, never a hang.
+        let mut writer_task = writer_task;
+        if tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer_task).await.is_err() {
+            writer_task.abort();
+        }
     }
     if direction == Direction::Outbound {
         shared.own_nonces.lock().unwrap_or_else(|e| e.into_inner()).remove(&nonce);

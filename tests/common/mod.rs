@@ -2,6 +2,9 @@
 //! ports, wait for readiness with a deadline, drive SV Node's `bitcoin-cli`, speak raw HTTP.
 #![allow(dead_code)]
 
+pub mod peer;
+pub mod svnode;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -102,6 +105,10 @@ impl From<Output> for CliOutput {
 }
 
 impl CliOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> &str {
         assert_eq!(self.code, Some(0), "command failed: {self:?}");
@@ -118,8 +125,11 @@ pub struct TestNode {
     child: Option<Child>,
     pub dir: TempDir,
     pub rpcport: u16,
+    pub p2pport: u16,
     pub metricsport: Option<u16>,
     log: PathBuf,
+    auth: Auth,
+    extra: Vec<String>,
 }
 
 /// Whether the node is started with `-rpcuser`/`-rpcpassword` or with cookie authentication.
@@ -143,12 +153,15 @@ impl TestNode {
 
     /// Spawns without waiting (for tests that expect a failure).
     pub fn spawn(dir: TempDir, auth: Auth, extra: &[&str]) -> Self {
-        let rpcport = free_port();
+        Self::spawn_with_ports(dir, auth, extra, free_port(), free_port())
+    }
+
+    fn spawn_with_ports(dir: TempDir, auth: Auth, extra: &[&str], rpcport: u16, p2pport: u16) -> Self {
         let mut args = vec![
             "-regtest".to_owned(),
             format!("-datadir={}", dir.0.display()),
             format!("-rpcport={rpcport}"),
-            format!("-port={}", free_port()),
+            format!("-port={p2pport}"),
             "-printtoconsole".to_owned(),
         ];
         if auth == Auth::Password {
@@ -170,7 +183,42 @@ impl TestNode {
             .stderr(log_file)
             .spawn()
             .expect("spawn bsv-relay");
-        Self { child: Some(child), dir, rpcport, metricsport, log }
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        Self { child: Some(child), dir, rpcport, p2pport, metricsport, log, auth, extra }
+    }
+
+    /// The P2P address on IPv4 loopback.
+    pub fn p2p_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.p2pport))
+    }
+
+    /// Stops the node gracefully (SIGTERM) and starts it again on the same datadir and ports.
+    pub fn restart(mut self) -> Self {
+        self.signal("TERM");
+        let status = self.wait_exit();
+        assert!(status.success(), "clean exit before restart: {status:?}");
+        let dir = TempDir(std::mem::take(&mut self.dir.0));
+        let extra: Vec<String> = std::mem::take(&mut self.extra);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let mut node = Self::spawn_with_ports(dir, self.auth, &extra, self.rpcport, self.p2pport);
+        node.wait_ready();
+        node
+    }
+
+    /// The value of one sample on `/metrics` (needs `-metricsbind`); 0 if absent.
+    /// `labels` is the text inside the braces, e.g. `reason="bad_magic"`.
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        let port = self.metricsport.expect("started with -metricsbind");
+        let (_, _, body) =
+            http_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let wanted = if labels.is_empty() { name.to_string() } else { format!("{name}{{{labels}}}") };
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                (key == wanted).then(|| value.parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
     }
 
     /// Everything the node wrote to stdout and stderr so far.

@@ -54,7 +54,7 @@ impl SvNode {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bitcoind.display()));
         let node = SvNode { child: Some(child), dir, port, rpcport };
-        wait_for("SV Node's RPC", DEADLINE, || node.cli(&["getnetworkinfo"]).status.success().then_some(()));
+        wait_for("SV Node's RPC", DEADLINE, || node.cli(&["getnetworkinfo"]).success().then_some(()));
         node
     }
 
@@ -85,7 +85,13 @@ impl SvNode {
     /// SV Node's view of its peers whose user agent contains `ua`.
     pub fn peers_with_ua(&self, ua: &str) -> Vec<serde_json::Value> {
         let peers = self.json(&["getpeerinfo"]);
-        peers.as_array().into_iter().flatten().filter(|p| p["subver"].as_str().is_some_and(|s| s.contains(ua))).cloned().collect()
+        peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["subver"].as_str().is_some_and(|s| s.contains(ua)))
+            .cloned()
+            .collect()
     }
 }
 
