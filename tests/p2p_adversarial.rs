@@ -356,6 +356,8 @@ fn row51_a_connection_flood_is_capped_and_the_whitelisted_peer_kept() {
         let n = f.node.cli(&["getconnectioncount"]).json().as_u64()?;
         (n <= 10).then_some(())
     });
+    f.wait_metric("bsv_relay_peer_disconnections_total", "reason=\"evicted\"", 1.0);
+    f.wait_metric("bsv_relay_peer_connections_total", "direction=\"inbound\",result=\"accepted\"", 10.0);
     f.assert_alive();
     assert!(f.node.cli(&["getnetworkinfo"]).success(), "RPC responsive");
 }

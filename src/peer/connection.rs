@@ -202,7 +202,7 @@ pub async fn run(
     }
     shared.registry.unregister(id);
     shared.metrics.peers.with_label_values(&[direction.label(), "full"]).dec();
-    shared.metrics.peer_disconnections.with_label_values(&[reason.label()]).inc();
+    shared.metrics.record_disconnect(reason);
     let _ = shared.events.send(PeerEvent::Disconnected { id }).await;
     debug!(peer = %id, %remote, reason = reason.label(), "disconnected");
     reason
@@ -276,7 +276,7 @@ impl Connection {
                                         self.protocol.as_mut().expect("set above").on_message(now, msg, &ctx)
                                     }
                                     Err(err) => {
-                                        self.shared.metrics.decode_errors.with_label_values(&[err.reason()]).inc();
+                                        self.shared.metrics.record_decode_error(&err);
                                         debug!(peer = %self.id, command = frame.command.as_str(), %err, "undecodable message");
                                         self.protocol.as_mut().expect("set above").on_decode_error(now, Some(frame.command.as_str()), &err)
                                     }
@@ -286,7 +286,7 @@ impl Connection {
                                 }
                             }
                             Err(err) => {
-                                self.shared.metrics.decode_errors.with_label_values(&[err.reason()]).inc();
+                                self.shared.metrics.record_decode_error(&err);
                                 debug!(peer = %self.id, pending = ?was_pending, %err, "bad frame");
                                 let outputs = self.protocol.as_mut().expect("set above").on_decode_error(now, None, &err);
                                 if let Some(reason) = self.apply(outputs).await {
@@ -306,6 +306,7 @@ impl Connection {
                 }
                 command = commands.recv() => match command {
                     Some(PeerCommand::Disconnect) | None => return DisconnectReason::Requested,
+                    Some(PeerCommand::Evict) => return DisconnectReason::Evicted,
                     Some(PeerCommand::Ping) => {
                         let outputs = self.protocol.as_mut().expect("set above").ping_now(Instant::now());
                         if let Some(reason) = self.apply(outputs).await {
@@ -372,7 +373,7 @@ impl Connection {
     }
 
     fn record_offence(&self, offence: Misbehavior) {
-        self.shared.metrics.misbehavior_events.with_label_values(&[offence.label()]).inc();
+        self.shared.metrics.record_misbehavior(offence);
         let score = self.protocol().ban_score();
         self.shared.registry.update(self.id, |i| i.banscore = score);
         debug!(peer = %self.id, remote = %self.remote, %offence, score, "misbehaving");
@@ -382,7 +383,7 @@ impl Connection {
         let subnet = Subnet::single(self.remote.ip());
         match self.shared.bans.ban(subnet, BanDuration::Default, BanReason::Misbehaving, unix_now()) {
             Ok(_) => {
-                self.shared.metrics.bans.with_label_values(&["misbehaving"]).inc();
+                self.shared.metrics.record_ban(crate::metrics::BanSource::Misbehaving);
                 self.shared.metrics.banned_entries.set(i64::try_from(self.shared.bans.len()).unwrap_or(i64::MAX));
                 info!(peer = %self.id, ip = %self.remote.ip(), "banned for misbehaving");
             }

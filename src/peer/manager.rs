@@ -16,6 +16,7 @@ use super::eviction::{self, Candidate};
 use super::protocol::Direction;
 use super::registry::ConnectRequest;
 use super::subnet::Subnet;
+use crate::metrics::ConnectResult;
 use crate::shutdown::Shutdown;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -162,16 +163,16 @@ async fn accept_loop(listener: TcpListener, m: Arc<Shared>, mut shutdown: Shutdo
         let whitelisted = m.whitelisted(remote.ip());
         let metrics = &m.shared.metrics;
         if !whitelisted && m.shared.bans.is_banned(remote.ip(), unix_now()) {
-            metrics.peer_connections.with_label_values(&["inbound", "rejected_banned"]).inc();
+            metrics.record_connection(Direction::Inbound, ConnectResult::RejectedBanned);
             debug!(%remote, "refused: banned");
             continue;
         }
         if !whitelisted && !admit(&m, remote.ip()) {
-            metrics.peer_connections.with_label_values(&["inbound", "rejected_full"]).inc();
+            metrics.record_connection(Direction::Inbound, ConnectResult::RejectedFull);
             debug!(%remote, "refused: no free slot");
             continue;
         }
-        metrics.peer_connections.with_label_values(&["inbound", "accepted"]).inc();
+        metrics.record_connection(Direction::Inbound, ConnectResult::Accepted);
         let flags = PeerFlags { whitelisted, addnode: false };
         tokio::spawn(connection::run(
             stream,
@@ -209,8 +210,7 @@ fn admit(m: &Shared, ip: IpAddr) -> bool {
     match eviction::select(&candidates) {
         Some(victim) => {
             debug!(peer = %victim, "evicting to make room");
-            m.shared.metrics.peer_disconnections.with_label_values(&["evicted"]).inc();
-            m.shared.registry.disconnect(victim).is_ok()
+            m.shared.registry.evict(victim).is_ok()
         }
         None => false,
     }
@@ -246,16 +246,16 @@ async fn dial(target: &str, addnode: bool, m: &Arc<Shared>, shutdown: &Shutdown)
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(err)) => {
-            m.shared.metrics.peer_connections.with_label_values(&["outbound", "failed"]).inc();
+            m.shared.metrics.record_connection(Direction::Outbound, ConnectResult::Failed);
             debug!(%addr, %err, "connect failed");
             return None;
         }
         Err(_) => {
-            m.shared.metrics.peer_connections.with_label_values(&["outbound", "failed"]).inc();
+            m.shared.metrics.record_connection(Direction::Outbound, ConnectResult::Failed);
             return None;
         }
     };
-    m.shared.metrics.peer_connections.with_label_values(&["outbound", "accepted"]).inc();
+    m.shared.metrics.record_connection(Direction::Outbound, ConnectResult::Accepted);
     let started = tokio::time::Instant::now();
     let flags = PeerFlags { whitelisted, addnode };
     let reason = connection::run(

@@ -51,6 +51,8 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
     pub const fn label(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",

@@ -57,6 +57,8 @@ pub enum PeerCommand {
     Disconnect,
     /// Send a `ping` now (the `ping` RPC).
     Ping,
+    /// Close the connection to make room for a new inbound peer.
+    Evict,
 }
 
 /// The receiving end a connection task polls for [`PeerCommand`]s.
@@ -225,6 +227,11 @@ impl PeerRegistry {
     /// Asks the peer's task to disconnect (`disconnectnode nodeid`).
     pub fn disconnect(&self, id: PeerId) -> Result<(), RegistryError> {
         self.send(id, PeerCommand::Disconnect)
+    }
+
+    /// Asks one peer to close so a newcomer can have its slot.
+    pub fn evict(&self, id: PeerId) -> Result<(), RegistryError> {
+        self.send(id, PeerCommand::Evict)
     }
 
     /// Asks the peer(s) at exactly `addr` to disconnect (`disconnectnode "ip:port"`).
