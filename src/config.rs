@@ -77,6 +77,8 @@ pub const DEBUG_CATEGORIES: &[&str] = &["net", "rpc", "http", "mempool", "valida
 
 /// SV Node's `DEFAULT_MAX_PEER_CONNECTIONS`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 125;
+/// SV Node's `-maxoutboundconnections` default (src/net/net.h:96).
+pub const DEFAULT_MAX_OUTBOUND: u32 = 8;
 /// SV Node's `DEFAULT_BANSCORE_THRESHOLD`.
 pub const DEFAULT_BANSCORE: u32 = 100;
 /// SV Node's `DEFAULT_MISBEHAVING_BANTIME`: 24 hours.
@@ -110,6 +112,8 @@ const KNOWN: &[&str] = &[
     "connect",
     "addnode",
     "maxconnections",
+    "maxconnectionsfromaddr",
+    "maxoutboundconnections",
     "whitelist",
     "banscore",
     "bantime",
@@ -267,6 +271,10 @@ pub struct Config {
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub maxconnections: u32,
+    /// `-maxconnectionsfromaddr`: connections from one IP; 0 = no cap (SV Node's default).
+    pub maxconnectionsfromaddr: u32,
+    /// `-maxoutboundconnections`: outbound peers chosen from the address book.
+    pub maxoutboundconnections: u32,
     pub whitelist: Vec<Subnet>,
     pub banscore: u32,
     pub bantime: Duration,
@@ -479,6 +487,8 @@ impl Config {
             connect,
             addnode: peers_list("addnode")?,
             maxconnections: u32_opt("maxconnections", DEFAULT_MAX_CONNECTIONS)?,
+            maxconnectionsfromaddr: u32_opt("maxconnectionsfromaddr", 0)?,
+            maxoutboundconnections: u32_opt("maxoutboundconnections", DEFAULT_MAX_OUTBOUND)?,
             whitelist: subnets("whitelist")?,
             banscore: u32_opt("banscore", DEFAULT_BANSCORE)?,
             bantime: secs_opt("bantime", DEFAULT_BANTIME)?,

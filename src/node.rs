@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::metrics::{self, Metrics, MetricsError};
+use crate::peer::addrbook::AddrBook;
 use crate::peer::{BanError, BanList, PeerRegistry};
 use crate::rpc::{self, Cookie, Credentials, Router, RpcContext, Server, ServerSettings, MAX_BODY_BYTES};
 use crate::shutdown::{self, ShutdownTrigger};
@@ -51,6 +52,8 @@ pub enum NodeError {
     Cookie { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     P2p(#[from] crate::peer::manager::ManagerError),
+    #[error(transparent)]
+    AddrBook(#[from] crate::peer::addrbook::AddrBookError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -117,7 +120,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
 
     let chain = config.network.params();
-    let p2p = start_p2p(&config, chain, &peers, &bans, &metrics, &shutdown)?;
+    let (p2p, addrbook) = start_p2p(&config, chain, &peers, &bans, &metrics, &shutdown)?;
     for addr in &p2p {
         info!(%addr, "P2P listener");
     }
@@ -169,10 +172,16 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     if let Err(e) = bans.flush() {
         error!(error = %e, "cannot save the ban list");
     }
+    if let Err(e) = addrbook.save() {
+        error!(error = %e, "cannot save the address book");
+    }
     drop(cookie);
     info!("shutdown complete");
     Ok(())
 }
+
+/// The address book's file in the network data folder.
+const ADDRBOOK_FILE: &str = "peers.json";
 
 /// Most peer events queued for the relay before connections wait: enough to absorb a burst, small
 /// enough that a stalled relay slows peers down instead of growing memory.
@@ -186,7 +195,8 @@ fn start_p2p(
     bans: &Arc<BanList>,
     metrics: &Arc<Metrics>,
     shutdown: &shutdown::Shutdown,
-) -> Result<Vec<std::net::SocketAddr>, NodeError> {
+) -> Result<(Vec<std::net::SocketAddr>, Arc<AddrBook>), NodeError> {
+    use crate::peer::addrbook;
     use crate::peer::connection::{ConnectionSettings, NodeShared};
     use crate::peer::manager::{Manager, ManagerConfig};
     use crate::peer::ProtocolConfig;
@@ -207,6 +217,8 @@ fn start_p2p(
     let max_send_queue = usize::try_from(limits.max_block_size).unwrap_or(usize::MAX).saturating_add(64 << 20);
     let settings = Arc::new(ConnectionSettings { magic: chain.magic, protocol, max_send_queue });
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
+    let addrbook = Arc::new(AddrBook::open(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY)?);
+    let listen_port = config.listen.then_some(config.port);
     let shared = Arc::new(NodeShared {
         registry: peers.clone(),
         bans: bans.clone(),
@@ -214,6 +226,8 @@ fn start_p2p(
         own_nonces: Default::default(),
         best_height: std::sync::atomic::AtomicI32::new(0),
         events: events_tx,
+        addrbook: addrbook.clone(),
+        listen_port,
     });
     let manager_config = ManagerConfig {
         binds: config.binds.clone(),
@@ -222,14 +236,15 @@ fn start_p2p(
         connect: config.connect.clone(),
         addnode: config.addnode.clone(),
         max_connections: config.maxconnections as usize,
-        max_per_ip: 0,
+        max_outbound: config.maxoutboundconnections as usize,
+        max_per_ip: config.maxconnectionsfromaddr as usize,
         whitelist: config.whitelist.clone(),
     };
     let manager = Manager::bind(manager_config, settings, shared)?;
     let addrs = manager.local_addrs();
     manager.start(shutdown.clone());
-    tokio::spawn(crate::relay::run(events_rx, shutdown.clone()));
-    Ok(addrs)
+    tokio::spawn(crate::relay::run(events_rx, addrbook.clone(), listen_port, shutdown.clone()));
+    Ok((addrs, addrbook))
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.

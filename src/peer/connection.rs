@@ -58,6 +58,10 @@ pub struct NodeShared {
     pub best_height: AtomicI32,
     /// Messages for the relay layer; bounded, so a busy relay slows reading instead of queueing.
     pub events: mpsc::Sender<PeerEvent>,
+    /// Addresses we know of, for outbound connections and `getaddr` replies.
+    pub addrbook: Arc<super::addrbook::AddrBook>,
+    /// The port we listen on, to advertise to outbound peers (`None` when not listening).
+    pub listen_port: Option<u16>,
 }
 
 /// What a connection tells the relay layer.
@@ -67,7 +71,11 @@ pub enum PeerEvent {
     Connected {
         id: PeerId,
         addr: SocketAddr,
+        /// Our end of the connection: the address this peer reaches us at.
+        local: Option<SocketAddr>,
         direction: Direction,
+        /// The services the peer advertised in its version.
+        services: u64,
         sender: PeerSender,
     },
     Message {
@@ -177,6 +185,7 @@ pub async fn run(
         let mut conn = Connection {
             id,
             remote,
+            local,
             direction,
             shared: shared.clone(),
             sender: sender.clone(),
@@ -211,6 +220,7 @@ pub async fn run(
 struct Connection {
     id: PeerId,
     remote: SocketAddr,
+    local: Option<SocketAddr>,
     direction: Direction,
     shared: Arc<NodeShared>,
     sender: PeerSender,
@@ -412,7 +422,9 @@ impl Connection {
             let event = PeerEvent::Connected {
                 id: self.id,
                 addr: self.remote,
+                local: self.local,
                 direction: self.direction,
+                services: v.services,
                 sender: self.sender.clone(),
             };
             let _ = self.shared.events.send(event).await;

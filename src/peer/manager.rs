@@ -51,6 +51,8 @@ pub struct ManagerConfig {
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub max_connections: usize,
+    /// Outbound peers kept from the address book when neither `-connect` nor `-addnode` is given.
+    pub max_outbound: usize,
     /// 0 = unlimited.
     pub max_per_ip: usize,
     pub whitelist: Vec<Subnet>,
@@ -113,6 +115,9 @@ impl Manager {
         for target in targets.clone() {
             let addnode = manager.config.connect.is_empty();
             tokio::spawn(keep_connected(target, addnode, manager.clone(), shutdown.clone()));
+        }
+        if manager.config.connect.is_empty() && manager.config.addnode.is_empty() && manager.config.max_outbound > 0 {
+            tokio::spawn(fill_outbound(manager.clone(), shutdown.clone()));
         }
         if let Some(requests) = manager.shared.registry.take_connect_requests() {
             tokio::spawn(connect_requests(requests, manager, shutdown));
@@ -302,6 +307,49 @@ async fn keep_connected(target: String, addnode: bool, m: Arc<Shared>, mut shutd
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// How often the outbound filler looks for a free slot.
+const FILL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Keeps up to `max_outbound` outbound connections to addresses from the address book, skipping
+/// peers we are already connected to, banned addresses and our own listening addresses.
+async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
+    let mut dialling: std::collections::HashSet<SocketAddr> = Default::default();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<SocketAddr>();
+    loop {
+        while let Ok(addr) = done_rx.try_recv() {
+            dialling.remove(&addr);
+        }
+        let peers = m.shared.registry.snapshot();
+        let outbound = peers.iter().filter(|p| !p.inbound).count();
+        if outbound + dialling.len() < m.config.max_outbound {
+            let connected: std::collections::HashSet<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+            let locals: Vec<SocketAddr> = peers.iter().filter_map(|p| p.addrlocal).collect();
+            let now = unix_now();
+            let own_port = m.shared.listen_port;
+            let pick = m.shared.addrbook.select(|a| {
+                connected.contains(a)
+                    || dialling.contains(a)
+                    || m.shared.bans.is_banned(a.ip(), now)
+                    || (Some(a.port()) == own_port && (a.ip().is_loopback() || locals.iter().any(|l| l.ip() == a.ip())))
+            });
+            if let Some(addr) = pick {
+                m.shared.addrbook.attempted(addr);
+                dialling.insert(addr);
+                let (m2, s2, done) = (m.clone(), shutdown.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    dial(&addr.to_string(), false, &m2, &s2).await;
+                    let _ = done.send(addr);
+                });
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FILL_INTERVAL) => {}
             _ = shutdown.wait() => return,
         }
     }

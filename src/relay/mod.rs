@@ -5,35 +5,71 @@
 //! can answer: `getheaders` (an empty `headers`: we have nothing after genesis), `getdata` for
 //! transactions (`notfound`). Block sync, transaction relay and the mempool join it later.
 
-use crate::peer::connection::{PeerEvent, PeerSender};
+mod addr;
+
+use crate::peer::addrbook::AddrBook;
+use crate::peer::connection::{unix_now, PeerEvent, PeerSender};
 use crate::peer::PeerId;
 use crate::shutdown::Shutdown;
 use crate::wire::{inv_type, InvItem, Message};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+/// Our services, advertised with our own address.
+const OUR_SERVICES: u64 = crate::peer::protocol::OUR_SERVICES;
+
+struct Peer {
+    sender: PeerSender,
+    addr: addr::AddrState,
+}
+
 /// Consumes peer events until shutdown or until every connection has gone.
-pub async fn run(mut events: mpsc::Receiver<PeerEvent>, mut shutdown: Shutdown) {
-    let mut peers: HashMap<PeerId, PeerSender> = HashMap::new();
+pub async fn run(
+    mut events: mpsc::Receiver<PeerEvent>,
+    book: Arc<AddrBook>,
+    listen_port: Option<u16>,
+    mut shutdown: Shutdown,
+) {
+    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     loop {
         let event = tokio::select! {
             e = events.recv() => match e { Some(e) => e, None => return },
             _ = shutdown.wait() => return,
         };
         match event {
-            PeerEvent::Connected { id, sender, .. } => {
-                peers.insert(id, sender);
+            PeerEvent::Connected { id, addr, local, direction, services, sender } => {
+                let now = unix_now();
+                if direction == crate::peer::Direction::Outbound {
+                    book.connected(addr, services, now);
+                }
+                for msg in addr::on_connected(direction, local, listen_port, OUR_SERVICES, now) {
+                    sender.send(&msg);
+                }
+                let state = addr::AddrState { addr, direction, answered_getaddr: false };
+                peers.insert(id, Peer { sender, addr: state });
             }
             PeerEvent::Disconnected { id } => {
                 peers.remove(&id);
             }
             PeerEvent::Message { id, msg } => {
-                let Some(sender) = peers.get(&id) else { continue };
-                if let Some(reply) = answer(&msg) {
-                    sender.send(&reply);
-                } else {
-                    debug!(peer = %id, command = msg.command(), "not handled yet");
+                let Some(peer) = peers.get_mut(&id) else { continue };
+                match &msg {
+                    Message::Addr(list) => {
+                        addr::on_addr(&book, &peer.addr, list, unix_now());
+                    }
+                    Message::GetAddr => {
+                        if let Some(reply) = addr::on_getaddr(&book, &mut peer.addr) {
+                            peer.sender.send(&reply);
+                        }
+                    }
+                    _ => match answer(&msg) {
+                        Some(reply) => {
+                            peer.sender.send(&reply);
+                        }
+                        None => debug!(peer = %id, command = msg.command(), "not handled yet"),
+                    },
                 }
             }
         }
