@@ -16,5 +16,7 @@ pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod rpc;
+pub mod script;
 pub mod shutdown;
+pub mod validation;
 pub mod wire;
