@@ -93,6 +93,10 @@ pub enum ScriptError {
     IllegalForkId,
     #[error("signature must use SIGHASH_FORKID")]
     MustUseForkId,
+    /// Not a script verdict: evaluation passed its [`super::ScriptLimits::deadline`]. SV Node
+    /// cancels such checks too and rejects with "too-long-validation-time"; ours to name.
+    #[error("script evaluation passed its deadline")]
+    TimedOut,
 }
 
 impl ScriptError {
@@ -143,6 +147,7 @@ impl ScriptError {
             Self::NonCompressedPubkey => "NONCOMPRESSED_PUBKEY",
             Self::IllegalForkId => "ILLEGAL_FORKID",
             Self::MustUseForkId => "MISSING_FORKID",
+            Self::TimedOut => "TIMED_OUT",
         }
     }
 }

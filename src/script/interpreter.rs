@@ -9,6 +9,7 @@
 //! allocation is checked against the stack budget first. Nothing here panics on any input.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use bitcoin_hashes::{hash160, ripemd160, sha1, sha256d, Hash};
 use sha2::{Digest, Sha256};
@@ -50,7 +51,15 @@ pub struct ScriptLimits {
     pub max_pubkeys_per_multisig: u64,
     /// Largest script in bytes (consensus: `u32::MAX`; a transaction bounds it anyway).
     pub max_script_size: u64,
+    /// Give up with [`ScriptError::TimedOut`] once this instant has passed (checked every
+    /// [`DEADLINE_CHECK_INTERVAL`] opcodes and before each big-number multiply or divide, whose
+    /// cost grows faster than linearly). SV Node bounds validation time the same way
+    /// (`-maxstdtxvalidationduration`).
+    pub deadline: Option<Instant>,
 }
+
+/// Opcodes between two looks at the clock: a clock read costs about as much as a cheap opcode.
+pub const DEADLINE_CHECK_INTERVAL: u64 = 256;
 
 impl ScriptLimits {
     /// SV Node's consensus limits, with the stack budget at SV Node's *policy* default of 100 MB
@@ -62,7 +71,21 @@ impl ScriptLimits {
         max_ops_per_script: u32::MAX as u64,
         max_pubkeys_per_multisig: i32::MAX as u64,
         max_script_size: u32::MAX as u64,
+        deadline: None,
     };
+
+    /// These limits, giving up at `deadline`.
+    pub fn with_deadline(self, deadline: Instant) -> Self {
+        ScriptLimits { deadline: Some(deadline), ..self }
+    }
+
+    #[inline]
+    fn check_deadline(&self) -> Result<(), ScriptError> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(ScriptError::TimedOut),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for ScriptLimits {
@@ -238,6 +261,7 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
     let mut pc = 0usize;
     let mut code_start = 0usize;
     let mut op_count = 0u64;
+    let mut steps = 0u64;
     // vfExec / vfElse of SV Node, plus a count of `false` entries so "executing?" is O(1).
     let mut exec: Vec<bool> = Vec::new();
     let mut else_seen: Vec<bool> = Vec::new();
@@ -247,6 +271,10 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
 
     while pc < script.len() {
         let executing = false_count == 0 && !returned_in_branch;
+        steps += 1;
+        if steps % DEADLINE_CHECK_INTERVAL == 0 {
+            limits.check_deadline()?;
+        }
         let Some(Ok(Instruction { opcode, data })) = read_op(script, &mut pc) else {
             return Err(ScriptError::BadOpcode);
         };
@@ -600,6 +628,9 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
                     need(stack, 2)?;
                     let a = num(stack.top(1)?)?;
                     let b = num(stack.top(0)?)?;
+                    if matches!(a, ScriptNum::Big(_)) || matches!(b, ScriptNum::Big(_)) {
+                        limits.check_deadline()?;
+                    }
                     let flag = |v: bool| ScriptNum::Small(i64::from(v));
                     let r = match opcode {
                         OP_ADD => a.add(&b),

@@ -150,6 +150,17 @@ mod tests {
     }
 
     #[test]
+    fn deadline_stops_long_scripts() {
+        use std::time::Instant;
+        // 4,000 x (1 DROP) with a deadline already passed.
+        let script: Vec<u8> = std::iter::repeat([0x51, 0x75]).take(4000).flatten().chain([0x51]).collect();
+        let flags = ScriptFlags::UTXO_AFTER_GENESIS;
+        assert_eq!(verify_script(&[], &script, flags, &NullChecker), Ok(()));
+        let limits = ScriptLimits::CONSENSUS.with_deadline(Instant::now());
+        assert_eq!(verify_script_with_limits(&[], &script, flags, &NullChecker, &limits), Err(ScriptError::TimedOut));
+    }
+
+    #[test]
     fn hostile_growth_is_bounded_after_genesis() {
         // 1 DUP CAT DUP CAT ... would double a buffer per pair; the stack budget stops it.
         let mut script = vec![0x51];
