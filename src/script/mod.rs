@@ -153,7 +153,7 @@ mod tests {
     fn deadline_stops_long_scripts() {
         use std::time::Instant;
         // 4,000 x (1 DROP) with a deadline already passed.
-        let script: Vec<u8> = std::iter::repeat([0x51, 0x75]).take(4000).flatten().chain([0x51]).collect();
+        let script: Vec<u8> = std::iter::repeat_n([0x51, 0x75], 4000).flatten().chain([0x51]).collect();
         let flags = ScriptFlags::UTXO_AFTER_GENESIS;
         assert_eq!(verify_script(&[], &script, flags, &NullChecker), Ok(()));
         let limits = ScriptLimits::CONSENSUS.with_deadline(Instant::now());
