@@ -11,7 +11,9 @@ use secp256k1::{Message, PublicKey, SECP256K1};
 
 use super::error::ScriptError;
 use super::flags::ScriptFlags;
-use super::sighash::{signature_hash, SigHashCache, SIGHASH_ANYONECANPAY, SIGHASH_FORKID, SIGHASH_SINGLE};
+use super::sighash::{
+    signature_hash, SigHashCache, SIGHASH_ANYONECANPAY, SIGHASH_CHRONICLE, SIGHASH_FORKID, SIGHASH_SINGLE,
+};
 use crate::wire::TxFields;
 
 /// nLockTime values below this are block heights, at or above it Unix times (BIP65).
@@ -39,6 +41,12 @@ pub trait SignatureChecker {
     /// BIP112: true if this input's sequence satisfies `sequence` (non-negative).
     fn check_sequence(&self, _sequence: i64) -> bool {
         false
+    }
+
+    /// The spending transaction's version (Chronicle's OP_VER/OP_VERIF and its relaxed rules
+    /// for versions above 1); `None` without a transaction.
+    fn tx_version(&self) -> Option<i32> {
+        None
     }
 }
 
@@ -85,10 +93,14 @@ impl SignatureChecker for TxSignatureChecker<'_> {
             script_code,
             self.amount,
             u32::from(hash_type),
-            flags.contains(ScriptFlags::SIGHASH_FORKID),
+            flags,
             self.cache,
         );
         SECP256K1.verify_ecdsa(&Message::from_digest(digest), &signature, &pubkey).is_ok()
+    }
+
+    fn tx_version(&self) -> Option<i32> {
+        Some(self.tx.version)
     }
 
     fn check_lock_time(&self, lock_time: i64) -> bool {
@@ -172,11 +184,11 @@ fn is_low_s(sig: &[u8]) -> bool {
     }
 }
 
-/// Whether a hash type is one SV Node 1.0.x defines: base ALL/NONE/SINGLE with only FORKID and
-/// ANYONECANPAY as extra bits.
-pub fn is_defined_hash_type(hash_type: u32) -> bool {
-    let base = hash_type & !(SIGHASH_FORKID | SIGHASH_ANYONECANPAY);
-    (1..=SIGHASH_SINGLE).contains(&base)
+/// Whether a hash type is defined: base ALL/NONE/SINGLE with only FORKID and ANYONECANPAY as
+/// extra bits, and after Chronicle also SIGHASH_CHRONICLE.
+pub fn is_defined_hash_type(hash_type: u32, chronicle: bool) -> bool {
+    let extra = SIGHASH_FORKID | SIGHASH_ANYONECANPAY | if chronicle { SIGHASH_CHRONICLE } else { 0 };
+    (1..=SIGHASH_SINGLE).contains(&(hash_type & !extra))
 }
 
 /// SV Node's `CheckSignatureEncoding`. The empty signature is always acceptable (it is the
@@ -196,7 +208,7 @@ pub fn check_signature_encoding(sig: &[u8], flags: ScriptFlags) -> Result<(), Sc
     }
     if flags.contains(ScriptFlags::STRICTENC) {
         let hash_type = u32::from(hash_type);
-        if !is_defined_hash_type(hash_type) {
+        if !is_defined_hash_type(hash_type, flags.contains(ScriptFlags::CHRONICLE)) {
             return Err(ScriptError::SigHashType);
         }
         let uses_forkid = hash_type & SIGHASH_FORKID != 0;
@@ -243,12 +255,92 @@ mod tests {
         }
     }
 
+    use crate::script::{verify_script, NullChecker};
+    use crate::wire::{Hash256, OutPoint, TxIn, TxOut};
+    use bitcoin_hashes::{hash160, Hash};
+    use bytes::Bytes;
+    use secp256k1::SecretKey;
+
+    /// A P2PKH spend signed with `hash_type`, its digest chosen under `sign_flags`.
+    fn p2pkh_spend(hash_type: u8, sign_flags: ScriptFlags, version: i32) -> (TxFields, Vec<u8>) {
+        let secret = SecretKey::from_slice(&[7; 32]).expect("valid key");
+        let pubkey = PublicKey::from_secret_key(SECP256K1, &secret).serialize();
+        let mut script_pubkey = vec![0x76, 0xa9, 20];
+        script_pubkey.extend_from_slice(&hash160::Hash::hash(&pubkey).to_byte_array());
+        script_pubkey.extend_from_slice(&[0x88, 0xac]);
+        let mut tx = TxFields {
+            version,
+            inputs: vec![TxIn {
+                prev_out: OutPoint { txid: Hash256([9; 32]), vout: 1 },
+                script_sig: Bytes::new(),
+                sequence: 0xffff_fffe,
+            }],
+            outputs: vec![TxOut { value: 900, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        };
+        let digest =
+            signature_hash(&tx, 0, &script_pubkey, 1000, u32::from(hash_type), sign_flags, &SigHashCache::new());
+        let sig = SECP256K1.sign_ecdsa(&Message::from_digest(digest), &secret);
+        let mut push = sig.serialize_der().to_vec();
+        push.push(hash_type);
+        let mut script_sig = vec![push.len() as u8];
+        script_sig.extend_from_slice(&push);
+        script_sig.push(33);
+        script_sig.extend_from_slice(&pubkey);
+        tx.inputs[0].script_sig = Bytes::from(script_sig);
+        (tx, script_pubkey)
+    }
+
+    fn verify(tx: &TxFields, script_pubkey: &[u8], flags: ScriptFlags, amount: i64) -> Result<(), ScriptError> {
+        let cache = SigHashCache::new();
+        verify_script(&tx.inputs[0].script_sig, script_pubkey, flags, &TxSignatureChecker::new(tx, 0, amount, &cache))
+    }
+
+    #[test]
+    fn signatures_verify_end_to_end() {
+        let forkid = ScriptFlags::MANDATORY;
+        let (tx, spk) = p2pkh_spend(0x41, forkid, 1);
+        assert_eq!(verify(&tx, &spk, forkid, 1000), Ok(()));
+        // The FORKID digest commits to the amount.
+        assert_eq!(verify(&tx, &spk, forkid, 1001), Err(ScriptError::SigNullFail));
+        assert_eq!(
+            verify(&tx, &spk, ScriptFlags::P2SH | ScriptFlags::STRICTENC, 1000),
+            Err(ScriptError::IllegalForkId)
+        );
+        assert_eq!(verify_script(&tx.inputs[0].script_sig, &spk, forkid, &NullChecker), Err(ScriptError::SigNullFail));
+
+        // Chronicle OTDA: FORKID|CHRONICLE signs the original digest, only once Chronicle is on.
+        let chronicle = forkid | ScriptFlags::CHRONICLE;
+        let (tx, spk) = p2pkh_spend(0x61, chronicle, 1);
+        assert_eq!(verify(&tx, &spk, chronicle, 1000), Ok(()));
+        assert_eq!(verify(&tx, &spk, forkid, 1000), Err(ScriptError::SigHashType));
+
+        // Pre-UAHF legacy signature.
+        let legacy = ScriptFlags::P2SH | ScriptFlags::STRICTENC | ScriptFlags::DERSIG;
+        let (tx, spk) = p2pkh_spend(0x01, legacy, 1);
+        assert_eq!(verify(&tx, &spk, legacy, 0), Ok(()));
+        assert_eq!(verify(&tx, &spk, forkid, 0), Err(ScriptError::MustUseForkId));
+    }
+
+    #[test]
+    fn chronicle_relaxes_malleability_rules_for_version_2() {
+        // A signature-free script leaving two items: CLEANSTACK fails unless relaxed.
+        let flags = ScriptFlags::P2SH | ScriptFlags::CLEANSTACK | ScriptFlags::CHRONICLE;
+        let (mut tx, _) = p2pkh_spend(0x41, ScriptFlags::MANDATORY, 1);
+        tx.inputs[0].script_sig = Bytes::from_static(&[0x51]);
+        assert_eq!(verify(&tx, &[0x51], flags, 0), Err(ScriptError::CleanStack));
+        tx.version = 2;
+        assert_eq!(verify(&tx, &[0x51], flags, 0), Ok(()));
+        assert_eq!(verify(&tx, &[0x51], flags.without(ScriptFlags::CHRONICLE), 0), Err(ScriptError::CleanStack));
+    }
+
     #[test]
     fn hash_types() {
-        assert!(is_defined_hash_type(0x41));
-        assert!(is_defined_hash_type(0xc3));
-        assert!(!is_defined_hash_type(0x21));
-        assert!(!is_defined_hash_type(0x04));
-        assert!(!is_defined_hash_type(0));
+        assert!(is_defined_hash_type(0x41, false));
+        assert!(is_defined_hash_type(0xc3, false));
+        assert!(!is_defined_hash_type(0x21, false));
+        assert!(is_defined_hash_type(0x61, true));
+        assert!(!is_defined_hash_type(0x04, true));
+        assert!(!is_defined_hash_type(0, false));
     }
 }

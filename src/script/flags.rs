@@ -50,9 +50,9 @@ impl ScriptFlags {
     pub const GENESIS: Self = Self(1 << 18);
     /// The UTXO being spent was created after Genesis: selects post-Genesis script rules.
     pub const UTXO_AFTER_GENESIS: Self = Self(1 << 19);
-    /// Chronicle rules (SV Node ≥ 1.2.0); recognised in flag strings, not yet implemented.
+    /// The spending transaction is in a post-Chronicle block (SV Node ≥ 1.2.0).
     pub const CHRONICLE: Self = Self(1 << 20);
-    /// The UTXO was created after Chronicle; recognised in flag strings, not yet implemented.
+    /// The UTXO was created after Chronicle: selects the Chronicle opcodes and number size.
     pub const UTXO_AFTER_CHRONICLE: Self = Self(1 << 21);
 
     /// Flags every block's transactions must satisfy after UAHF and DAA (SV Node's
@@ -69,6 +69,17 @@ impl ScriptFlags {
             | Self::CLEANSTACK.0
             | Self::CHECKLOCKTIMEVERIFY.0
             | Self::CHECKSEQUENCEVERIFY.0,
+    );
+
+    /// Rules Chronicle stops enforcing for transactions with version > 1 (svnode-protocol.md §7.3).
+    pub const MALLEABILITY_RULES: Self = Self(
+        Self::LOW_S.0
+            | Self::NULLFAIL.0
+            | Self::NULLDUMMY.0
+            | Self::MINIMALDATA.0
+            | Self::MINIMALIF.0
+            | Self::CLEANSTACK.0
+            | Self::SIGPUSHONLY.0,
     );
 
     /// Every name SV Node's `ParseScriptFlags` accepts, with its flag.
@@ -225,6 +236,25 @@ pub fn utxo_flags(utxo_height: i32, heights: &ActivationHeights) -> ScriptFlags 
     }
 }
 
+/// Chronicle flags for a block at `height`, given the network's first Chronicle height (kept
+/// out of [`ActivationHeights`], which mirrors SV Node 1.0.13's upgrades).
+pub fn chronicle_flags(height: i32, chronicle_height: i32) -> ScriptFlags {
+    if height >= chronicle_height {
+        ScriptFlags::CHRONICLE
+    } else {
+        ScriptFlags::NONE
+    }
+}
+
+/// The per-input Chronicle flag for a UTXO created at `utxo_height`.
+pub fn utxo_chronicle_flags(utxo_height: i32, chronicle_height: i32) -> ScriptFlags {
+    if utxo_height >= chronicle_height {
+        ScriptFlags::UTXO_AFTER_CHRONICLE
+    } else {
+        ScriptFlags::NONE
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +279,8 @@ mod tests {
         assert!(!flags_for_height(9_999, &h).contains(ScriptFlags::GENESIS));
         assert!(flags_for_height(10_000, &h).contains(ScriptFlags::GENESIS | ScriptFlags::SIGPUSHONLY));
         assert_eq!(utxo_flags(10_000, &h), ScriptFlags::UTXO_AFTER_GENESIS);
+        assert_eq!(chronicle_flags(14_999, 15_000), ScriptFlags::NONE);
+        assert_eq!(chronicle_flags(15_000, 15_000), ScriptFlags::CHRONICLE);
+        assert_eq!(utxo_chronicle_flags(15_000, 15_000), ScriptFlags::UTXO_AFTER_CHRONICLE);
     }
 }

@@ -20,8 +20,8 @@ use super::checker::{
 use super::error::ScriptError;
 use super::flags::ScriptFlags;
 use super::num::{
-    cast_to_bool, encode_i64, minimally_encode, ScriptNum, LOCKTIME_NUM_LENGTH, MAX_SCRIPT_NUM_LENGTH_AFTER_GENESIS,
-    MAX_SCRIPT_NUM_LENGTH_BEFORE_GENESIS,
+    cast_to_bool, encode_i64, minimally_encode, ScriptNum, LOCKTIME_NUM_LENGTH, MAX_SCRIPT_NUM_LENGTH_AFTER_CHRONICLE,
+    MAX_SCRIPT_NUM_LENGTH_AFTER_GENESIS, MAX_SCRIPT_NUM_LENGTH_BEFORE_GENESIS,
 };
 use super::opcodes::*;
 use super::sighash::SIGHASH_FORKID;
@@ -43,6 +43,8 @@ const MULTISIG_COUNT_NUM_LENGTH: usize = 4;
 pub struct ScriptLimits {
     /// Longest numeric operand in bytes (consensus 750,000; SV Node policy default 250 KiB).
     pub max_script_num_length: usize,
+    /// Longest numeric operand for post-Chronicle UTXOs (consensus 32 MB).
+    pub max_script_num_length_after_chronicle: usize,
     /// Byte budget over stack + altstack, including 32 bytes per element.
     pub max_stack_memory: u64,
     /// Counted opcodes per script (consensus: `u32::MAX`).
@@ -67,6 +69,7 @@ impl ScriptLimits {
     /// operator setting, and an unbounded one would let one script exhaust our memory.
     pub const CONSENSUS: ScriptLimits = ScriptLimits {
         max_script_num_length: MAX_SCRIPT_NUM_LENGTH_AFTER_GENESIS,
+        max_script_num_length_after_chronicle: MAX_SCRIPT_NUM_LENGTH_AFTER_CHRONICLE,
         max_stack_memory: 100 * 1_000_000,
         max_ops_per_script: u32::MAX as u64,
         max_pubkeys_per_multisig: i32::MAX as u64,
@@ -234,11 +237,25 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
     checker: &C,
     limits: &ScriptLimits,
 ) -> Result<(), ScriptError> {
+    eval_script_signing(stack, script, &[], flags, checker, limits)
+}
+
+/// [`eval_script`] where signature checks sign the script code followed by `code_suffix`
+/// (post-Chronicle, a CHECKSIG in a scriptSig signs the scriptPubKey too).
+pub fn eval_script_signing<C: SignatureChecker + ?Sized>(
+    stack: &mut ScriptStack,
+    script: &[u8],
+    code_suffix: &[u8],
+    flags: ScriptFlags,
+    checker: &C,
+    limits: &ScriptLimits,
+) -> Result<(), ScriptError> {
     stack.clear_alt();
     let after_genesis = flags.contains(ScriptFlags::UTXO_AFTER_GENESIS);
+    let after_chronicle = after_genesis && flags.contains(ScriptFlags::UTXO_AFTER_CHRONICLE);
     let (max_num_len, max_ops, max_pubkeys, max_script_size) = if after_genesis {
         (
-            limits.max_script_num_length,
+            if after_chronicle { limits.max_script_num_length_after_chronicle } else { limits.max_script_num_length },
             limits.max_ops_per_script,
             limits.max_pubkeys_per_multisig,
             limits.max_script_size,
@@ -287,7 +304,7 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
                 return Err(ScriptError::OpCount);
             }
         }
-        if (opcode == OP_2MUL || opcode == OP_2DIV) && (!after_genesis || executing) {
+        if (opcode == OP_2MUL || opcode == OP_2DIV) && !after_chronicle && (!after_genesis || executing) {
             return Err(ScriptError::DisabledOpcode);
         }
         if returned_in_branch && opcode == OP_RETURN && exec.is_empty() {
@@ -295,7 +312,7 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
         }
 
         // Post-Genesis, VERIF/VERNOTIF are plain unknown opcodes: harmless unless executed.
-        if !executing && after_genesis && (opcode == OP_VERIF || opcode == OP_VERNOTIF) {
+        if !executing && after_genesis && !after_chronicle && (opcode == OP_VERIF || opcode == OP_VERNOTIF) {
             continue;
         }
 
@@ -341,6 +358,82 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
                             return Err(ScriptError::UnsatisfiedLocktime);
                         }
                     }
+                }
+                OP_VER if after_chronicle => {
+                    let version = checker.tx_version().ok_or(ScriptError::BadOpcode)?;
+                    stack.push(version.to_le_bytes().to_vec())?;
+                }
+                OP_VERIF | OP_VERNOTIF if after_chronicle => {
+                    let mut value = false;
+                    if executing {
+                        let version = checker.tx_version().ok_or(ScriptError::BadOpcode)?;
+                        let top = stack.top(0).map_err(|_| ScriptError::UnbalancedConditional)?;
+                        value = (top.as_slice() == version.to_le_bytes()) == (opcode == OP_VERIF);
+                        stack.drop_top()?;
+                    }
+                    exec.push(value);
+                    else_seen.push(false);
+                    if !value {
+                        false_count += 1;
+                    }
+                }
+                OP_2MUL | OP_2DIV if after_chronicle => {
+                    let n = num(stack.top(0)?)?;
+                    let two = ScriptNum::Small(2);
+                    let r = if opcode == OP_2MUL { n.mul(&two) } else { n.div(&two).ok_or(ScriptError::DivByZero)? };
+                    stack.drop_top()?;
+                    stack.push(r.encode())?;
+                }
+                OP_SUBSTR if after_chronicle => {
+                    need(stack, 3)?;
+                    let len = num(stack.top(0)?)?.to_i64_saturating();
+                    let begin = num(stack.top(1)?)?.to_i64_saturating();
+                    let size = stack.top(2)?.len() as i64;
+                    if begin < 0 || len < 0 || begin.saturating_add(len) > size {
+                        return Err(ScriptError::InvalidNumberRange);
+                    }
+                    stack.drop_top()?;
+                    stack.drop_top()?;
+                    let (begin, len) = (begin as usize, len as usize);
+                    stack.modify_top(0, |e| {
+                        e.truncate(begin + len);
+                        e.drain(..begin);
+                    })?;
+                }
+                OP_LEFT | OP_RIGHT if after_chronicle => {
+                    need(stack, 2)?;
+                    let n = num(stack.top(0)?)?.to_i64_saturating();
+                    let size = stack.top(1)?.len() as i64;
+                    if n < 0 || n > size {
+                        return Err(ScriptError::InvalidNumberRange);
+                    }
+                    stack.drop_top()?;
+                    let n = n as usize;
+                    stack.modify_top(0, |e| {
+                        if opcode == OP_LEFT {
+                            e.truncate(n);
+                        } else {
+                            e.drain(..e.len() - n);
+                        }
+                    })?;
+                }
+                OP_LSHIFTNUM | OP_RSHIFTNUM if after_chronicle => {
+                    need(stack, 2)?;
+                    let a = num(stack.top(1)?)?;
+                    let n = num(stack.top(0)?)?;
+                    if n.is_negative() {
+                        return Err(ScriptError::InvalidNumberRange);
+                    }
+                    let bits = n.to_i64_saturating() as u64;
+                    if opcode == OP_LSHIFTNUM && !a.is_zero() {
+                        // The result needs about bits/8 more bytes: refuse before allocating them.
+                        stack.reserve((bits / 8).saturating_add(stack.top(1)?.len() as u64 + 1))?;
+                        limits.check_deadline()?;
+                    }
+                    let r = a.shift(bits, opcode == OP_LSHIFTNUM);
+                    stack.drop_top()?;
+                    stack.drop_top()?;
+                    stack.push(r.encode())?;
                 }
                 OP_NOP1 | OP_NOP4..=OP_NOP10 => {
                     if discourage_nops {
@@ -689,7 +782,7 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
                     let ok = {
                         let sig = stack.top(1)?;
                         let pubkey = stack.top(0)?;
-                        let code = cleanup_script_code(Cow::Borrowed(&script[code_start..]), sig, flags);
+                        let code = cleanup_script_code(script_code(script, code_start, code_suffix), sig, flags);
                         check_signature_encoding(sig, flags)?;
                         check_pubkey_encoding(pubkey, flags)?;
                         let ok = !sig.is_empty() && checker.check_sig(sig, pubkey, &code, flags);
@@ -711,7 +804,7 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
                 OP_CHECKMULTISIG | OP_CHECKMULTISIGVERIFY => {
                     let ok = check_multisig(
                         stack,
-                        &script[code_start..],
+                        script_code(script, code_start, code_suffix),
                         flags,
                         checker,
                         max_pubkeys,
@@ -740,6 +833,16 @@ pub fn eval_script<C: SignatureChecker + ?Sized>(
     Ok(())
 }
 
+/// The script from the last OP_CODESEPARATOR to the end, followed by `suffix`.
+fn script_code<'a>(script: &'a [u8], code_start: usize, suffix: &[u8]) -> Cow<'a, [u8]> {
+    let code = &script[code_start..];
+    if suffix.is_empty() {
+        Cow::Borrowed(code)
+    } else {
+        Cow::Owned([code, suffix].concat())
+    }
+}
+
 #[inline]
 fn need(stack: &ScriptStack, n: usize) -> Result<(), ScriptError> {
     if stack.len() < n {
@@ -752,7 +855,7 @@ fn need(stack: &ScriptStack, n: usize) -> Result<(), ScriptError> {
 /// OP_CHECKMULTISIG(VERIFY) up to pushing its result; consumes its arguments and the dummy.
 fn check_multisig<C: SignatureChecker + ?Sized>(
     stack: &mut ScriptStack,
-    code: &[u8],
+    code: Cow<'_, [u8]>,
     flags: ScriptFlags,
     checker: &C,
     max_pubkeys: u64,
@@ -789,7 +892,7 @@ fn check_multisig<C: SignatureChecker + ?Sized>(
     i += n_sigs;
     need(stack, i)?;
 
-    let mut script_code = Cow::Borrowed(code);
+    let mut script_code = code;
     for k in 0..n_sigs {
         script_code = cleanup_script_code(script_code, stack.top(isig + k - 1)?, flags);
     }

@@ -13,8 +13,12 @@
 //! - Errors are [`ScriptError`] values whose [`ScriptError::name`] is SV Node's spelling.
 //! - The hot path (P2PKH) allocates only the stack elements; the per-transaction BIP143 hashes
 //!   live in a [`SigHashCache`] shared by all inputs of a transaction.
-//! - Chronicle (SV Node 1.2) rules are not implemented yet: `CHRONICLE`/`UTXO_AFTER_CHRONICLE`
-//!   are accepted as flag names but do not change evaluation.
+//! - Chronicle (SV Node 1.2) rules are implemented from svnode-protocol.md §7.3 and the v1.2.2
+//!   vectors: restored/new opcodes for `UTXO_AFTER_CHRONICLE` UTXOs (OP_VER, OP_VERIF,
+//!   OP_VERNOTIF, OP_2MUL, OP_2DIV, OP_SUBSTR, OP_LEFT, OP_RIGHT, OP_LSHIFTNUM, OP_RSHIFTNUM) and,
+//!   under `CHRONICLE`, SIGHASH_CHRONICLE (original digest), selective malleability for tx
+//!   versions above 1 and scriptSig signatures covering the scriptPubKey. The vectors pin the
+//!   opcodes except LSHIFTNUM/RSHIFTNUM (implemented as sign-preserving magnitude shifts).
 
 #[doc(hidden)]
 pub mod asm;
@@ -29,8 +33,10 @@ pub mod stack;
 
 pub use checker::{NullChecker, SignatureChecker, TxSignatureChecker};
 pub use error::ScriptError;
-pub use flags::{flags_for_height, utxo_flags, ActivationHeights, FlagsError, ScriptFlags};
-pub use interpreter::{eval_script, is_p2sh, is_push_only, ScriptLimits};
+pub use flags::{
+    chronicle_flags, flags_for_height, utxo_chronicle_flags, utxo_flags, ActivationHeights, FlagsError, ScriptFlags,
+};
+pub use interpreter::{eval_script, eval_script_signing, is_p2sh, is_push_only, ScriptLimits};
 pub use sighash::{signature_hash, signature_hash_forkid, signature_hash_original, SigHashCache};
 
 use num::cast_to_bool;
@@ -59,6 +65,7 @@ pub fn verify_script_with_limits<C: SignatureChecker + ?Sized>(
     checker: &C,
     limits: &ScriptLimits,
 ) -> Result<(), ScriptError> {
+    let flags = relax_for_chronicle(flags, checker);
     if flags.contains(ScriptFlags::SIGPUSHONLY) && !is_push_only(script_sig) {
         return Err(ScriptError::SigPushOnly);
     }
@@ -67,7 +74,9 @@ pub fn verify_script_with_limits<C: SignatureChecker + ?Sized>(
     let memory = if after_genesis { limits.max_stack_memory } else { u64::MAX };
     let mut stack = ScriptStack::new(memory);
 
-    eval_script(&mut stack, script_sig, flags, checker, limits)?;
+    // Post-Chronicle, a signature checked in the scriptSig signs the scriptPubKey as well.
+    let suffix = if flags.contains(ScriptFlags::CHRONICLE) { script_pubkey } else { &[] };
+    eval_script_signing(&mut stack, script_sig, suffix, flags, checker, limits)?;
     // BIP16 (pre-Genesis UTXOs only): keep the scriptSig's result to evaluate the redeem script.
     let p2sh = flags.contains(ScriptFlags::P2SH) && !after_genesis && is_p2sh(script_pubkey);
     let saved = if p2sh { Some(stack.snapshot()) } else { None };
@@ -93,6 +102,16 @@ pub fn verify_script_with_limits<C: SignatureChecker + ?Sized>(
         return Err(ScriptError::CleanStack);
     }
     Ok(())
+}
+
+/// Chronicle's "selective malleability": with the CHRONICLE flag and a transaction version above
+/// 1, the anti-malleability rules are not enforced (svnode-protocol.md §7.3).
+fn relax_for_chronicle<C: SignatureChecker + ?Sized>(flags: ScriptFlags, checker: &C) -> ScriptFlags {
+    if flags.contains(ScriptFlags::CHRONICLE) && checker.tx_version().is_some_and(|v| v > 1) {
+        flags.without(ScriptFlags::MALLEABILITY_RULES)
+    } else {
+        flags
+    }
 }
 
 /// Legacy signature-operation count of a script (SV Node's `GetSigOpCount`), used for the
@@ -158,6 +177,24 @@ mod tests {
         assert_eq!(verify_script(&[], &script, flags, &NullChecker), Ok(()));
         let limits = ScriptLimits::CONSENSUS.with_deadline(Instant::now());
         assert_eq!(verify_script_with_limits(&[], &script, flags, &NullChecker, &limits), Err(ScriptError::TimedOut));
+    }
+
+    #[test]
+    fn chronicle_numeric_shifts() {
+        let flags = ScriptFlags::UTXO_AFTER_GENESIS | ScriptFlags::UTXO_AFTER_CHRONICLE;
+        let run = |text: &str| verify_script(&[], &asm::parse(text).expect("test script parses"), flags, &NullChecker);
+        assert_eq!(run("3 2 LSHIFTNUM 12 EQUAL"), Ok(()));
+        assert_eq!(run("-3 2 LSHIFTNUM -12 EQUAL"), Ok(()));
+        assert_eq!(run("13 2 RSHIFTNUM 3 EQUAL"), Ok(()));
+        assert_eq!(run("-13 2 RSHIFTNUM -3 EQUAL"), Ok(()));
+        assert_eq!(run("1 100 RSHIFTNUM 0 EQUAL"), Ok(()));
+        assert_eq!(run("1 -1 LSHIFTNUM"), Err(ScriptError::InvalidNumberRange));
+        // A shift that would need ~256 MB is refused before allocating.
+        assert_eq!(run("1 0x04 0x00000070 LSHIFTNUM"), Err(ScriptError::StackSize));
+        // Without the Chronicle UTXO flag they are NOPs.
+        let genesis = ScriptFlags::UTXO_AFTER_GENESIS | ScriptFlags::DISCOURAGE_UPGRADABLE_NOPS;
+        let script = asm::parse("1 2 LSHIFTNUM").expect("parses");
+        assert_eq!(verify_script(&[], &script, genesis, &NullChecker), Err(ScriptError::DiscourageUpgradableNops));
     }
 
     #[test]

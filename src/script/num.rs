@@ -17,6 +17,8 @@ pub const MAX_SCRIPT_NUM_LENGTH_BEFORE_GENESIS: usize = 4;
 /// Consensus operand length limit after Genesis (SV Node `MAX_SCRIPT_NUM_LENGTH_AFTER_GENESIS`,
 /// `src/consensus/consensus.h`).
 pub const MAX_SCRIPT_NUM_LENGTH_AFTER_GENESIS: usize = 750_000;
+/// Consensus operand length limit for post-Chronicle UTXOs (svnode-protocol.md §2.4: 32 MB).
+pub const MAX_SCRIPT_NUM_LENGTH_AFTER_CHRONICLE: usize = 32_000_000;
 /// Lock-time operands may be 5 bytes: enough for every `u32` lock time (BIP65/BIP112).
 pub const LOCKTIME_NUM_LENGTH: usize = 5;
 
@@ -176,6 +178,24 @@ impl ScriptNum {
             (Self::Small(a), Self::Small(b)) => Self::Small(a.checked_rem(*b).unwrap_or(0)),
             _ => Self::from_big(self.to_big() % o.to_big()),
         })
+    }
+
+    /// Shifts the magnitude by `bits` (left multiplies, right divides truncating towards zero),
+    /// keeping the sign. Callers bound `bits` for left shifts (the result grows by `bits / 8` bytes).
+    pub fn shift(&self, bits: u64, left: bool) -> Self {
+        if self.is_zero() {
+            return Self::ZERO;
+        }
+        let sign = if self.is_negative() { Sign::Minus } else { Sign::Plus };
+        let mag = self.to_big().magnitude().clone();
+        let shifted = if left {
+            mag << bits
+        } else if bits >= mag.bits() {
+            return Self::ZERO;
+        } else {
+            mag >> bits
+        };
+        Self::from_big(BigInt::from_biguint(sign, shifted))
     }
 
     pub fn neg(&self) -> Self {

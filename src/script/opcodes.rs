@@ -121,6 +121,12 @@ pub const OP_INVALIDOPCODE: u8 = 0xff;
 pub const OP_FALSE: u8 = OP_0;
 pub const OP_TRUE: u8 = OP_1;
 pub const OP_NOP2: u8 = OP_CHECKLOCKTIMEVERIFY;
+/// Chronicle (SV Node 1.2) opcodes on the bytes of NOP4–NOP8, active for post-Chronicle UTXOs.
+pub const OP_SUBSTR: u8 = OP_NOP4;
+pub const OP_LEFT: u8 = OP_NOP5;
+pub const OP_RIGHT: u8 = OP_NOP6;
+pub const OP_LSHIFTNUM: u8 = OP_NOP7;
+pub const OP_RSHIFTNUM: u8 = OP_NOP8;
 pub const OP_NOP3: u8 = OP_CHECKSEQUENCEVERIFY;
 
 /// The name of an opcode as SV Node's `GetOpName` prints it (`OP_UNKNOWN` for unassigned bytes).

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
+use super::flags::ScriptFlags;
 use super::opcodes::{read_op, OP_CODESEPARATOR};
 use crate::wire::{TxFields, TxOut};
 
@@ -19,6 +20,8 @@ pub const SIGHASH_ALL: u32 = 0x01;
 pub const SIGHASH_NONE: u32 = 0x02;
 /// Sign the output at the input's index.
 pub const SIGHASH_SINGLE: u32 = 0x03;
+/// Chronicle (SV Node 1.2): with FORKID, selects the original digest again ("OTDA").
+pub const SIGHASH_CHRONICLE: u32 = 0x20;
 /// Selects the FORKID digest when SIGHASH_FORKID is enabled by flags (UAHF).
 pub const SIGHASH_FORKID: u32 = 0x40;
 /// Sign only this input.
@@ -251,18 +254,22 @@ fn put_script_without_codeseparators(h: &mut Hasher, script: &[u8]) {
     h.put(&script[start..]);
 }
 
-/// Selects the digest as SV Node's `SignatureHash` does: FORKID when enabled by flags and present
-/// in `hash_type`, the original digest otherwise.
+/// Selects the digest as SV Node's `SignatureHash` does: the FORKID digest when SIGHASH_FORKID
+/// is enabled by `flags` and set in `hash_type` — unless Chronicle is enabled and the type also
+/// has [`SIGHASH_CHRONICLE`], which selects the original digest ("OTDA") — and the original
+/// digest otherwise.
 pub fn signature_hash(
     tx: &TxFields,
     input_index: usize,
     script_code: &[u8],
     amount: i64,
     hash_type: u32,
-    forkid_enabled: bool,
+    flags: ScriptFlags,
     cache: &SigHashCache,
 ) -> [u8; 32] {
-    if forkid_enabled && hash_type & SIGHASH_FORKID != 0 {
+    let forkid = flags.contains(ScriptFlags::SIGHASH_FORKID) && hash_type & SIGHASH_FORKID != 0;
+    let otda = flags.contains(ScriptFlags::CHRONICLE) && hash_type & SIGHASH_CHRONICLE != 0;
+    if forkid && !otda {
         signature_hash_forkid(tx, input_index, script_code, amount, hash_type, cache)
     } else {
         signature_hash_original(tx, input_index, script_code, hash_type)
