@@ -779,6 +779,8 @@ pub fn eval_script_signing<C: SignatureChecker + ?Sized>(
                 OP_CODESEPARATOR => code_start = pc,
                 OP_CHECKSIG | OP_CHECKSIGVERIFY => {
                     need(stack, 2)?;
+                    // A signature check hashes the whole script code: look at the clock each time.
+                    limits.check_deadline()?;
                     let ok = {
                         let sig = stack.top(1)?;
                         let pubkey = stack.top(0)?;
@@ -807,9 +809,8 @@ pub fn eval_script_signing<C: SignatureChecker + ?Sized>(
                         script_code(script, code_start, code_suffix),
                         flags,
                         checker,
-                        max_pubkeys,
-                        max_ops,
-                        &mut op_count,
+                        limits,
+                        OpBudget { max_pubkeys, max_ops, op_count: &mut op_count },
                     )?;
                     if opcode == OP_CHECKMULTISIGVERIFY {
                         if !ok {
@@ -852,16 +853,23 @@ fn need(stack: &ScriptStack, n: usize) -> Result<(), ScriptError> {
     }
 }
 
+/// The era's multisig key limit and the script's opcode count, which CHECKMULTISIG adds its keys to.
+struct OpBudget<'a> {
+    max_pubkeys: u64,
+    max_ops: u64,
+    op_count: &'a mut u64,
+}
+
 /// OP_CHECKMULTISIG(VERIFY) up to pushing its result; consumes its arguments and the dummy.
 fn check_multisig<C: SignatureChecker + ?Sized>(
     stack: &mut ScriptStack,
     code: Cow<'_, [u8]>,
     flags: ScriptFlags,
     checker: &C,
-    max_pubkeys: u64,
-    max_ops: u64,
-    op_count: &mut u64,
+    limits: &ScriptLimits,
+    budget: OpBudget<'_>,
 ) -> Result<bool, ScriptError> {
+    let OpBudget { max_pubkeys, max_ops, op_count } = budget;
     let minimal = flags.contains(ScriptFlags::MINIMALDATA);
     // Positions are 1-based depths, as in SV Node (`stacktop(-i)`).
     let mut i = 1usize;
@@ -899,6 +907,7 @@ fn check_multisig<C: SignatureChecker + ?Sized>(
 
     let mut success = true;
     while success && n_sigs > 0 {
+        limits.check_deadline()?;
         let sig = stack.top(isig - 1)?;
         let pubkey = stack.top(ikey - 1)?;
         check_signature_encoding(sig, flags)?;

@@ -86,7 +86,8 @@ impl Hasher {
 }
 
 /// The per-transaction BIP143 hashes, computed on first use. Share one cache between all the
-/// inputs of a transaction (and between threads verifying them).
+/// inputs of one transaction (and between threads verifying them); never reuse it for another
+/// transaction — it does not know which transaction it was filled from.
 #[derive(Debug, Default)]
 pub struct SigHashCache {
     prevouts: OnceLock<[u8; 32]>,
