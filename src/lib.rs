@@ -17,5 +17,7 @@ pub mod node;
 pub mod peer;
 pub mod relay;
 pub mod rpc;
+pub mod script;
 pub mod shutdown;
+pub mod validation;
 pub mod wire;
