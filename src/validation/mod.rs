@@ -3,5 +3,7 @@
 //! [`crate::script`], UTXO and contextual checks come later.
 
 pub mod check_tx;
+pub mod coins;
 
 pub use check_tx::{check_transaction, check_transaction_with_max_size, TxCheckError};
+pub use coins::{Coin, CoinView, MapCoinView};
