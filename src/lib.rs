@@ -12,6 +12,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod logging;
+pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod peer;

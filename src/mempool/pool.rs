@@ -1,0 +1,432 @@
+//! The concurrent transaction pool.
+//!
+//! Invariants, kept under concurrent inserts from many threads:
+//! - every outpoint spent by a pool transaction is in `spends`, mapped to exactly that transaction;
+//!   an insert claims its outpoints one at a time with dashmap's atomic entry API and releases what
+//!   it claimed if any is taken, so of two conflicting transactions exactly one gets in (first
+//!   seen wins) and no half-claimed state survives;
+//! - every in-pool parent of an entry lists it in `children`, so removing a transaction removes
+//!   its descendants too (they would spend outputs that no longer exist);
+//! - `bytes` is the sum of the sizes of the entries.
+//!
+//! Eviction when over `max_bytes` and expiry are scans, not indexes: they are rare, and an ordered
+//! index would put one lock on every insert. Eviction removes the lowest fee rate first, with
+//! descendants, and raises a rolling minimum fee rate that decays with a 12-hour half-life (SV
+//! Node's and Core's scheme), so a full pool does not readmit what it just evicted.
+
+use crate::wire::{OutPoint, Transaction, TxId};
+use dashmap::mapref::entry::Entry as MapEntry;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+/// SV Node's `-maxmempool` default: 1000 MB.
+pub const DEFAULT_MAX_BYTES: usize = 1_000_000_000;
+/// SV Node's `-mempoolexpiry` default: 336 hours.
+pub const DEFAULT_EXPIRY_SECS: u64 = 336 * 3600;
+/// SV Node's ancestor limit for the primary mempool (`-limitancestorcount`, src/validation.h:86-97).
+pub const DEFAULT_MAX_ANCESTORS: u32 = 10_000;
+/// After an eviction the minimum fee rate is the evicted rate plus this (sat/kB):
+/// `MEMPOOL_FULL_FEE_INCREMENT`.
+const FULL_FEE_INCREMENT: u64 = 1000;
+/// Half-life of the rolling minimum fee rate.
+const MIN_FEE_HALF_LIFE_SECS: f64 = 12.0 * 3600.0;
+/// Eviction trims to this fraction of the limit, so a full pool does not evict on every insert.
+const TRIM_TARGET: f64 = 0.9;
+
+#[derive(Debug, Clone)]
+pub struct MempoolConfig {
+    pub max_bytes: usize,
+    pub expiry_secs: u64,
+    pub max_ancestors: u32,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            expiry_secs: DEFAULT_EXPIRY_SECS,
+            max_ancestors: DEFAULT_MAX_ANCESTORS,
+        }
+    }
+}
+
+/// One pool transaction.
+#[derive(Debug)]
+pub struct Entry {
+    pub tx: Arc<Transaction>,
+    /// Satoshis paid (inputs minus outputs).
+    pub fee: i64,
+    pub size: usize,
+    /// Unix seconds when it entered the pool.
+    pub time: u64,
+    /// In-pool transactions this one spends.
+    pub parents: Vec<TxId>,
+    /// In-pool ancestors, counted through every path (an upper bound for diamond shapes).
+    pub ancestors: u32,
+}
+
+impl Entry {
+    /// Fee rate in satoshis per 1000 bytes.
+    pub fn fee_rate(&self) -> u64 {
+        fee_rate(self.fee, self.size)
+    }
+}
+
+fn fee_rate(fee: i64, size: usize) -> u64 {
+    (fee.max(0) as u64).saturating_mul(1000) / size.max(1) as u64
+}
+
+/// Why a transaction was not inserted. None of these is an offence by the peer that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InsertError {
+    #[error("txn-already-in-mempool")]
+    AlreadyKnown,
+    /// Spends an outpoint a pool transaction already spends (SV Node: `txn-mempool-conflict`).
+    #[error("txn-mempool-conflict")]
+    Conflict { with: TxId },
+    #[error("too-long-mempool-chain")]
+    TooLongChain { ancestors: u32, max: u32 },
+    #[error("mempool min fee not met")]
+    FeeTooLow { fee_rate: u64, min: u64 },
+}
+
+impl InsertError {
+    /// SV Node's reject reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::AlreadyKnown => "txn-already-in-mempool",
+            Self::Conflict { .. } => "txn-mempool-conflict",
+            Self::TooLongChain { .. } => "too-long-mempool-chain",
+            Self::FeeTooLow { .. } => "mempool min fee not met",
+        }
+    }
+}
+
+/// Why entries left the pool (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalReason {
+    Block,
+    Conflict,
+    Evicted,
+    Expired,
+    Reorg,
+}
+
+impl RemovalReason {
+    pub const ALL: [RemovalReason; 5] = [Self::Block, Self::Conflict, Self::Evicted, Self::Expired, Self::Reorg];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Conflict => "conflict",
+            Self::Evicted => "evicted",
+            Self::Expired => "expired",
+            Self::Reorg => "reorg",
+        }
+    }
+}
+
+/// The pool; share it as `Arc<Mempool>`.
+#[derive(Debug)]
+pub struct Mempool {
+    config: MempoolConfig,
+    entries: DashMap<TxId, Arc<Entry>>,
+    spends: DashMap<OutPoint, TxId>,
+    children: DashMap<TxId, Vec<TxId>>,
+    bytes: AtomicUsize,
+    /// Rolling minimum fee rate (sat/kB) and when it was set, for the decay.
+    min_fee: Mutex<(f64, u64)>,
+    /// Serialises eviction passes (inserts never take it).
+    trimming: Mutex<()>,
+    accepted: AtomicU64,
+}
+
+impl Mempool {
+    pub fn new(config: MempoolConfig) -> Mempool {
+        Mempool {
+            config,
+            entries: DashMap::new(),
+            spends: DashMap::new(),
+            children: DashMap::new(),
+            bytes: AtomicUsize::new(0),
+            min_fee: Mutex::new((0.0, 0)),
+            trimming: Mutex::new(()),
+            accepted: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &MempoolConfig {
+        &self.config
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sum of the serialized sizes of the pool's transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// Transactions ever inserted.
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    pub fn contains(&self, txid: &TxId) -> bool {
+        self.entries.contains_key(txid)
+    }
+
+    pub fn get(&self, txid: &TxId) -> Option<Arc<Entry>> {
+        self.entries.get(txid).map(|e| e.value().clone())
+    }
+
+    /// The pool transaction spending `outpoint`, if any.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<TxId> {
+        self.spends.get(outpoint).map(|t| *t)
+    }
+
+    /// The first pool transaction that spends one of `tx`'s inputs.
+    pub fn conflict(&self, tx: &Transaction) -> Option<TxId> {
+        tx.inputs.iter().find_map(|i| self.spender(&i.prev_out))
+    }
+
+    pub fn txids(&self) -> Vec<TxId> {
+        self.entries.iter().map(|e| *e.key()).collect()
+    }
+
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.entries.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The minimum fee rate (sat/kB) a new transaction must pay at `now`: 0 unless the pool has
+    /// been full recently.
+    pub fn min_fee_rate(&self, now: u64) -> u64 {
+        let mut guard = self.min_fee.lock().unwrap_or_else(|e| e.into_inner());
+        let (rate, since) = *guard;
+        if rate <= 0.0 {
+            return 0;
+        }
+        let elapsed = now.saturating_sub(since) as f64;
+        let decayed = rate * 0.5f64.powf(elapsed / MIN_FEE_HALF_LIFE_SECS);
+        // Below half the increment the floor is gone, as in SV Node.
+        if decayed < FULL_FEE_INCREMENT as f64 / 2.0 {
+            *guard = (0.0, now);
+            return 0;
+        }
+        decayed as u64
+    }
+
+    /// Inserts a validated transaction paying `fee`. Atomic against concurrent inserts: of two
+    /// transactions spending one outpoint, exactly one succeeds.
+    pub fn insert(&self, tx: Arc<Transaction>, fee: i64, now: u64) -> Result<Arc<Entry>, InsertError> {
+        let txid = tx.txid();
+        if self.entries.contains_key(&txid) {
+            return Err(InsertError::AlreadyKnown);
+        }
+        let size = tx.size();
+        let min = self.min_fee_rate(now);
+        if min > 0 && fee_rate(fee, size) < min {
+            return Err(InsertError::FeeTooLow { fee_rate: fee_rate(fee, size), min });
+        }
+        let mut parents: Vec<TxId> = Vec::new();
+        let mut ancestors: u32 = 0;
+        for input in &tx.inputs {
+            let parent = input.prev_out.txid;
+            if parents.contains(&parent) {
+                continue;
+            }
+            if let Some(p) = self.entries.get(&parent) {
+                ancestors = ancestors.saturating_add(p.ancestors).saturating_add(1);
+                parents.push(parent);
+            }
+        }
+        if ancestors > self.config.max_ancestors {
+            return Err(InsertError::TooLongChain { ancestors, max: self.config.max_ancestors });
+        }
+        // Claim every outpoint, one at a time, releasing what we took if one is already spent.
+        for (i, input) in tx.inputs.iter().enumerate() {
+            let taken = match self.spends.entry(input.prev_out) {
+                MapEntry::Vacant(v) => {
+                    v.insert(txid);
+                    None
+                }
+                MapEntry::Occupied(o) if *o.get() == txid => None,
+                MapEntry::Occupied(o) => Some(*o.get()),
+            };
+            if let Some(with) = taken {
+                for earlier in &tx.inputs[..i] {
+                    self.spends.remove_if(&earlier.prev_out, |_, spender| *spender == txid);
+                }
+                return Err(if with == txid { InsertError::AlreadyKnown } else { InsertError::Conflict { with } });
+            }
+        }
+        let entry = Arc::new(Entry { tx, fee, size, time: now, parents, ancestors });
+        match self.entries.entry(txid) {
+            MapEntry::Occupied(_) => {
+                // Only the same transaction can get here: its outpoints were ours to claim.
+                return Err(InsertError::AlreadyKnown);
+            }
+            MapEntry::Vacant(v) => {
+                v.insert(entry.clone());
+            }
+        }
+        for parent in &entry.parents {
+            self.children.entry(*parent).or_default().push(txid);
+        }
+        self.bytes.fetch_add(size, Ordering::AcqRel);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(entry)
+    }
+
+    /// Removes `txid` and all its in-pool descendants; returns what was removed.
+    pub fn remove_with_descendants(&self, txid: &TxId) -> Vec<Arc<Entry>> {
+        let mut removed = Vec::new();
+        let mut stack = vec![*txid];
+        while let Some(id) = stack.pop() {
+            if let Some(kids) = self.children.remove(&id).map(|(_, k)| k) {
+                stack.extend(kids);
+            }
+            if let Some(entry) = self.remove_one(&id) {
+                removed.push(entry);
+            }
+        }
+        removed
+    }
+
+    fn remove_one(&self, txid: &TxId) -> Option<Arc<Entry>> {
+        let (_, entry) = self.entries.remove(txid)?;
+        for input in &entry.tx.inputs {
+            self.spends.remove_if(&input.prev_out, |_, spender| spender == txid);
+        }
+        for parent in &entry.parents {
+            if let Some(mut kids) = self.children.get_mut(parent) {
+                kids.retain(|k| k != txid);
+            }
+        }
+        self.bytes.fetch_sub(entry.size, Ordering::AcqRel);
+        Some(entry)
+    }
+
+    /// A block was connected: its transactions leave the pool (their descendants stay: their
+    /// parents are now confirmed), and pool transactions spending the same outpoints leave with
+    /// their descendants. Returns (confirmed, conflicting) removals.
+    pub fn remove_for_block(&self, block_txs: &[Transaction]) -> (Vec<Arc<Entry>>, Vec<Arc<Entry>>) {
+        let mut confirmed = Vec::new();
+        let mut conflicts = Vec::new();
+        for tx in block_txs {
+            let txid = tx.txid();
+            if let Some(entry) = self.remove_one(&txid) {
+                // Its children's parent is now in the chain.
+                if let Some((_, kids)) = self.children.remove(&txid) {
+                    for kid in kids {
+                        self.forget_parent(&kid, &txid);
+                    }
+                }
+                confirmed.push(entry);
+                continue;
+            }
+            for input in &tx.inputs {
+                if let Some(spender) = self.spender(&input.prev_out) {
+                    if spender != txid {
+                        conflicts.extend(self.remove_with_descendants(&spender));
+                    }
+                }
+            }
+        }
+        (confirmed, conflicts)
+    }
+
+    fn forget_parent(&self, child: &TxId, parent: &TxId) {
+        if let Some(entry) = self.entries.get(child).map(|e| e.value().clone()) {
+            if entry.parents.contains(parent) {
+                let updated = Arc::new(Entry {
+                    tx: entry.tx.clone(),
+                    fee: entry.fee,
+                    size: entry.size,
+                    time: entry.time,
+                    parents: entry.parents.iter().filter(|p| *p != parent).copied().collect(),
+                    ancestors: entry.ancestors.saturating_sub(1),
+                });
+                self.entries.insert(*child, updated);
+            }
+        }
+    }
+
+    /// Removes transactions older than the expiry, with their descendants.
+    pub fn expire(&self, now: u64) -> Vec<Arc<Entry>> {
+        let cutoff = now.saturating_sub(self.config.expiry_secs);
+        let old: Vec<TxId> = self.entries.iter().filter(|e| e.time < cutoff).map(|e| *e.key()).collect();
+        old.iter().flat_map(|t| self.remove_with_descendants(t)).collect()
+    }
+
+    /// If the pool is over `max_bytes`, evicts the lowest fee rates (with descendants) until it is
+    /// under 90 % of it, and raises the rolling minimum fee rate. Returns what was evicted.
+    pub fn trim_to_size(&self, now: u64) -> Vec<Arc<Entry>> {
+        if self.bytes() <= self.config.max_bytes {
+            return Vec::new();
+        }
+        let _one_at_a_time = self.trimming.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_rate: Vec<(u64, u64, TxId)> =
+            self.entries.iter().map(|e| (e.fee_rate(), u64::MAX - e.time, *e.key())).collect();
+        by_rate.sort_unstable();
+        let target = (self.config.max_bytes as f64 * TRIM_TARGET) as usize;
+        let mut evicted = Vec::new();
+        let mut highest_evicted = 0;
+        for (rate, _, txid) in by_rate {
+            if self.bytes() <= target {
+                break;
+            }
+            let gone = self.remove_with_descendants(&txid);
+            if !gone.is_empty() {
+                highest_evicted = highest_evicted.max(rate);
+            }
+            evicted.extend(gone);
+        }
+        if !evicted.is_empty() {
+            let mut guard = self.min_fee.lock().unwrap_or_else(|e| e.into_inner());
+            let floor = (highest_evicted + FULL_FEE_INCREMENT) as f64;
+            if floor > guard.0 {
+                *guard = (floor, now);
+            }
+        }
+        evicted
+    }
+
+    /// Checks the invariants in the module docs; for tests.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut bytes = 0;
+        for e in self.entries.iter() {
+            bytes += e.size;
+            for input in &e.tx.inputs {
+                match self.spender(&input.prev_out) {
+                    Some(s) if s == *e.key() => {}
+                    other => return Err(format!("{} input {:?} spent by {:?}", e.key(), input.prev_out, other)),
+                }
+            }
+            for p in &e.parents {
+                if !self.entries.contains_key(p) {
+                    return Err(format!("{} has a parent {} not in the pool", e.key(), p));
+                }
+                if !self.children.get(p).is_some_and(|k| k.contains(e.key())) {
+                    return Err(format!("{} missing from {}'s children", e.key(), p));
+                }
+            }
+        }
+        for s in self.spends.iter() {
+            if !self.entries.contains_key(s.value()) {
+                return Err(format!("outpoint {:?} claimed by {} which is not in the pool", s.key(), s.value()));
+            }
+        }
+        if bytes != self.bytes() {
+            return Err(format!("bytes {} != sum of sizes {}", self.bytes(), bytes));
+        }
+        Ok(())
+    }
+}
