@@ -180,6 +180,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Info-level log lines peers can cause per minute; the rest go to debug.
+const PEER_LOG_LINES_PER_MINUTE: u32 = 60;
+
 /// The address book's file in the network data folder.
 const ADDRBOOK_FILE: &str = "peers.json";
 
@@ -228,6 +231,7 @@ fn start_p2p(
         events: events_tx,
         addrbook: addrbook.clone(),
         listen_port,
+        peer_log: crate::logging::RateLimiter::per_minute(PEER_LOG_LINES_PER_MINUTE),
     });
     let manager_config = ManagerConfig {
         binds: config.binds.clone(),

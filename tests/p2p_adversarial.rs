@@ -391,6 +391,12 @@ fn row54_a_bad_checksum_flood_does_not_flood_the_log() {
     let burst: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 10_000).collect();
     a.send_raw(&burst);
     f.wait_metric("bsv_relay_p2p_decode_errors_total", "reason=\"bad_checksum\"", 10_000.0);
+    // And 600 complete handshakes in a row (unlimited, over 100 KB of log lines): connection
+    // lines are rate-limited too.
+    for _ in 0..600 {
+        let mut p = f.attacker();
+        p.handshake();
+    }
     let grown = f.node.output().len() - before;
     assert!(grown < 64 * 1024, "log grew by {grown} bytes");
     f.assert_alive();

@@ -93,3 +93,22 @@ fn a_mutated_duplicate_transaction_block_keeps_the_root_but_is_flagged() {
     assert_eq!(forged.hash(), block.hash());
     assert!(mutated);
 }
+
+#[test]
+fn a_decoded_block_is_held_in_memory_once() {
+    // Every transaction, and every script in it, is a slice of the block's own buffer: decoding
+    // allocates only the small vectors of inputs and outputs, never a second copy of the bytes.
+    let buffer = bytes::Bytes::from_static(BLOCK_413567);
+    let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+    let block = Block::from_bytes(&buffer).unwrap();
+    let inside = |p: *const u8| range.contains(&(p as usize));
+    for tx in &block.transactions {
+        assert!(inside(tx.raw().as_ptr()));
+        for input in tx.inputs.iter().filter(|i| !i.script_sig.is_empty()) {
+            assert!(inside(input.script_sig.as_ptr()));
+        }
+        for output in tx.outputs.iter().filter(|o| !o.script_pubkey.is_empty()) {
+            assert!(inside(output.script_pubkey.as_ptr()));
+        }
+    }
+}

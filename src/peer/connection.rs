@@ -62,6 +62,9 @@ pub struct NodeShared {
     pub addrbook: Arc<super::addrbook::AddrBook>,
     /// The port we listen on, to advertise to outbound peers (`None` when not listening).
     pub listen_port: Option<u16>,
+    /// Bounds the info-level lines a remote peer can cause (connections, bans): a peer that
+    /// reconnects in a loop must not flood the log.
+    pub peer_log: crate::logging::RateLimiter,
 }
 
 /// What a connection tells the relay layer.
@@ -395,7 +398,9 @@ impl Connection {
             Ok(_) => {
                 self.shared.metrics.record_ban(crate::metrics::BanSource::Misbehaving);
                 self.shared.metrics.banned_entries.set(i64::try_from(self.shared.bans.len()).unwrap_or(i64::MAX));
-                info!(peer = %self.id, ip = %self.remote.ip(), "banned for misbehaving");
+                if let Some(suppressed) = self.shared.peer_log.check(Instant::now()) {
+                    info!(peer = %self.id, ip = %self.remote.ip(), suppressed, "banned for misbehaving");
+                }
             }
             Err(err) => debug!(peer = %self.id, %err, "ban not recorded"),
         }
@@ -416,7 +421,11 @@ impl Connection {
             i.relaytxes = relay;
             i.timeoffset = offset;
         });
-        info!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, "handshake complete");
+        if let Some(suppressed) = self.shared.peer_log.check(Instant::now()) {
+            info!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, suppressed, "handshake complete");
+        } else {
+            debug!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, "handshake complete");
+        }
         if !self.announced {
             self.announced = true;
             let event = PeerEvent::Connected {
