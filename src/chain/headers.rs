@@ -264,6 +264,8 @@ pub struct HeaderTree {
     work_cache: (u32, U256),
     /// Reused by reorganisations, so a reorg allocates only when it is deeper than any before.
     scratch: Vec<u32>,
+    /// The hashes of the `headers` message being accepted, reused between messages.
+    hash_scratch: Vec<BlockHash>,
 }
 
 impl HeaderTree {
@@ -295,6 +297,7 @@ impl HeaderTree {
             minimum_chain_work: U256::ZERO,
             work_cache: (genesis.bits, chain_work),
             scratch: Vec::new(),
+            hash_scratch: Vec::new(),
             params,
         }
     }
@@ -605,22 +608,33 @@ impl HeaderTree {
         if headers.len() > MAX_HEADERS {
             return Err(HeaderError::TooManyHeaders { count: headers.len(), max: MAX_HEADERS });
         }
-        let mut prev_hash: Option<BlockHash> = None;
-        for (position, h) in headers.iter().enumerate() {
-            if let Some(p) = prev_hash {
-                if h.prev_block != p {
-                    return Err(HeaderError::NonContinuous { position, hash: h.hash() });
-                }
+        // Each header is hashed once, into a buffer kept between messages.
+        let mut hashes = std::mem::take(&mut self.hash_scratch);
+        hashes.clear();
+        hashes.extend(headers.iter().map(BlockHeader::hash));
+        let result = self.accept_hashed_headers(headers, &hashes, now_adjusted);
+        self.hash_scratch = hashes;
+        result
+    }
+
+    fn accept_hashed_headers(
+        &mut self,
+        headers: &[BlockHeader],
+        hashes: &[BlockHash],
+        now_adjusted: u32,
+    ) -> Result<HeadersAccepted, HeaderError> {
+        for (position, pair) in headers.windows(2).enumerate() {
+            if pair[1].prev_block != hashes[position] {
+                return Err(HeaderError::NonContinuous { position: position + 1, hash: hashes[position + 1] });
             }
-            prev_hash = Some(h.hash());
         }
-        if let Some(err) = self.low_work_batch(headers) {
+        if let Some(err) = self.low_work_batch(headers, hashes) {
             return Err(err);
         }
         let old_best = self.best_index();
         let mut out = HeadersAccepted { accepted: 0, new: 0, last: None, tip_change: None, error: None };
-        for h in headers {
-            match self.accept_header(h, now_adjusted) {
+        for (h, &hash) in headers.iter().zip(hashes) {
+            match self.accept_header_with_hash(h, hash, now_adjusted) {
                 Ok(a) => {
                     out.accepted += 1;
                     out.new += a.is_new as usize;
@@ -646,7 +660,7 @@ impl HeaderTree {
 
     /// The minimum-chain-work rule of [`HeaderTree::accept_headers`]: an upper bound on the work the
     /// message would give its chain (every header at its declared nBits), compared before storing.
-    fn low_work_batch(&self, headers: &[BlockHeader]) -> Option<HeaderError> {
+    fn low_work_batch(&self, headers: &[BlockHeader], hashes: &[BlockHash]) -> Option<HeaderError> {
         if self.minimum_chain_work.is_zero() || headers.len() >= MAX_HEADERS {
             return None;
         }
@@ -660,9 +674,8 @@ impl HeaderTree {
         if work >= self.minimum_chain_work || work > best {
             return None;
         }
-        let last = headers.last().expect("headers is not empty");
         Some(HeaderError::LowWork {
-            hash: last.hash(),
+            hash: *hashes.last().expect("as many hashes as headers"),
             height: parent.height + headers.len() as u32,
             chain_work: work,
             minimum: self.minimum_chain_work,
