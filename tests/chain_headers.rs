@@ -135,7 +135,10 @@ fn regtest_nbits_must_equal_the_previous() {
     // A harder target than required still fails: regtest does not retarget.
     let harder = child_with(&g, g.time + 600, 0x207ffffe, 1);
     let err = tree.accept_header(&harder, NOW).unwrap_err();
-    assert_eq!(err, HeaderError::BadDiffBits { hash: harder.hash(), height: 1, bits: 0x207ffffe, expected: REGTEST_BITS });
+    assert_eq!(
+        err,
+        HeaderError::BadDiffBits { hash: harder.hash(), height: 1, bits: 0x207ffffe, expected: REGTEST_BITS }
+    );
     assert_eq!((err.reject_reason(), err.misbehavior()), ("bad-diffbits", Some(100)));
     tree.accept_header(&child_with(&g, g.time + 600, REGTEST_BITS, 1), NOW).unwrap();
 }
@@ -182,7 +185,8 @@ fn checkpoints_pin_their_height_and_forbid_forks_below() {
     let g = genesis(&scratch);
     let main = extend(&mut scratch, g, 4, 0);
     let pinned: &'static str = Box::leak(main[2].hash().to_string().into_boxed_str());
-    let cps: &'static [(u32, &'static str)] = Box::leak(vec![(0, REGTEST.genesis_hash), (3, pinned)].into_boxed_slice());
+    let cps: &'static [(u32, &'static str)] =
+        Box::leak(vec![(0, REGTEST.genesis_hash), (3, pinned)].into_boxed_slice());
     let mut tree = HeaderTree::new(ChainParams { checkpoints: cps, ..REGTEST.clone() });
     tree.accept_headers(&main[..2], NOW).unwrap();
 
@@ -361,7 +365,9 @@ fn getheaders_answers_the_requested_range() {
     let chain = extend(&mut tree, g, 30, 0);
     let hash = |h: usize| chain[h - 1].hash();
     let heights = |hs: Vec<BlockHeader>| {
-        hs.iter().map(|h| chain.iter().position(|c| c == h).expect("a main-chain header") as u32 + 1).collect::<Vec<u32>>()
+        hs.iter()
+            .map(|h| chain.iter().position(|c| c == h).expect("a main-chain header") as u32 + 1)
+            .collect::<Vec<u32>>()
     };
     let none = Hash256::ZERO;
 
@@ -432,7 +438,7 @@ fn neg_div(w: U256) -> U256 {
     floor_2_256 - U256::ONE
 }
 
-fn median_of_three<'a>(blocks: [&'a HeaderInfo; 3]) -> &'a HeaderInfo {
+fn median_of_three(blocks: [&HeaderInfo; 3]) -> &HeaderInfo {
     let mut sorted = blocks;
     sorted.sort_by_key(|b| b.time);
     sorted[1]
@@ -528,7 +534,14 @@ fn daa_is_enforced_by_the_tree_on_a_mineable_network() {
     assert_ne!(expected, REGTEST_BITS, "the DAA moved");
     assert_eq!(tree.next_work_required(tree.best_index(), prev.time + 1), expected);
     let wrong = mine(
-        BlockHeader { version: 4, prev_block: prev.hash(), merkle_root: Hash256::ZERO, time: prev.time + 1, bits: REGTEST_BITS, nonce: 0 },
+        BlockHeader {
+            version: 4,
+            prev_block: prev.hash(),
+            merkle_root: Hash256::ZERO,
+            time: prev.time + 1,
+            bits: REGTEST_BITS,
+            nonce: 0,
+        },
         &params,
         true,
     );
@@ -567,7 +580,7 @@ fn legacy_retarget_scales_by_timespan_within_a_quarter_and_four_times() {
     check(two_weeks * 2, target << 1);
     check(two_weeks * 4, target << 2);
     check(two_weeks * 10, target << 2); // clamped to 4×
-    // Never above the proof-of-work limit.
+                                        // Never above the proof-of-work limit.
     let easy = synthetic(&(0..2016).map(|i| 1_300_000_000 + i * 6000).collect::<Vec<_>>(), &vec![0x1d00ffff; 2016]);
     assert_eq!(next_work_required(&easy[..], easy[2015].time + 600, params), 0x1d00ffff);
     // Between retargets (and before the EDA triggers) the bits stay.
@@ -582,15 +595,14 @@ fn eda_eases_the_target_when_six_blocks_took_twelve_hours() {
     let target = U256::from_compact(bits).value;
     // Evenly spaced blocks: MTP(prev) - MTP(prev - 6) = 6 × spacing; 7200 s gives exactly 12 h.
     let run = |spacing: u32| {
-        let chain = synthetic(&(0..50).map(|i| 1_300_000_000 + i * spacing).collect::<Vec<_>>(), &vec![bits; 50]);
+        let chain = synthetic(&(0..50).map(|i| 1_300_000_000 + i * spacing).collect::<Vec<_>>(), &[bits; 50]);
         next_work_required(&chain[..], chain[49].time + 600, params)
     };
     assert_eq!(run(7200), (target + (target >> 2)).to_compact());
     assert_eq!(run(7199), bits);
     // Capped at the limit, and a chain already at the limit stays there.
     let near = U256::from_compact(0x1d00ffff).value - U256::ONE;
-    let chain =
-        synthetic(&(0..50).map(|i| 1_300_000_000 + i * 7200).collect::<Vec<_>>(), &vec![near.to_compact(); 50]);
+    let chain = synthetic(&(0..50).map(|i| 1_300_000_000 + i * 7200).collect::<Vec<_>>(), &[near.to_compact(); 50]);
     assert_eq!(next_work_required(&chain[..], chain[49].time, params), 0x1d00ffff);
 }
 

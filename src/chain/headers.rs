@@ -158,7 +158,9 @@ pub enum HeaderError {
     TooManyHeaders { count: usize, max: usize },
     #[error("header {position} of the message ({hash}) does not follow the one before it")]
     NonContinuous { position: usize, hash: BlockHash },
-    #[error("header {hash} at height {height}: its chain has {chain_work} work, below the minimum chain work {minimum}")]
+    #[error(
+        "header {hash} at height {height}: its chain has {chain_work} work, below the minimum chain work {minimum}"
+    )]
     LowWork { hash: BlockHash, height: u32, chain_work: U256, minimum: U256 },
 }
 
@@ -468,12 +470,7 @@ impl HeaderTree {
     }
 
     /// Every rule, without changing the tree.
-    fn check_header(
-        &self,
-        header: &BlockHeader,
-        hash: &BlockHash,
-        now_adjusted: u32,
-    ) -> Result<Checked, HeaderError> {
+    fn check_header(&self, header: &BlockHeader, hash: &BlockHash, now_adjusted: u32) -> Result<Checked, HeaderError> {
         let hash = *hash;
         if !check_proof_of_work(&hash, header.bits, &self.params) {
             return Err(HeaderError::HighHash { hash, bits: header.bits });

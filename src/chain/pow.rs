@@ -168,8 +168,7 @@ pub fn retarget(prev: HeaderInfo, first_time: u32, params: &ChainParams) -> u32 
 pub fn cash_work_required<C: ChainView + ?Sized>(chain: &C, new_time: u32, params: &ChainParams) -> u32 {
     let prev_height = chain.tip_height();
     let prev = chain.at(prev_height);
-    if params.allow_min_difficulty_blocks
-        && new_time as i64 > prev.time as i64 + 2 * params.target_spacing_secs as i64
+    if params.allow_min_difficulty_blocks && new_time as i64 > prev.time as i64 + 2 * params.target_spacing_secs as i64
     {
         return params.pow_limit_bits;
     }
