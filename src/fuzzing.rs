@@ -111,7 +111,7 @@ pub fn header_chain(data: &[u8]) {
         panic!("header tree invariant broken: {broken}");
     }
     if invalidate && tree.len() > 1 {
-        let hash = tree.entry(tree.len() / 2 + 1).hash;
+        let hash = tree.entry(tree.len() / 2).hash;
         let _ = black_box(tree.mark_invalid(&hash));
         if let Err(broken) = tree.check_invariants() {
             panic!("header tree invariant broken after mark_invalid: {broken}");

@@ -623,3 +623,13 @@ fn testnet_minimum_difficulty_after_twenty_minutes_legacy() {
     // The walk back stops at a retarget boundary.
     assert_eq!(pow::legacy_work_required(&chain[..25], chain[24].time + 600, params), bits);
 }
+
+#[test]
+fn real_mainnet_header_meets_its_target_and_a_tweak_does_not() {
+    let raw = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fixtures/block413567.raw")).unwrap();
+    let header = BlockHeader::from_array(raw[..80].try_into().unwrap());
+    assert!(check_proof_of_work(&header.hash(), header.bits, &MAIN));
+    assert!(block_work(header.bits) > block_work(0x1d00ffff));
+    let tweaked = BlockHeader { nonce: header.nonce ^ 1, ..header };
+    assert!(!check_proof_of_work(&tweaked.hash(), tweaked.bits, &MAIN), "a 2^-60 chance of a false failure");
+}

@@ -271,8 +271,11 @@ pub struct HeaderTree {
 }
 
 impl HeaderTree {
-    /// A tree holding the network's genesis header.
+    /// A tree holding the network's genesis header, with the network's default minimum chain work
+    /// (SV Node's `nMinimumChainWork`; zero on regtest and STN).
     pub fn new(params: ChainParams) -> HeaderTree {
+        let minimum_chain_work = U256::from_be_hex(params.minimum_chain_work)
+            .expect("minimum_chain_work constants are 64 hex digits (params tests)");
         let genesis = params.genesis_block().header;
         let hash = genesis.hash();
         let checkpoints = params
@@ -296,7 +299,7 @@ impl HeaderTree {
             best_chain: vec![0],
             checkpoints,
             last_checkpoint_height: 0,
-            minimum_chain_work: U256::ZERO,
+            minimum_chain_work,
             work_cache: (genesis.bits, chain_work),
             scratch: Vec::new(),
             hash_scratch: Vec::new(),
@@ -304,8 +307,8 @@ impl HeaderTree {
         }
     }
 
-    /// Sets the minimum chain work (`-minimumchainwork`; the network's default is
-    /// `ChainParams::minimum_chain_work`). See [`HeaderTree::accept_headers`] for its effect.
+    /// Overrides the minimum chain work (`-minimumchainwork`; zero turns the rule off). See
+    /// [`HeaderTree::accept_headers`] for its effect.
     pub fn with_minimum_chain_work(mut self, work: U256) -> HeaderTree {
         self.minimum_chain_work = work;
         self
@@ -871,5 +874,57 @@ impl ChainView for TreeView<'_> {
         let i = self.tree.ancestor(self.tip, height).expect("ChainView::at is asked for heights up to the tip");
         let e = &self.tree.entries[i];
         HeaderInfo { time: e.header.time, bits: e.header.bits, chain_work: e.chain_work }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::params::Network;
+
+    #[test]
+    fn every_network_starts_at_genesis_with_its_minimum_chain_work() {
+        for net in Network::ALL {
+            let tree = HeaderTree::new(net.params().clone());
+            assert_eq!(tree.best_hash(), net.params().genesis_hash(), "{net}");
+            assert_eq!(tree.best_tip().chain_work, block_work(net.params().genesis_bits));
+            assert_eq!(tree.minimum_chain_work().to_string(), net.params().minimum_chain_work);
+            assert_eq!(tree.locator(), vec![tree.best_hash()]);
+            tree.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn scores_follow_sv_node() {
+        let h = BlockHash::default();
+        let table = [
+            (HeaderError::HighHash { hash: h, bits: 0 }, "high-hash", Some(50)),
+            (HeaderError::BadDiffBits { hash: h, height: 1, bits: 0, expected: 1 }, "bad-diffbits", Some(100)),
+            (HeaderError::PrevNotFound { hash: h, prev: h }, "prev-blk-not-found", Some(10)),
+            (HeaderError::TimeTooNew { hash: h, height: 1, time: 0, max: 0 }, "time-too-new", None),
+            (HeaderError::TimeTooOld { hash: h, height: 1, time: 0, median_time_past: 0 }, "time-too-old", None),
+            (HeaderError::BadVersion { hash: h, height: 1, version: 1 }, "bad-version", None),
+            (HeaderError::TooManyHeaders { count: 2001, max: 2000 }, "too-many-headers", Some(20)),
+            (HeaderError::NonContinuous { position: 1, hash: h }, "disconnected-header", Some(20)),
+        ];
+        for (err, reason, score) in table {
+            assert_eq!((err.reject_reason(), err.misbehavior()), (reason, score), "{err}");
+        }
+    }
+
+    #[test]
+    fn block_hash_hasher_uses_the_hash_bytes() {
+        use std::hash::{BuildHasher, Hash};
+        let build = BuildHasherDefault::<BlockHashHasher>::default();
+        let hash_of = |h: &BlockHash| {
+            let mut s = build.build_hasher();
+            h.hash(&mut s);
+            s.finish()
+        };
+        let mut a = [0u8; 32];
+        a[0] = 1;
+        let mut b = a;
+        b[0] = 2;
+        assert_ne!(hash_of(&crate::wire::Hash256(a)), hash_of(&crate::wire::Hash256(b)));
     }
 }
