@@ -633,3 +633,131 @@ fn real_mainnet_header_meets_its_target_and_a_tweak_does_not() {
     let tweaked = BlockHeader { nonce: header.nonce ^ 1, ..header };
     assert!(!check_proof_of_work(&tweaked.hash(), tweaked.bits, &MAIN), "a 2^-60 chance of a false failure");
 }
+
+// ---- Published vectors: Bitcoin Core's pow_tests (mainnet retargets) and the cw-144 DAA's
+// reference test (Bitcoin ABC's cash_difficulty_test, carried by SV Node's ancestors). ----
+
+#[test]
+fn legacy_retarget_matches_core_mainnet_vectors() {
+    let info = |time, bits| HeaderInfo { time, bits, chain_work: U256::ZERO };
+    // (first block time of the period, last block time, last bits, expected)
+    let cases = [
+        (1_261_130_161, 1_262_152_739, 0x1d00ffff, 0x1d00d86a), // blocks 30240..32255, no clamp
+        (1_231_006_505, 1_233_061_996, 0x1d00ffff, 0x1d00ffff), // blocks 0..2015, capped at the limit
+        (1_279_008_237, 1_279_297_671, 0x1c05a3f4, 0x1c0168fd), // blocks 66528..68543, ¼ clamp
+        (1_263_163_443, 1_269_211_443, 0x1c387f6f, 0x1d00e1fd), // block 46367, 4× clamp
+    ];
+    for (first, last, bits, expected) in cases {
+        assert_eq!(pow::retarget(info(last, bits), first, &MAIN), expected, "{bits:08x}");
+    }
+}
+
+/// Appends a block `interval` seconds after the last, with `bits`, accumulating chain work.
+fn push(chain: &mut Vec<HeaderInfo>, interval: i64, bits: u32) {
+    let prev = *chain.last().unwrap();
+    let time = (prev.time as i64 + interval) as u32;
+    chain.push(HeaderInfo { time, bits, chain_work: prev.chain_work + block_work(bits) });
+}
+
+fn chain_from(bits: u32) -> Vec<HeaderInfo> {
+    vec![HeaderInfo { time: 1_269_211_443, bits, chain_work: block_work(bits) }]
+}
+
+#[test]
+fn eda_matches_the_reference_sequence() {
+    let limit = U256::from_compact(MAIN.pow_limit_bits).value;
+    let mut pow_target = limit >> 1;
+    let initial = pow_target.to_compact();
+    let mut chain = chain_from(initial);
+    for _ in 1..100 {
+        push(&mut chain, 600, initial);
+    }
+    // Two-hour blocks: for ten blocks the MTP difference stays under 12 h.
+    for _ in 100..110 {
+        push(&mut chain, 7200, initial);
+        assert_eq!(pow::legacy_work_required(&chain[..], 0, &MAIN), initial);
+    }
+    // Then each block eases the target by a quarter…
+    let mut bits = initial;
+    for _ in 110..113 {
+        push(&mut chain, 7200, bits);
+        pow_target = U256::from_compact(pow_target.to_compact()).value;
+        pow_target += pow_target >> 2;
+        bits = pow::legacy_work_required(&chain[..], 0, &MAIN);
+        assert_eq!(bits, pow_target.to_compact());
+    }
+    // …until the limit, where it stays.
+    push(&mut chain, 7200, bits);
+    assert_eq!(pow::legacy_work_required(&chain[..], 0, &MAIN), MAIN.pow_limit_bits);
+    push(&mut chain, 7200, MAIN.pow_limit_bits);
+    assert_eq!(pow::legacy_work_required(&chain[..], 0, &MAIN), MAIN.pow_limit_bits);
+}
+
+#[test]
+fn cw144_matches_the_reference_sequence() {
+    let params = &MAIN;
+    let daa = |chain: &Vec<HeaderInfo>| pow::cash_work_required(&chain[..], 0, params);
+    // The reference's powLimit is SV Node's full 0x00000000ffff…ff, not its compact form: a
+    // sixteenth of it is 0x1c0fffff.
+    let full_pow_limit = (U256::ONE << 224) - U256::ONE;
+    let initial = (full_pow_limit >> 4).to_compact();
+    assert_eq!(initial, 0x1c0fffff);
+    let mut chain = chain_from(initial);
+    for _ in 1..2050 {
+        push(&mut chain, 600, initial);
+    }
+    let mut bits = daa(&chain);
+    // Ten-minute blocks keep the difficulty.
+    for _ in 0..10 {
+        push(&mut chain, 600, bits);
+        assert_eq!(daa(&chain), bits);
+    }
+    // A block far in the future, then one back in line: the median of three skips it.
+    push(&mut chain, 6000, bits);
+    assert_eq!(daa(&chain), bits);
+    push(&mut chain, 2 * 600 - 6000, bits);
+    assert_eq!(daa(&chain), bits);
+    for _ in 0..20 {
+        push(&mut chain, 600, bits);
+        assert_eq!(daa(&chain), bits);
+    }
+    // Slightly faster blocks: the first has no effect, then the target falls slowly.
+    push(&mut chain, 550, bits);
+    assert_eq!(daa(&chain), bits);
+    for _ in 0..10 {
+        push(&mut chain, 550, bits);
+        let next = daa(&chain);
+        let (cur_t, next_t) = (U256::from_compact(bits).value, U256::from_compact(next).value);
+        assert!(next_t < cur_t && cur_t - next_t < cur_t >> 10);
+        bits = next;
+    }
+    assert_eq!(bits, 0x1c0fe7b1);
+    // Much faster blocks: faster increase.
+    for _ in 0..20 {
+        push(&mut chain, 10, bits);
+        bits = daa(&chain);
+    }
+    assert_eq!(bits, 0x1c0db19f);
+    // Much slower blocks: the first has no effect on the median… then the target rises.
+    push(&mut chain, 6000, bits);
+    bits = daa(&chain);
+    assert_eq!(bits, 0x1c0d9222);
+    for _ in 0..93 {
+        push(&mut chain, 6000, bits);
+        bits = daa(&chain);
+    }
+    assert_eq!(bits, 0x1c2f13b9);
+    // The bounded window makes the next one harder again.
+    push(&mut chain, 6000, bits);
+    bits = daa(&chain);
+    assert_eq!(bits, 0x1c2ee9bf);
+    for _ in 0..192 {
+        push(&mut chain, 6000, bits);
+        bits = daa(&chain);
+    }
+    assert_eq!(bits, 0x1d00ffff);
+    for _ in 0..5 {
+        push(&mut chain, 6000, bits);
+        assert_eq!(daa(&chain), params.pow_limit_bits);
+    }
+}

@@ -77,7 +77,10 @@ pub fn target_from_bits(bits: u32, params: &ChainParams) -> Option<U256> {
     Some(c.value)
 }
 
-/// The highest target a network allows.
+/// The highest target a network allows. SV Node keeps the limit as a full 256-bit value
+/// (0x00000000ffff…ff on main); we keep the value its compact form decodes to (0x00000000ffff00…00).
+/// No compact target lies between the two, and every result is rounded down to a compact, so the
+/// answers are the same.
 pub fn pow_limit(params: &ChainParams) -> U256 {
     U256::from_compact(params.pow_limit_bits).value
 }
