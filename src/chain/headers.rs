@@ -914,13 +914,9 @@ mod tests {
 
     #[test]
     fn block_hash_hasher_uses_the_hash_bytes() {
-        use std::hash::{BuildHasher, Hash};
+        use std::hash::BuildHasher;
         let build = BuildHasherDefault::<BlockHashHasher>::default();
-        let hash_of = |h: &BlockHash| {
-            let mut s = build.build_hasher();
-            h.hash(&mut s);
-            s.finish()
-        };
+        let hash_of = |h: &BlockHash| build.hash_one(h);
         let mut a = [0u8; 32];
         a[0] = 1;
         let mut b = a;
