@@ -547,6 +547,31 @@ fn daa_is_enforced_by_the_tree_on_a_mineable_network() {
     );
     let err = tree.accept_header(&wrong, NOW).unwrap_err();
     assert!(matches!(err, HeaderError::BadDiffBits { expected: e, .. } if e == expected), "{err}");
+
+    // A side branch from height 2050 (shorter than the best chain): its DAA looks at its own blocks.
+    let mut prev = tree.best_at_height(2050).unwrap().header;
+    for _ in 0..40 {
+        let time = prev.time + 3;
+        let parent = tree.index_of(&prev.hash()).unwrap();
+        let bits = tree.next_work_required(parent, time);
+        let h = mine(
+            BlockHeader { version: 4, prev_block: prev.hash(), merkle_root: Hash256([1; 32]), time, bits, nonce: 0 },
+            &params,
+            true,
+        );
+        assert!(tree.accept_header(&h, NOW).unwrap().tip_change.is_none());
+        prev = h;
+    }
+    let side_tip = tree.index_of(&prev.hash()).unwrap();
+    let side: Vec<HeaderInfo> = (0..=2090)
+        .map(|h| {
+            let e = tree.entry(tree.ancestor(side_tip, h).unwrap());
+            HeaderInfo { time: e.header.time, bits: e.header.bits, chain_work: e.chain_work }
+        })
+        .collect();
+    assert_eq!(tree.next_work_required(side_tip, prev.time + 3), daa_expected(&side, &params));
+    assert_ne!(daa_expected(&side, &params), expected, "the branches differ");
+    tree.check_invariants().unwrap();
 }
 
 #[test]

@@ -438,7 +438,7 @@ impl HeaderTree {
 
     /// The chain ending at `index`, as the difficulty rules see it.
     pub fn view(&self, index: HeaderIndex) -> TreeView<'_> {
-        TreeView { tree: self, tip: index }
+        TreeView { tree: self, tip: index, cursor: std::cell::Cell::new(index) }
     }
 
     /// The nBits a header on top of `index` with timestamp `time` must have.
@@ -860,10 +860,16 @@ impl HeaderTree {
 }
 
 /// The chain ending at one entry of a [`HeaderTree`], for the difficulty rules.
-#[derive(Clone, Copy)]
+///
+/// On the best chain every lookup is O(1). On a side branch a lookup walks parents, so the view
+/// remembers the last entry it reached and walks on from there when asked for a lower height: the
+/// rules look back in descending order (testnet's walk over up to 2015 min-difficulty blocks, the
+/// DAA's two medians), which keeps each header's validation linear in its look-back, not quadratic.
+#[derive(Clone)]
 pub struct TreeView<'a> {
     tree: &'a HeaderTree,
     tip: HeaderIndex,
+    cursor: std::cell::Cell<HeaderIndex>,
 }
 
 impl ChainView for TreeView<'_> {
@@ -871,7 +877,10 @@ impl ChainView for TreeView<'_> {
         self.tree.entries[self.tip].height
     }
     fn at(&self, height: u32) -> HeaderInfo {
-        let i = self.tree.ancestor(self.tip, height).expect("ChainView::at is asked for heights up to the tip");
+        let cursor = self.cursor.get();
+        let from = if height <= self.tree.entries[cursor].height { cursor } else { self.tip };
+        let i = self.tree.ancestor(from, height).expect("ChainView::at is asked for heights up to the tip");
+        self.cursor.set(i);
         let e = &self.tree.entries[i];
         HeaderInfo { time: e.header.time, bits: e.header.bits, chain_work: e.chain_work }
     }
