@@ -3,9 +3,10 @@
 //! formulas (computed here independently), reorganisations, the regtest fixture chain, and the
 //! headers-first sync helpers.
 
-use bsv_relay::chain::headers::{HeaderError, HeaderTree, MAX_HEADERS};
+use bsv_relay::chain::headers::{BlockRef, HeaderError, HeaderTree, MAX_HEADERS};
 use bsv_relay::chain::params::{ChainParams, MAIN, REGTEST, TEST};
 use bsv_relay::chain::pow::{self, block_work, check_proof_of_work, next_work_required, HeaderInfo};
+use bsv_relay::chain::presync::{HeadersSync, SyncError, SyncProgress};
 use bsv_relay::chain::U256;
 use bsv_relay::wire::{BlockHash, BlockHeader, Hash256};
 
@@ -281,7 +282,7 @@ fn batch_rules_too_many_and_non_continuous() {
 
 #[test]
 fn minimum_chain_work_keeps_cheap_chains_out() {
-    // Regtest blocks are worth 2 each: a minimum of 22 is reached at height 10.
+    // Regtest blocks are worth 2 each (genesis too): a minimum of 22 is reached at height 10.
     let mut scratch = regtest();
     let g = genesis(&scratch);
     let main = extend(&mut scratch, g, 12, 0);
@@ -289,23 +290,125 @@ fn minimum_chain_work_keeps_cheap_chains_out() {
         let mut s = regtest();
         extend(&mut s, g, 2, 7)
     };
-    let mut tree = regtest().with_minimum_chain_work(U256::from_u64(22));
-    tree.accept_headers(&main[..3], NOW).unwrap();
-    // Syncing: a short, final message leaving its chain below the minimum and below our best
-    // (work 6 against 8) is refused whole.
-    let err = tree.accept_headers(&fork, NOW).unwrap_err();
-    assert!(matches!(err, HeaderError::LowWork { height: 2, .. }), "{err}");
+    let minimum = U256::from_u64(22);
+
+    // A message proving less than the minimum is refused whole; so is a single header below it.
+    let mut tree = regtest().with_minimum_chain_work(minimum);
+    let err = tree.accept_headers(&main[..9], NOW).unwrap_err();
+    assert_eq!(err, HeaderError::LowWork { hash: main[8].hash(), height: 9, chain_work: U256::from_u64(20), minimum });
     assert_eq!((err.reject_reason(), err.misbehavior()), ("low-work-headers", None));
-    assert_eq!(tree.len(), 4);
-    // Full messages are stored (not shown: 2000 headers); so is a short one reaching the minimum.
-    tree.accept_headers(&main[3..], NOW).unwrap();
-    assert_eq!(tree.best_height(), 12);
-    // Synced: a deep fork below the minimum is refused header by header.
-    let err = tree.accept_header(&fork[0], NOW).unwrap_err();
-    assert!(matches!(err, HeaderError::LowWork { height: 1, .. }));
-    // A fork near the tip has the work and is stored.
-    let near = child(&main[10], main[10].time + 601);
-    tree.accept_header(&near, NOW).unwrap();
+    assert!(matches!(tree.accept_header(&main[0], NOW), Err(HeaderError::LowWork { height: 1, .. })));
+    assert_eq!(tree.len(), 1);
+
+    // Only headers meeting their targets count: a last header missing it proves nothing.
+    let mut cheat = main[..10].to_vec();
+    cheat[9] = mine(BlockHeader { nonce: 0, ..cheat[9] }, &REGTEST, false);
+    assert!(matches!(tree.accept_headers(&cheat, NOW), Err(HeaderError::LowWork { .. })));
+    assert_eq!(tree.len(), 1);
+
+    // A message reaching the minimum is stored whole, its first headers included.
+    let out = tree.accept_headers(&main[..10], NOW).unwrap();
+    assert_eq!((out.new, tree.best_height()), (10, 10));
+    // A fork below the minimum is refused; one near the tip has the work and is stored.
+    assert!(matches!(tree.accept_headers(&fork, NOW), Err(HeaderError::LowWork { .. })));
+    assert!(matches!(tree.accept_header(&fork[0], NOW), Err(HeaderError::LowWork { .. })));
+    let near = child(&main[8], main[8].time + 601);
+    assert_eq!(tree.accept_header(&near, NOW).unwrap().height, 10);
+    tree.check_invariants().unwrap();
+}
+
+/// A peer's own regtest chain of `n` headers (`salt` makes distinct chains).
+fn peer_chain(n: usize, salt: u32) -> (HeaderTree, Vec<BlockHeader>) {
+    let mut peer = regtest();
+    let g = genesis(&peer);
+    let chain = extend(&mut peer, g, n, salt);
+    (peer, chain)
+}
+
+/// Runs a two-pass sync against `peer` (answering our `getheaders` from its tree) until it ends.
+fn run_sync(
+    tree: &mut HeaderTree,
+    peers: &mut dyn FnMut(bool) -> HeaderTree,
+) -> Result<(SyncProgress, usize), SyncError> {
+    let (mut sync, mut locator) = HeadersSync::new(tree, tree.best_index());
+    let mut redownloading = false;
+    let mut messages = 0;
+    loop {
+        let peer = peers(redownloading);
+        let msg = peer.headers_after(&locator, &Hash256::ZERO, MAX_HEADERS);
+        messages += 1;
+        match sync.process(tree, &msg, NOW)? {
+            SyncProgress::Continue { locator: l } => {
+                if !redownloading {
+                    assert_eq!(tree.len(), 1, "nothing stored during presync");
+                }
+                locator = l;
+            }
+            SyncProgress::Redownload { locator: l } => {
+                assert_eq!(tree.len(), 1, "nothing stored during presync");
+                redownloading = true;
+                locator = l;
+            }
+            done @ SyncProgress::Done { .. } => return Ok((done, messages)),
+        }
+    }
+}
+
+#[test]
+fn presync_validates_a_low_work_chain_then_stores_it_on_redownload() {
+    let (peer, chain) = peer_chain(5000, 0);
+    // Reached at height 4499 (2 × 4500), in the third message.
+    let mut tree = regtest().with_minimum_chain_work(U256::from_u64(9000));
+    assert!(matches!(tree.accept_headers(&chain[..2000], NOW), Err(HeaderError::LowWork { .. })));
+    let (done, messages) = run_sync(&mut tree, &mut |_| peer.clone()).unwrap();
+    assert_eq!(messages, 6, "three to presync, three to store");
+    assert_eq!(done, SyncProgress::Done { last: BlockRef { height: 5000, hash: chain[4999].hash() } });
+    assert_eq!(tree.best_hash(), chain[4999].hash());
+    tree.check_invariants().unwrap();
+    // From here on, ordinary messages extend the chain.
+    let next = child(&chain[4999], chain[4999].time + 600);
+    tree.accept_headers(&[next], NOW).unwrap();
+}
+
+#[test]
+fn presync_refuses_a_chain_that_changes_between_passes() {
+    let (honest, _) = peer_chain(5000, 0);
+    let (other, _) = peer_chain(5000, 3);
+    let mut tree = regtest().with_minimum_chain_work(U256::from_u64(9000));
+    // The peer shows one chain, then serves another when asked again.
+    let err =
+        run_sync(&mut tree, &mut |redownload| if redownload { other.clone() } else { honest.clone() }).unwrap_err();
+    assert!(matches!(err, SyncError::Mismatch { height: 2000, .. }), "{err}");
+    assert_eq!((err.reject_reason(), err.misbehavior()), ("headers-sync-mismatch", None));
+    assert_eq!(tree.len(), 1, "nothing of either chain stored");
+}
+
+#[test]
+fn presync_ends_when_the_peer_chain_has_too_little_work() {
+    let (peer, _) = peer_chain(3000, 0);
+    let mut tree = regtest().with_minimum_chain_work(U256::from_u64(9000));
+    let err = run_sync(&mut tree, &mut |_| peer.clone()).unwrap_err();
+    assert!(matches!(err, SyncError::ChainTooLittleWork { height: 3000, .. }), "{err}");
+    assert_eq!(err.misbehavior(), None);
+    assert_eq!(tree.len(), 1);
+}
+
+#[test]
+fn presync_applies_the_header_rules() {
+    let (_, chain) = peer_chain(30, 0);
+    let mut tree = regtest().with_minimum_chain_work(U256::from_u64(9000));
+    let (mut sync, _) = HeadersSync::new(&tree, 0);
+    let mut msg = chain.clone();
+    msg[20] = mine(BlockHeader { nonce: 0, ..msg[20] }, &REGTEST, false);
+    let err = sync.process(&mut tree, &msg, NOW).unwrap_err();
+    assert_eq!((err.reject_reason(), err.misbehavior()), ("high-hash", Some(50)));
+    let (mut sync, _) = HeadersSync::new(&tree, 0);
+    let too_new = sync.process(&mut tree, &chain[..5], chain[4].time - 7201).unwrap_err();
+    assert_eq!((too_new.reject_reason(), too_new.misbehavior()), ("time-too-new", None));
+    let (mut sync, _) = HeadersSync::new(&tree, 0);
+    let bits = [child_with(&genesis(&tree), genesis(&tree).time + 600, 0x207ffffe, 4)];
+    assert_eq!(sync.process(&mut tree, &bits, NOW).unwrap_err().reject_reason(), "bad-diffbits");
+    assert_eq!(tree.len(), 1);
 }
 
 #[test]

@@ -460,6 +460,16 @@ impl HeaderTree {
         hash: BlockHash,
         now_adjusted: u32,
     ) -> Result<AcceptedHeader, HeaderError> {
+        self.accept_one(header, hash, now_adjusted, true)
+    }
+
+    fn accept_one(
+        &mut self,
+        header: &BlockHeader,
+        hash: BlockHash,
+        now_adjusted: u32,
+        enforce_minimum_work: bool,
+    ) -> Result<AcceptedHeader, HeaderError> {
         debug_assert_eq!(hash, header.hash());
         if let Some(&i) = self.by_hash.get(&hash) {
             let e = &self.entries[i as usize];
@@ -468,12 +478,18 @@ impl HeaderTree {
             }
             return Ok(AcceptedHeader { index: i as usize, hash, height: e.height, is_new: false, tip_change: None });
         }
-        let checked = self.check_header(header, &hash, now_adjusted)?;
+        let checked = self.check_header(header, &hash, now_adjusted, enforce_minimum_work)?;
         Ok(self.store(header, hash, checked))
     }
 
     /// Every rule, without changing the tree.
-    fn check_header(&self, header: &BlockHeader, hash: &BlockHash, now_adjusted: u32) -> Result<Checked, HeaderError> {
+    fn check_header(
+        &self,
+        header: &BlockHeader,
+        hash: &BlockHash,
+        now_adjusted: u32,
+        enforce_minimum_work: bool,
+    ) -> Result<Checked, HeaderError> {
         let hash = *hash;
         if !check_proof_of_work(&hash, header.bits, &self.params) {
             return Err(HeaderError::HighHash { hash, bits: header.bits });
@@ -529,10 +545,8 @@ impl HeaderTree {
         }
         let work = if self.work_cache.0 == header.bits { self.work_cache.1 } else { block_work(header.bits) };
         let chain_work = pe.chain_work.saturating_add(work);
-        // Once our best chain has the minimum work, an honest fork has it too (it branches off
-        // near our tip); a chain below it branches off deep and is only a cost for us to store.
         let minimum = self.minimum_chain_work;
-        if chain_work < minimum && self.best_tip().chain_work >= minimum {
+        if enforce_minimum_work && chain_work < minimum {
             return Err(HeaderError::LowWork { hash, height, chain_work, minimum });
         }
         Ok(Checked { parent, height, chain_work })
@@ -590,20 +604,36 @@ impl HeaderTree {
     /// parent of the next. Stops at the first invalid header and reports it in `error` with what
     /// was accepted before it. A message over the limit, or not a chain, is refused whole.
     ///
-    /// With a minimum chain work set (`-minimumchainwork`), a chain below it is not stored:
-    /// - once our best chain has that much work, no header whose chain has less is accepted
-    ///   ([`HeaderError::LowWork`], checked per header), so a long cheap fork branching off deep in
-    ///   history costs us nothing but its validation;
-    /// - before that (initial sync), a message of fewer than [`MAX_HEADERS`] headers (the sender's
-    ///   chain ends there) that leaves its chain below the minimum and below our best is refused
-    ///   whole, before anything of it is stored.
-    ///
-    /// Not covered: during initial sync, a peer feeding full messages of a cheap chain has them
-    /// stored until its chain ends (Core 24's two-phase presync would close that).
+    /// With a minimum chain work set (`-minimumchainwork`), no chain below it is stored: a message
+    /// whose proven work (its parent's chain work plus the work of its headers that meet their
+    /// targets) stays below the minimum is refused whole with [`HeaderError::LowWork`] before
+    /// anything is stored, and so is a single header (`accept_header`) whose chain is below it. A
+    /// chain that has not reached the minimum yet (initial sync) goes through
+    /// [`HeadersSync`](super::presync::HeadersSync) instead, which validates it without storing and
+    /// then stores it on a second download.
     pub fn accept_headers(
         &mut self,
         headers: &[BlockHeader],
         now_adjusted: u32,
+    ) -> Result<HeadersAccepted, HeaderError> {
+        self.accept_headers_inner(headers, now_adjusted, true)
+    }
+
+    /// `accept_headers` without the minimum-work rule, for headers `HeadersSync` has matched
+    /// against a chain it already saw reach the minimum.
+    pub(super) fn accept_presynced_headers(
+        &mut self,
+        headers: &[BlockHeader],
+        now_adjusted: u32,
+    ) -> Result<HeadersAccepted, HeaderError> {
+        self.accept_headers_inner(headers, now_adjusted, false)
+    }
+
+    fn accept_headers_inner(
+        &mut self,
+        headers: &[BlockHeader],
+        now_adjusted: u32,
+        enforce_minimum_work: bool,
     ) -> Result<HeadersAccepted, HeaderError> {
         if headers.len() > MAX_HEADERS {
             return Err(HeaderError::TooManyHeaders { count: headers.len(), max: MAX_HEADERS });
@@ -612,7 +642,7 @@ impl HeaderTree {
         let mut hashes = std::mem::take(&mut self.hash_scratch);
         hashes.clear();
         hashes.extend(headers.iter().map(BlockHeader::hash));
-        let result = self.accept_hashed_headers(headers, &hashes, now_adjusted);
+        let result = self.accept_hashed_headers(headers, &hashes, now_adjusted, enforce_minimum_work);
         self.hash_scratch = hashes;
         result
     }
@@ -622,19 +652,24 @@ impl HeaderTree {
         headers: &[BlockHeader],
         hashes: &[BlockHash],
         now_adjusted: u32,
+        enforce_minimum_work: bool,
     ) -> Result<HeadersAccepted, HeaderError> {
         for (position, pair) in headers.windows(2).enumerate() {
             if pair[1].prev_block != hashes[position] {
                 return Err(HeaderError::NonContinuous { position: position + 1, hash: hashes[position + 1] });
             }
         }
-        if let Some(err) = self.low_work_batch(headers, hashes) {
-            return Err(err);
+        if enforce_minimum_work {
+            if let Some(err) = self.low_work_batch(headers, hashes) {
+                return Err(err);
+            }
         }
         let old_best = self.best_index();
         let mut out = HeadersAccepted { accepted: 0, new: 0, last: None, tip_change: None, error: None };
         for (h, &hash) in headers.iter().zip(hashes) {
-            match self.accept_header_with_hash(h, hash, now_adjusted) {
+            // The message as a whole reaches the minimum work (checked above), so its first
+            // headers may be below it.
+            match self.accept_one(h, hash, now_adjusted, false) {
                 Ok(a) => {
                     out.accepted += 1;
                     out.new += a.is_new as usize;
@@ -658,28 +693,40 @@ impl HeaderTree {
         Ok(out)
     }
 
-    /// The minimum-chain-work rule of [`HeaderTree::accept_headers`]: an upper bound on the work the
-    /// message would give its chain (every header at its declared nBits), compared before storing.
+    /// The minimum-chain-work rule of [`HeaderTree::accept_headers`]: the work the message proves
+    /// (headers up to the first that misses its target), compared before anything is stored. A
+    /// header meeting a harder target than required still proves that work was done, so a peer
+    /// cannot get past this rule without paying for the minimum work.
     fn low_work_batch(&self, headers: &[BlockHeader], hashes: &[BlockHash]) -> Option<HeaderError> {
-        if self.minimum_chain_work.is_zero() || headers.len() >= MAX_HEADERS {
+        let minimum = self.minimum_chain_work;
+        if minimum.is_zero() {
             return None;
         }
-        let first = headers.first()?;
-        let parent = self.get(&first.prev_block)?;
+        let parent = self.get(&headers.first()?.prev_block)?;
         let mut work = parent.chain_work;
-        for h in headers {
+        for (h, hash) in headers.iter().zip(hashes) {
+            if work >= minimum {
+                return None;
+            }
+            if !check_proof_of_work(hash, h.bits, &self.params) {
+                break;
+            }
             work = work.saturating_add(block_work(h.bits));
         }
-        let best = self.best_tip().chain_work;
-        if work >= self.minimum_chain_work || work > best {
+        if work >= minimum {
             return None;
         }
         Some(HeaderError::LowWork {
             hash: *hashes.last().expect("as many hashes as headers"),
             height: parent.height + headers.len() as u32,
             chain_work: work,
-            minimum: self.minimum_chain_work,
+            minimum,
         })
+    }
+
+    /// The checkpointed hash at `height`, if the network pins one.
+    pub fn checkpoint_at(&self, height: u32) -> Option<BlockHash> {
+        self.checkpoints.binary_search_by_key(&height, |c| c.0).ok().map(|i| self.checkpoints[i].1)
     }
 
     /// Marks the block at `hash` and all its descendants invalid (the block layer found it so) and
