@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use crate::chain::Network;
 use crate::peer::Subnet;
 
 #[derive(Debug, Error)]
@@ -71,62 +72,13 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
-/// The BSV networks, with SV Node's per-network defaults (operators-and-robustness.md §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Network {
-    Main,
-    Testnet,
-    Stn,
-    Regtest,
-}
-
-impl Network {
-    /// The name `getblockchaininfo` reports and config-file sections use.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Main => "main",
-            Self::Testnet => "test",
-            Self::Stn => "stn",
-            Self::Regtest => "regtest",
-        }
-    }
-
-    /// Subfolder of the data directory (SV `chainparamsbase.cpp`): none for main.
-    pub const fn datadir_subdir(self) -> &'static str {
-        match self {
-            Self::Main => "",
-            Self::Testnet => "testnet3",
-            Self::Stn => "stn",
-            Self::Regtest => "regtest",
-        }
-    }
-
-    /// Default P2P port (SV `chainparams.cpp`).
-    pub const fn default_port(self) -> u16 {
-        match self {
-            Self::Main => 8333,
-            Self::Testnet => 18333,
-            Self::Stn => 9333,
-            Self::Regtest => 18444,
-        }
-    }
-
-    /// Default RPC port (SV `chainparamsbase.cpp`; regtest shares testnet's 18332, unlike Core).
-    pub const fn default_rpc_port(self) -> u16 {
-        match self {
-            Self::Main => 8332,
-            Self::Testnet => 18332,
-            Self::Stn => 9332,
-            Self::Regtest => 18332,
-        }
-    }
-}
-
 /// Logging categories accepted by `-debug=` (SV Node's names for the parts we have).
 pub const DEBUG_CATEGORIES: &[&str] = &["net", "rpc", "http", "mempool", "validation", "bench", "metrics"];
 
 /// SV Node's `DEFAULT_MAX_PEER_CONNECTIONS`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 125;
+/// SV Node's `-maxoutboundconnections` default (src/net/net.h:96).
+pub const DEFAULT_MAX_OUTBOUND: u32 = 8;
 /// SV Node's `DEFAULT_BANSCORE_THRESHOLD`.
 pub const DEFAULT_BANSCORE: u32 = 100;
 /// SV Node's `DEFAULT_MISBEHAVING_BANTIME`: 24 hours.
@@ -160,6 +112,8 @@ const KNOWN: &[&str] = &[
     "connect",
     "addnode",
     "maxconnections",
+    "maxconnectionsfromaddr",
+    "maxoutboundconnections",
     "whitelist",
     "banscore",
     "bantime",
@@ -288,7 +242,7 @@ fn invalid(key: &str, value: &str, reason: &'static str) -> ConfigError {
 
 fn network_of(raw_cli: &RawOptions, file_top: &RawOptions) -> Result<Network, ConfigError> {
     let mut chosen = Vec::new();
-    for (key, net) in [("regtest", Network::Regtest), ("testnet", Network::Testnet), ("stn", Network::Stn)] {
+    for (key, net) in [("regtest", Network::Regtest), ("testnet", Network::Test), ("stn", Network::Stn)] {
         let v = raw_cli.last(key).or_else(|| file_top.last(key));
         if let Some(v) = v {
             if parse_bool(key, v)? {
@@ -317,6 +271,10 @@ pub struct Config {
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub maxconnections: u32,
+    /// `-maxconnectionsfromaddr`: connections from one IP; 0 = no cap (SV Node's default).
+    pub maxconnectionsfromaddr: u32,
+    /// `-maxoutboundconnections`: outbound peers chosen from the address book.
+    pub maxoutboundconnections: u32,
     pub whitelist: Vec<Subnet>,
     pub banscore: u32,
     pub bantime: Duration,
@@ -343,11 +301,9 @@ pub struct Config {
 impl Config {
     /// The network's folder inside the data directory: where the cookie, lock file and ban list live.
     pub fn netdir(&self) -> PathBuf {
-        let sub = self.network.datadir_subdir();
-        if sub.is_empty() {
-            self.datadir.clone()
-        } else {
-            self.datadir.join(sub)
+        match self.network.data_subdir() {
+            Some(sub) => self.datadir.join(sub),
+            None => self.datadir.clone(),
         }
     }
 
@@ -452,8 +408,8 @@ impl Config {
         };
         let string_opt = |key: &str| -> Option<String> { raw.last(key).map(str::to_owned) };
 
-        let port = port_opt("port", network.default_port())?;
-        let rpcport = port_opt("rpcport", network.default_rpc_port())?;
+        let port = port_opt("port", network.params().default_port)?;
+        let rpcport = port_opt("rpcport", network.params().rpc_port)?;
         let binds = raw
             .all("bind")
             .iter()
@@ -531,6 +487,8 @@ impl Config {
             connect,
             addnode: peers_list("addnode")?,
             maxconnections: u32_opt("maxconnections", DEFAULT_MAX_CONNECTIONS)?,
+            maxconnectionsfromaddr: u32_opt("maxconnectionsfromaddr", 0)?,
+            maxoutboundconnections: u32_opt("maxoutboundconnections", DEFAULT_MAX_OUTBOUND)?,
             whitelist: subnets("whitelist")?,
             banscore: u32_opt("banscore", DEFAULT_BANSCORE)?,
             bantime: secs_opt("bantime", DEFAULT_BANTIME)?,
@@ -645,7 +603,9 @@ mod tests {
         assert!(matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "port" && value == "abc"));
         assert!(err.to_string().contains("\"abc\"") && err.to_string().contains("-port"));
         let err = load(&dir, "whitelist=300.1.1.1\n", &[]).expect_err("invalid");
-        assert!(matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "whitelist" && value == "300.1.1.1"));
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { key, value, .. } if key == "whitelist" && value == "300.1.1.1")
+        );
         assert!(matches!(load(&dir, "listen=maybe\n", &[]), Err(ConfigError::InvalidValue { .. })));
         assert!(matches!(load(&dir, "bantime=0\n", &[]), Err(ConfigError::InvalidValue { .. })));
         assert!(matches!(load(&dir, "justakey\n", &[]), Err(ConfigError::FileSyntax { line: 1, .. })));
@@ -680,8 +640,8 @@ mod tests {
         let c = load(&dir, "rpcport=1\n", &["-conf=other.conf", "-regtest", "--metricsbind=9100"]).expect("config");
         assert_eq!(c.rpcport, 5555);
         assert_eq!(c.metricsbind, Some("127.0.0.1:9100".parse().expect("addr")));
-        let c = load(&dir, "", &["--metricsbind=0.0.0.0:9200", "-rpcbind=127.0.0.1:7000", "-rpcbind=::1"])
-            .expect("config");
+        let c =
+            load(&dir, "", &["--metricsbind=0.0.0.0:9200", "-rpcbind=127.0.0.1:7000", "-rpcbind=::1"]).expect("config");
         assert_eq!(c.metricsbind, Some("0.0.0.0:9200".parse().expect("addr")));
         assert_eq!(c.rpcbind.len(), 2);
         assert_eq!(c.rpcbind[1], "[::1]:8332".parse().expect("addr"));

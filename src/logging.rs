@@ -53,7 +53,7 @@ pub fn init(categories: &[String], printtoconsole: bool, log_file: &Path) -> Res
         .map_err(|e| LoggingError::Filter { filter: directives.clone(), reason: e.to_string() })?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if printtoconsole {
-        builder.with_writer(std::io::stderr).try_init()
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).try_init()
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)

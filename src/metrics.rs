@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use thiserror::Error;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -19,8 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
+use crate::peer::{Direction, DisconnectReason, Misbehavior};
 use crate::rpc::http;
 use crate::shutdown::Shutdown;
+use crate::wire::DecodeError;
 
 /// Prefix of every metric the node exports itself.
 pub const PREFIX: &str = "bsv_relay";
@@ -61,10 +63,6 @@ macro_rules! label_enum {
 }
 
 label_enum!(
-    /// Which side opened the connection.
-    Direction { Inbound => "inbound", Outbound => "outbound" }
-);
-label_enum!(
     /// How an outbound connection came about.
     ConnType { Full => "full", Manual => "manual", Feeler => "feeler" }
 );
@@ -76,23 +74,6 @@ label_enum!(
     }
 );
 label_enum!(
-    /// Why a connection ended.
-    DisconnectReason {
-        RemoteClosed => "remote_closed", TimeoutHandshake => "timeout_handshake", TimeoutPing => "timeout_ping",
-        Misbehaving => "misbehaving", ProtocolViolation => "protocol_violation", BadMagic => "bad_magic",
-        Oversized => "oversized", SelfConnection => "self_connection", Evicted => "evicted", Manual => "manual",
-        Shutdown => "shutdown",
-    }
-);
-label_enum!(
-    /// Why a frame or payload failed to decode.
-    DecodeErrorReason {
-        BadMagic => "bad_magic", BadChecksum => "bad_checksum", Oversized => "oversized",
-        BadCommand => "bad_command", Truncated => "truncated", MalformedPayload => "malformed_payload",
-        NoncanonicalVarint => "noncanonical_varint",
-    }
-);
-label_enum!(
     /// Inventory item kinds.
     InvType { Tx => "tx", Block => "block", Other => "other" }
 );
@@ -101,25 +82,46 @@ label_enum!(
     BanSource { Misbehaving => "misbehaving", Manual => "manual" }
 );
 label_enum!(
-    /// Kinds of peer misbehaviour; the peer layer maps its offences onto these.
-    MisbehaviorReason {
-        InvalidHeader => "invalid_header", InvalidBlock => "invalid_block", InvalidTx => "invalid_tx",
-        OversizedMessage => "oversized_message", TooManyItems => "too_many_items",
-        UnconnectingHeaders => "unconnecting_headers", BadChecksum => "bad_checksum",
-        ProtocolViolation => "protocol_violation", Other => "other",
-    }
-);
-label_enum!(
     /// Result of an RPC call.
     RpcResult { Ok => "ok", Error => "error" }
 );
 
 /// Wire commands that get their own `command` label; everything else counts as `other`.
 pub const COMMANDS: &[&str] = &[
-    "version", "verack", "addr", "inv", "getdata", "merkleblock", "getblocks", "getheaders", "tx", "headers",
-    "block", "getaddr", "mempool", "ping", "pong", "notfound", "filterload", "filteradd", "filterclear",
-    "reject", "sendheaders", "feefilter", "sendcmpct", "cmpctblock", "getblocktxn", "blocktxn", "protoconf",
-    "authch", "authresp", "createstrm", "streamack", "dsdetected", "extmsg", "revokemid",
+    "version",
+    "verack",
+    "addr",
+    "inv",
+    "getdata",
+    "merkleblock",
+    "getblocks",
+    "getheaders",
+    "tx",
+    "headers",
+    "block",
+    "getaddr",
+    "mempool",
+    "ping",
+    "pong",
+    "notfound",
+    "filterload",
+    "filteradd",
+    "filterclear",
+    "reject",
+    "sendheaders",
+    "feefilter",
+    "sendcmpct",
+    "cmpctblock",
+    "getblocktxn",
+    "blocktxn",
+    "protoconf",
+    "authch",
+    "authresp",
+    "createstrm",
+    "streamack",
+    "dsdetected",
+    "extmsg",
+    "revokemid",
 ];
 
 /// The `command` label for a wire command: itself if known, else `other`.
@@ -183,7 +185,8 @@ impl Metrics {
         let counter_vec = |n: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name(n), help), labels);
         let gauge_vec = |n: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name(n), help), labels);
 
-        let build_info = reg!(gauge_vec("build_info", "Build information; always 1.", &["version", "commit", "network"])?);
+        let build_info =
+            reg!(gauge_vec("build_info", "Build information; always 1.", &["version", "commit", "network"])?);
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), commit, network]).set(1);
         let start_time = reg!(Gauge::new(name("start_time_seconds"), "Unix time the node started.")?);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -202,7 +205,8 @@ impl Metrics {
         )?);
         let messages_received =
             reg!(counter_vec("p2p_messages_received_total", "P2P messages received by command.", &["command"])?);
-        let messages_sent = reg!(counter_vec("p2p_messages_sent_total", "P2P messages sent by command.", &["command"])?);
+        let messages_sent =
+            reg!(counter_vec("p2p_messages_sent_total", "P2P messages sent by command.", &["command"])?);
         let received_bytes = reg!(counter_vec(
             "p2p_received_bytes_total",
             "P2P bytes received by command, header included.",
@@ -264,8 +268,8 @@ impl Metrics {
                 v.with_label_values(&[c]);
             }
         }
-        for r in DecodeErrorReason::ALL {
-            decode_errors.with_label_values(&[r.label()]);
+        for r in DecodeError::REASONS {
+            decode_errors.with_label_values(&[r]);
         }
         for t in InvType::ALL {
             inv_items_received.with_label_values(&[t.label()]);
@@ -273,7 +277,7 @@ impl Metrics {
         for d in ["recv", "send"] {
             paused_peers.with_label_values(&[d]);
         }
-        for r in MisbehaviorReason::ALL {
+        for r in Misbehavior::ALL {
             misbehavior_events.with_label_values(&[r.label()]);
         }
         for s in BanSource::ALL {
@@ -332,11 +336,11 @@ impl Metrics {
         self.peer_connections.with_label_values(&[direction.label(), result.label()]).inc();
     }
 
-    pub fn record_decode_error(&self, reason: DecodeErrorReason) {
-        self.decode_errors.with_label_values(&[reason.label()]).inc();
+    pub fn record_decode_error(&self, error: &DecodeError) {
+        self.decode_errors.with_label_values(&[error.reason()]).inc();
     }
 
-    pub fn record_misbehavior(&self, reason: MisbehaviorReason) {
+    pub fn record_misbehavior(&self, reason: Misbehavior) {
         self.misbehavior_events.with_label_values(&[reason.label()]).inc();
     }
 
@@ -456,7 +460,7 @@ mod tests {
         m.record_received("tx", 250);
         m.record_received("bogus-command", 30);
         m.record_sent("inv", 61);
-        m.record_disconnect(DisconnectReason::Manual);
+        m.record_disconnect(DisconnectReason::Requested);
         m.record_rpc("uptime", RpcResult::Ok, Duration::from_millis(1));
         let text = m.render();
         for needle in [
@@ -464,7 +468,7 @@ mod tests {
             "bsv_relay_p2p_received_bytes_total{command=\"tx\"} 250",
             "bsv_relay_p2p_messages_received_total{command=\"other\"} 1",
             "bsv_relay_p2p_unknown_messages_total 1",
-            "bsv_relay_peer_disconnections_total{reason=\"manual\"} 1",
+            "bsv_relay_peer_disconnections_total{reason=\"requested\"} 1",
             "bsv_relay_rpc_requests_total{method=\"uptime\",result=\"ok\"} 1",
             "bsv_relay_peers{conn_type=\"full\",direction=\"inbound\"} 0",
             "process_start_time_seconds",

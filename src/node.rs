@@ -1,13 +1,14 @@
 //! Composition root: builds the node's parts from the [`Config`], starts the listeners and owns shutdown.
 //!
 //! Start-up order, so that a failure leaves nothing half-open: network data folder → lock file (a second
-//! process on the same folder fails here) → ban list → metrics → P2P (later) → RPC (last, because a
-//! client that can connect expects the node to be ready; `.cookie` is written just before).
+//! process on the same folder fails here) → ban list → metrics → P2P (connection manager and relay) →
+//! RPC (last, because a client that can connect expects the node to be ready; `.cookie` is written just
+//! before).
 //!
 //! Shutdown: SIGINT, SIGTERM or the `stop` RPC trigger the [`crate::shutdown`] channel; every task holds
-//! a `Shutdown` clone and drops it once it has closed its sockets (peers will be sent goodbye by the
-//! P2P layer at that point). The node waits up to [`SHUTDOWN_TIMEOUT`] for all of them, then flushes the
-//! ban list, removes the cookie and releases the lock. A second signal exits at once with status 1.
+//! a `Shutdown` clone and drops it once it has closed its sockets (connection tasks say goodbye to their
+//! peers then). The node waits up to [`SHUTDOWN_TIMEOUT`] for all of them, then flushes the ban list,
+//! removes the cookie and releases the lock. A second signal exits at once with status 1.
 
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
@@ -21,8 +22,9 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::metrics::{self, Metrics, MetricsError};
+use crate::peer::addrbook::AddrBook;
 use crate::peer::{BanError, BanList, PeerRegistry};
-use crate::rpc::{self, Cookie, Credentials, RpcContext, Router, Server, ServerSettings, MAX_BODY_BYTES};
+use crate::rpc::{self, Cookie, Credentials, Router, RpcContext, Server, ServerSettings, MAX_BODY_BYTES};
 use crate::shutdown::{self, ShutdownTrigger};
 
 /// How long tasks get to finish after shutdown is triggered; "within a few seconds" for operators and
@@ -48,6 +50,10 @@ pub enum NodeError {
     RpcBind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot write RPC cookie {path}: {source}")]
     Cookie { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    P2p(#[from] crate::peer::manager::ManagerError),
+    #[error(transparent)]
+    AddrBook(#[from] crate::peer::addrbook::AddrBookError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -113,6 +119,12 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
 
+    let chain = config.network.params();
+    let (p2p, addrbook) = start_p2p(&config, chain, &peers, &bans, &metrics, &shutdown)?;
+    for addr in &p2p {
+        info!(%addr, "P2P listener");
+    }
+
     let mut cookie = None;
     if config.server {
         let credentials = match (&config.rpcuser, &config.rpcpassword) {
@@ -160,9 +172,79 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     if let Err(e) = bans.flush() {
         error!(error = %e, "cannot save the ban list");
     }
+    if let Err(e) = addrbook.save() {
+        error!(error = %e, "cannot save the address book");
+    }
     drop(cookie);
     info!("shutdown complete");
     Ok(())
+}
+
+/// The address book's file in the network data folder.
+const ADDRBOOK_FILE: &str = "peers.json";
+
+/// Most peer events queued for the relay before connections wait: enough to absorb a burst, small
+/// enough that a stalled relay slows peers down instead of growing memory.
+const PEER_EVENT_QUEUE: usize = 4096;
+
+/// Starts the connection manager and the relay; returns the addresses listened on.
+fn start_p2p(
+    config: &Config,
+    chain: &'static crate::chain::ChainParams,
+    peers: &Arc<PeerRegistry>,
+    bans: &Arc<BanList>,
+    metrics: &Arc<Metrics>,
+    shutdown: &shutdown::Shutdown,
+) -> Result<(Vec<std::net::SocketAddr>, Arc<AddrBook>), NodeError> {
+    use crate::peer::addrbook;
+    use crate::peer::connection::{ConnectionSettings, NodeShared};
+    use crate::peer::manager::{Manager, ManagerConfig};
+    use crate::peer::ProtocolConfig;
+    use crate::wire::message::Limits;
+
+    let limits = Limits { max_block_size: config.excessiveblocksize, ..Limits::default() };
+    let protocol = ProtocolConfig {
+        limits,
+        handshake_timeout: config.p2phandshaketimeout,
+        inactivity_timeout: config.p2ptimeout,
+        // A frame must complete within the handshake timeout, bounded to 2 minutes (issue: a
+        // header promising 1,000 bytes followed by silence must not hold a slot for 20 minutes).
+        message_deadline: config.p2phandshaketimeout.min(Duration::from_secs(120)),
+        ban_threshold: config.banscore,
+        ..ProtocolConfig::default()
+    };
+    // Room for the largest block plus a generous burst of other traffic.
+    let max_send_queue = usize::try_from(limits.max_block_size).unwrap_or(usize::MAX).saturating_add(64 << 20);
+    let settings = Arc::new(ConnectionSettings { magic: chain.magic, protocol, max_send_queue });
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
+    let addrbook = Arc::new(AddrBook::open(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY)?);
+    let listen_port = config.listen.then_some(config.port);
+    let shared = Arc::new(NodeShared {
+        registry: peers.clone(),
+        bans: bans.clone(),
+        metrics: metrics.clone(),
+        own_nonces: Default::default(),
+        best_height: std::sync::atomic::AtomicI32::new(0),
+        events: events_tx,
+        addrbook: addrbook.clone(),
+        listen_port,
+    });
+    let manager_config = ManagerConfig {
+        binds: config.binds.clone(),
+        port: config.port,
+        listen: config.listen,
+        connect: config.connect.clone(),
+        addnode: config.addnode.clone(),
+        max_connections: config.maxconnections as usize,
+        max_outbound: config.maxoutboundconnections as usize,
+        max_per_ip: config.maxconnectionsfromaddr as usize,
+        whitelist: config.whitelist.clone(),
+    };
+    let manager = Manager::bind(manager_config, settings, shared)?;
+    let addrs = manager.local_addrs();
+    manager.start(shutdown.clone());
+    tokio::spawn(crate::relay::run(events_rx, addrbook.clone(), listen_port, shutdown.clone()));
+    Ok((addrs, addrbook))
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.

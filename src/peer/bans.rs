@@ -243,8 +243,7 @@ mod tests {
     #[test]
     fn duplicate_ban_and_missing_unban_fail_like_sv_node() {
         let bans = BanList::in_memory(DEFAULT_BANTIME);
-        bans.ban(net("1.2.3.4"), BanDuration::For(Duration::from_secs(10)), BanReason::Manual, T0)
-            .expect("ban");
+        bans.ban(net("1.2.3.4"), BanDuration::For(Duration::from_secs(10)), BanReason::Manual, T0).expect("ban");
         assert!(matches!(
             bans.ban(net("1.2.3.4/32"), BanDuration::Default, BanReason::Manual, T0 + 1),
             Err(BanError::AlreadyBanned { .. })
@@ -277,8 +276,7 @@ mod tests {
         {
             let bans = BanList::open(&path, DEFAULT_BANTIME, T0).expect("open empty");
             bans.ban(net("1.2.3.4"), BanDuration::Default, BanReason::Manual, T0).expect("ban");
-            bans.ban(net("2001:db8::/32"), BanDuration::Until(T0 + 50), BanReason::Misbehaving, T0)
-                .expect("ban");
+            bans.ban(net("2001:db8::/32"), BanDuration::Until(T0 + 50), BanReason::Misbehaving, T0).expect("ban");
             bans.ban(net("5.5.5.5"), BanDuration::Until(T0 + 1), BanReason::Manual, T0).expect("ban");
         }
         assert!(!dir.join("banlist.json.new").exists());

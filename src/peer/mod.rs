@@ -5,7 +5,11 @@
 //! `protocol` as plain code driven by `(now, event)`; the tokio tasks only move bytes and carry out
 //! those decisions. The registry holds what connection tasks publish for the operator surface.
 
+pub mod addrbook;
 pub mod bans;
+pub mod connection;
+pub mod eviction;
+pub mod manager;
 pub mod misbehavior;
 pub mod protocol;
 #[cfg(test)]

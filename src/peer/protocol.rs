@@ -51,6 +51,8 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
     pub const fn label(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",
@@ -108,6 +110,8 @@ pub enum DisconnectReason {
     SelfConnection,
     ObsoleteVersion,
     BadProtoconf,
+    /// A `version` we cannot parse, or a locator longer than any honest node sends.
+    Malformed,
     InvalidInvType,
     BadMagic,
     Oversized,
@@ -122,7 +126,7 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 18] = [
+    pub const ALL: [DisconnectReason; 19] = [
         Self::HandshakeTimeout,
         Self::InactivityTimeout,
         Self::PingTimeout,
@@ -130,6 +134,7 @@ impl DisconnectReason {
         Self::SelfConnection,
         Self::ObsoleteVersion,
         Self::BadProtoconf,
+        Self::Malformed,
         Self::InvalidInvType,
         Self::BadMagic,
         Self::Oversized,
@@ -152,6 +157,7 @@ impl DisconnectReason {
             Self::SelfConnection => "self_connection",
             Self::ObsoleteVersion => "obsolete_version",
             Self::BadProtoconf => "bad_protoconf",
+            Self::Malformed => "malformed",
             Self::InvalidInvType => "invalid_inv_type",
             Self::BadMagic => "bad_magic",
             Self::Oversized => "oversized",
@@ -492,6 +498,12 @@ impl PeerProtocol {
             // The stream cannot be trusted past these: disconnect at once, read nothing more.
             DecodeError::BadMagic { .. } => self.close(DisconnectReason::BadMagic, &mut out),
             DecodeError::Oversized { .. } => self.close(DisconnectReason::Oversized, &mut out),
+            _ if command == Some("protoconf") => self.close(DisconnectReason::BadProtoconf, &mut out),
+            // A peer whose version we cannot read is of no use (SV Node and Core drop it too), and a
+            // locator longer than any honest node builds is an attempt to make us work (Core: disconnect).
+            _ if matches!(command, Some("version" | "getheaders" | "getblocks")) => {
+                self.close(DisconnectReason::Malformed, &mut out)
+            }
             DecodeError::BadChecksum { .. } => {
                 let (count, last) = self.bad_checksums;
                 let flooding = last.is_some_and(|t| now.saturating_duration_since(t) < BAD_CHECKSUM_INTERVAL);
@@ -515,7 +527,6 @@ impl PeerProtocol {
                     self.offend(offence, &mut out);
                 }
             }
-            _ if command == Some("protoconf") => self.close(DisconnectReason::BadProtoconf, &mut out),
             // Truncated or malformed payloads are dropped without penalty, as SV Node does
             // ("error parsing message"); a version we cannot parse leaves the handshake to time out.
             _ => {}
@@ -563,6 +574,16 @@ impl PeerProtocol {
             self.next_ping = now + self.config.ping_interval;
             out.push(Output::Send(Message::Ping(nonce)));
         }
+    }
+
+    /// Sends a ping now unless one is outstanding (the `ping` RPC).
+    pub fn ping_now(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.stage == Stage::Ready {
+            self.next_ping = now;
+            self.send_ping_if_due(now, &mut out);
+        }
+        out
     }
 
     /// Records an offence found outside this state machine (an invalid transaction or header).

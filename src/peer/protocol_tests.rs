@@ -303,3 +303,17 @@ fn a_bad_checksum_flood_is_an_offence_but_a_few_are_not() {
         assert!(q.on_decode_error(t0 + Duration::from_millis(i * 600), Some("ping"), &err).is_empty());
     }
 }
+
+#[test]
+fn an_unreadable_version_or_an_oversized_locator_disconnects() {
+    let t0 = Instant::now();
+    let (mut p, _) = PeerProtocol::new(ProtocolConfig::default(), Direction::Inbound, remote(), 1, false, t0, &ctx());
+    let long_ua = DecodeError::TooLong { what: "user agent", len: 300, max: 256 };
+    assert_eq!(p.on_decode_error(t0, Some("version"), &long_ua), vec![Output::Disconnect(DisconnectReason::Malformed)]);
+    let mut q = ready(Direction::Outbound, t0);
+    let locator = DecodeError::TooMany { what: "locator hashes", count: 102, max: 101 };
+    assert_eq!(
+        q.on_decode_error(t0, Some("getheaders"), &locator),
+        vec![Output::Disconnect(DisconnectReason::Malformed)]
+    );
+}

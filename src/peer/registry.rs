@@ -57,6 +57,8 @@ pub enum PeerCommand {
     Disconnect,
     /// Send a `ping` now (the `ping` RPC).
     Ping,
+    /// Close the connection to make room for a new inbound peer.
+    Evict,
 }
 
 /// The receiving end a connection task polls for [`PeerCommand`]s.
@@ -227,6 +229,11 @@ impl PeerRegistry {
         self.send(id, PeerCommand::Disconnect)
     }
 
+    /// Asks one peer to close so a newcomer can have its slot.
+    pub fn evict(&self, id: PeerId) -> Result<(), RegistryError> {
+        self.send(id, PeerCommand::Evict)
+    }
+
     /// Asks the peer(s) at exactly `addr` to disconnect (`disconnectnode "ip:port"`).
     pub fn disconnect_addr(&self, addr: SocketAddr) -> Result<(), RegistryError> {
         let ids: Vec<PeerId> = self.peers.iter().filter(|e| e.info.addr == addr).map(|e| *e.key()).collect();
@@ -241,8 +248,7 @@ impl PeerRegistry {
 
     /// Disconnects every peer whose address `matches` (used after a ban); returns how many.
     pub fn disconnect_matching(&self, matches: impl Fn(&SocketAddr) -> bool) -> usize {
-        let ids: Vec<PeerId> =
-            self.peers.iter().filter(|e| matches(&e.info.addr)).map(|e| *e.key()).collect();
+        let ids: Vec<PeerId> = self.peers.iter().filter(|e| matches(&e.info.addr)).map(|e| *e.key()).collect();
         ids.iter().filter(|id| self.send(**id, PeerCommand::Disconnect).is_ok()).count()
     }
 
@@ -289,10 +295,8 @@ impl PeerRegistry {
     /// `addnode <node> remove`.
     pub fn addnode_remove(&self, node: &str) -> Result<(), RegistryError> {
         let mut list = self.added();
-        let pos = list
-            .iter()
-            .position(|n| n == node)
-            .ok_or_else(|| RegistryError::NotAdded { node: node.to_owned() })?;
+        let pos =
+            list.iter().position(|n| n == node).ok_or_else(|| RegistryError::NotAdded { node: node.to_owned() })?;
         list.remove(pos);
         Ok(())
     }
@@ -368,25 +372,13 @@ mod tests {
         let mut requests = reg.take_connect_requests().expect("first take");
         assert!(reg.take_connect_requests().is_none());
         reg.addnode_add("1.2.3.4:8333").expect("add");
-        assert_eq!(
-            reg.addnode_add("1.2.3.4:8333"),
-            Err(RegistryError::AlreadyAdded { node: "1.2.3.4:8333".into() })
-        );
+        assert_eq!(reg.addnode_add("1.2.3.4:8333"), Err(RegistryError::AlreadyAdded { node: "1.2.3.4:8333".into() }));
         reg.addnode_onetry("5.5.5.5:8333").expect("onetry");
         assert_eq!(reg.added_nodes(), vec!["1.2.3.4:8333".to_string()]);
         reg.addnode_remove("1.2.3.4:8333").expect("remove");
-        assert_eq!(
-            reg.addnode_remove("1.2.3.4:8333"),
-            Err(RegistryError::NotAdded { node: "1.2.3.4:8333".into() })
-        );
-        assert_eq!(
-            requests.try_recv().ok(),
-            Some(ConnectRequest { node: "1.2.3.4:8333".into(), persistent: true })
-        );
-        assert_eq!(
-            requests.try_recv().ok(),
-            Some(ConnectRequest { node: "5.5.5.5:8333".into(), persistent: false })
-        );
+        assert_eq!(reg.addnode_remove("1.2.3.4:8333"), Err(RegistryError::NotAdded { node: "1.2.3.4:8333".into() }));
+        assert_eq!(requests.try_recv().ok(), Some(ConnectRequest { node: "1.2.3.4:8333".into(), persistent: true }));
+        assert_eq!(requests.try_recv().ok(), Some(ConnectRequest { node: "5.5.5.5:8333".into(), persistent: false }));
     }
 
     #[test]

@@ -173,10 +173,7 @@ mod tests {
     fn parses_the_forms_operators_write() {
         assert_eq!("1.2.3.4".parse::<Subnet>().map(|s| s.to_string()), Ok("1.2.3.4/32".into()));
         assert_eq!("10.1.2.3/8".parse::<Subnet>().map(|s| s.to_string()), Ok("10.0.0.0/8".into()));
-        assert_eq!(
-            "10.1.2.3/255.255.0.0".parse::<Subnet>().map(|s| s.to_string()),
-            Ok("10.1.0.0/16".into())
-        );
+        assert_eq!("10.1.2.3/255.255.0.0".parse::<Subnet>().map(|s| s.to_string()), Ok("10.1.0.0/16".into()));
         assert_eq!("::1".parse::<Subnet>().map(|s| s.to_string()), Ok("::1/128".into()));
         assert_eq!("fe80::1/10".parse::<Subnet>().map(|s| s.to_string()), Ok("fe80::/10".into()));
         assert_eq!("::ffff:1.2.3.4".parse::<Subnet>().map(|s| s.to_string()), Ok("1.2.3.4/32".into()));

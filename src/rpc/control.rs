@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Params, RpcContext, RpcError, Router};
+use super::{Params, Router, RpcContext, RpcError};
 
 pub fn register(r: &mut Router) {
     r.register("help", "Control", HELP_HELP, |_, _| Ok(Value::Null));

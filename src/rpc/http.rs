@@ -110,9 +110,7 @@ fn parse_head(buf: &[u8]) -> Result<RequestHead, HttpError> {
     head.content_length = match lengths.as_slice() {
         [] => 0,
         // Two different lengths is a request-smuggling shape; refuse it.
-        [one, rest @ ..] if rest.iter().all(|r| r == one) => {
-            one.parse().map_err(|_| HttpError::BadContentLength)?
-        }
+        [one, rest @ ..] if rest.iter().all(|r| r == one) => one.parse().map_err(|_| HttpError::BadContentLength)?,
         _ => return Err(HttpError::BadContentLength),
     };
     Ok(head)

@@ -257,11 +257,7 @@ impl Router {
         for m in self.methods.values() {
             by_cat.entry(m.category).or_default().push(m.help.lines().next().unwrap_or(""));
         }
-        by_cat
-            .iter()
-            .map(|(cat, lines)| format!("== {cat} ==\n{}", lines.join("\n")))
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        by_cat.iter().map(|(cat, lines)| format!("== {cat} ==\n{}", lines.join("\n"))).collect::<Vec<_>>().join("\n\n")
     }
 
     async fn call(&self, ctx: &Arc<RpcContext>, method: &str, params: Params) -> Result<Value, RpcError> {
@@ -430,7 +426,12 @@ impl Server {
         }
     }
 
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr, mut shutdown: Shutdown) -> Result<(), http::HttpError> {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut shutdown: Shutdown,
+    ) -> Result<(), http::HttpError> {
         let mut stream = BufReader::new(stream);
         if !self.allowed(peer.ip()) {
             if self.auth_log.allow(Instant::now()) {
@@ -466,6 +467,7 @@ impl Server {
                 tokio::time::sleep(AUTH_FAILURE_DELAY).await;
                 (401, "text/plain", vec![("WWW-Authenticate", "Basic realm=\"jsonrpc\"")], Vec::new())
             } else {
+                debug!(%peer, length = head.content_length, "reading RPC request body");
                 match http::read_body(&mut stream, &head, self.settings.max_body).await {
                     Ok(body) => {
                         let (status, reply) = self.handle_body(&body).await;
@@ -475,7 +477,8 @@ impl Server {
                         let reply = error_reply(&RpcError::TooLarge { length, max }, Value::Null);
                         let body = to_json_string(&reply).into_bytes();
                         // The unread body would be taken for the next request: close after replying.
-                        return http::write_response(stream.get_mut(), 413, "application/json", &[], &body, false).await;
+                        return http::write_response(stream.get_mut(), 413, "application/json", &[], &body, false)
+                            .await;
                     }
                     Err(e) => return Err(e),
                 }
@@ -599,6 +602,16 @@ mod tests {
     }
 
     #[test]
+    fn only_loopback_and_rpcallowip_may_connect() {
+        let mut s = server(1, Router::standard());
+        Arc::get_mut(&mut s).expect("sole owner").settings.allow = vec!["10.0.0.0/8".parse().expect("subnet")];
+        let ip = |t: &str| t.parse::<IpAddr>().expect("ip");
+        assert!(s.allowed(ip("127.0.0.1")) && s.allowed(ip("::1")));
+        assert!(s.allowed(ip("10.1.2.3")) && s.allowed(ip("::ffff:10.0.0.1")));
+        assert!(!s.allowed(ip("192.168.1.1")) && !s.allowed(ip("2001:db8::1")));
+    }
+
+    #[test]
     fn amounts_print_with_eight_decimals() {
         let v = json!({"relayfee": amount(250), "neg": amount(-150_000_000), "n": [amount(0), 1.5]});
         assert_eq!(to_json_string(&v), r#"{"n":[0.00000000,1.5],"neg":-1.50000000,"relayfee":0.00000250}"#);
@@ -628,10 +641,7 @@ mod tests {
         assert_eq!((st, v["id"].clone(), v["error"].clone()), (200, json!(7), Value::Null));
         let (st, body) = s.handle_body(br#"{"jsonrpc":"2.0","method":"nope","id":"x"}"#).await;
         assert_eq!(st, 404);
-        assert_eq!(
-            body,
-            r#"{"error":{"code":-32601,"message":"Method not found"},"id":"x","result":null}"#
-        );
+        assert_eq!(body, r#"{"error":{"code":-32601,"message":"Method not found"},"id":"x","result":null}"#);
         assert_eq!(s.handle_body(b"not json").await.0, 500);
         assert_eq!(s.handle_body(br#"{"method":5,"id":1}"#).await.0, 400);
         assert_eq!(s.handle_body(br#"{"method":"uptime","params":{},"id":1}"#).await.0, 400);

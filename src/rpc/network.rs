@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::{amount, Params, RpcContext, RpcError, Router};
+use super::{amount, Params, Router, RpcContext, RpcError};
 use crate::metrics::BanSource;
 use crate::peer::{BanDuration, BanReason, PeerId, PeerInfo, Subnet};
 
@@ -58,8 +58,10 @@ pub fn register(r: &mut Router) {
     r.register("clearbanned", "Network", CLEARBANNED_HELP, clearbanned);
 }
 
-const GETNETWORKINFO_HELP: &str = "getnetworkinfo\n\nReturns an object containing various state info regarding P2P networking.\n";
-const GETPEERINFO_HELP: &str = "getpeerinfo\n\nReturns data about each connected network node as a json array of objects.\n";
+const GETNETWORKINFO_HELP: &str =
+    "getnetworkinfo\n\nReturns an object containing various state info regarding P2P networking.\n";
+const GETPEERINFO_HELP: &str =
+    "getpeerinfo\n\nReturns data about each connected network node as a json array of objects.\n";
 const GETCONNECTIONCOUNT_HELP: &str = "getconnectioncount\n\nReturns the number of connections to other nodes.\n";
 const GETNETTOTALS_HELP: &str =
     "getnettotals\n\nReturns information about network traffic, including bytes in, bytes out,\nand current time.\n";
@@ -87,9 +89,7 @@ const CLEARBANNED_HELP: &str = "clearbanned\n\nClear all banned IPs.\n";
 
 fn getnetworkinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
-    let network = |name: &str| {
-        json!({"name": name, "limited": false, "reachable": true, "proxy": "", "proxy_randomize_credentials": false})
-    };
+    let network = |name: &str| json!({"name": name, "limited": false, "reachable": true, "proxy": "", "proxy_randomize_credentials": false});
     Ok(json!({
         "version": client_version(),
         "subversion": subversion(),
@@ -305,9 +305,26 @@ mod tests {
         info.bytesrecv_per_msg.insert("*other*".into(), 26);
         let v = peer_json(&info);
         for key in [
-            "id", "addr", "services", "relaytxes", "lastsend", "lastrecv", "bytessent", "bytesrecv", "conntime",
-            "pingtime", "version", "subver", "inbound", "addnode", "startingheight", "banscore", "synced_headers",
-            "whitelisted", "bytessent_per_msg", "bytesrecv_per_msg",
+            "id",
+            "addr",
+            "services",
+            "relaytxes",
+            "lastsend",
+            "lastrecv",
+            "bytessent",
+            "bytesrecv",
+            "conntime",
+            "pingtime",
+            "version",
+            "subver",
+            "inbound",
+            "addnode",
+            "startingheight",
+            "banscore",
+            "synced_headers",
+            "whitelisted",
+            "bytessent_per_msg",
+            "bytesrecv_per_msg",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

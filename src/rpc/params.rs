@@ -64,10 +64,9 @@ impl Params {
     pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, RpcError> {
         match self.get(i) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or(RpcError::InvalidParameter { message: format!("Invalid integer: {n}") }),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or(RpcError::InvalidParameter { message: format!("Invalid integer: {n}") })
+            }
             Some(v) => Err(RpcError::Type { expected: "number", got: type_name(v) }),
         }
     }

@@ -188,13 +188,19 @@ impl<'a> Reader<'a> {
         self.read_slice(len as usize, what)
     }
 
-    /// A CompactSize-prefixed string of at most `max` bytes (invalid UTF-8 replaced, as it is only shown).
+    /// A CompactSize-prefixed string of at most `max` bytes. Strings are only shown (user agents,
+    /// reject reasons), so bytes that are not valid UTF-8 become `?` one for one: the string never
+    /// grows past the limit it was checked against, and re-encoding it stays within that limit.
     pub fn read_var_str(&mut self, what: &'static str, max: u64) -> Result<String, DecodeError> {
         let len = self.read_compact_size(what)?;
         if len > max {
             return Err(DecodeError::TooLong { what, len, max });
         }
-        Ok(String::from_utf8_lossy(self.read_bytes(len as usize, what)?).into_owned())
+        let bytes = self.read_bytes(len as usize, what)?;
+        Ok(match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => bytes.iter().map(|&b| if b.is_ascii() { b as char } else { '?' }).collect(),
+        })
     }
 }
 
@@ -297,6 +303,14 @@ mod tests {
         let b = Bytes::from_static(&[0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2]);
         let err = Reader::new(&b).read_count("inv", u64::MAX, 36).unwrap_err();
         assert!(matches!(err, DecodeError::Truncated { what: "inv", .. }));
+    }
+
+    #[test]
+    fn invalid_utf8_strings_keep_their_length() {
+        let b = Bytes::from_static(&[3, b'a', 0xff, 0xfe]);
+        let s = Reader::new(&b).read_var_str("ua", 3).unwrap();
+        assert_eq!(s, "a??");
+        assert_eq!(s.len(), 3);
     }
 
     #[test]

@@ -16,10 +16,10 @@ impl Decodable for Hash256 {
     }
 }
 
-/// Most locator hashes we accept. SV Node has no limit but the payload size; a locator built the
-/// usual way (10 single steps, then doubling) has about 10 + log2(height) entries, so 2,000 covers
-/// any honest chain while keeping the work of matching them against our chain bounded.
-pub const MAX_LOCATOR_HASHES: u64 = 2_000;
+/// Most locator hashes we accept: Core's `MAX_LOCATOR_SZ`. SV Node has no limit but the payload
+/// size; a locator built the usual way (10 single steps, then doubling) has about 10 + log2(height)
+/// entries, about 40 for any real chain, so 101 refuses only locators built to make us work.
+pub const MAX_LOCATOR_HASHES: u64 = 101;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockLocator {

@@ -1,0 +1,457 @@
+//! One connection: a reader task that decodes frames and runs the protocol state machine, and a
+//! writer task that drains the outbound queue.
+//!
+//! Bounds, so a hostile or slow peer costs a fixed amount of memory:
+//! - input: the frame decoder refuses a payload over its command's limit at header time, reads are
+//!   sized by what the validated header still needs, and a frame still incomplete after the
+//!   message deadline ends the connection;
+//! - output: the queue is bounded by bytes (`max_send_queue`); a peer that does not read until its
+//!   queue overflows is disconnected rather than buffered forever;
+//! - events to the relay go through a bounded channel: when the relay is busy we stop reading from
+//!   this peer, which is TCP's own back-pressure.
+
+use super::bans::{BanDuration, BanList, BanReason};
+use super::misbehavior::Misbehavior;
+use super::protocol::{Context, Direction, DisconnectReason, Output, PeerProtocol, ProtocolConfig};
+use super::registry::{PeerCommand, PeerId, PeerRegistry};
+use super::subnet::Subnet;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::wire::frame::FrameDecoder;
+use crate::wire::{encode_frame, Message};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info};
+
+/// Largest single read: big enough to take a typical burst in one call, small enough that a
+/// claimed-but-unsent payload never reserves much more than has arrived.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// How long a closing connection may take to flush what is already queued.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
+
+/// Settings common to every connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub magic: [u8; 4],
+    pub protocol: ProtocolConfig,
+    /// Most bytes queued for one peer before it is disconnected as not reading. It must hold the
+    /// largest message we send (a block), so it is the block limit plus room for smaller traffic.
+    pub max_send_queue: usize,
+}
+
+/// State every connection shares with the rest of the node.
+pub struct NodeShared {
+    pub registry: Arc<PeerRegistry>,
+    pub bans: Arc<BanList>,
+    pub metrics: Arc<Metrics>,
+    /// Nonces of our outbound `version`s, to recognise a connection to ourselves.
+    pub own_nonces: Mutex<HashSet<u64>>,
+    /// Our best block height, for the `version` we send.
+    pub best_height: AtomicI32,
+    /// Messages for the relay layer; bounded, so a busy relay slows reading instead of queueing.
+    pub events: mpsc::Sender<PeerEvent>,
+    /// Addresses we know of, for outbound connections and `getaddr` replies.
+    pub addrbook: Arc<super::addrbook::AddrBook>,
+    /// The port we listen on, to advertise to outbound peers (`None` when not listening).
+    pub listen_port: Option<u16>,
+}
+
+/// What a connection tells the relay layer.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The handshake completed; `sender` queues messages to this peer.
+    Connected {
+        id: PeerId,
+        addr: SocketAddr,
+        /// Our end of the connection: the address this peer reaches us at.
+        local: Option<SocketAddr>,
+        direction: Direction,
+        /// The services the peer advertised in its version.
+        services: u64,
+        sender: PeerSender,
+    },
+    Message {
+        id: PeerId,
+        msg: Message,
+    },
+    Disconnected {
+        id: PeerId,
+    },
+}
+
+/// A handle that queues frames for one peer; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PeerSender {
+    magic: [u8; 4],
+    tx: mpsc::UnboundedSender<(&'static str, Bytes)>,
+    queued: Arc<AtomicUsize>,
+    max: usize,
+    overflow: Arc<Notify>,
+}
+
+impl PeerSender {
+    /// Queues `msg`. Returns false, and tells the connection to close, if the peer's queue is over
+    /// its byte limit (the peer is not reading).
+    pub fn send(&self, msg: &Message) -> bool {
+        let frame = Bytes::from(encode_frame(self.magic, msg));
+        self.send_frame(crate::metrics::command_label(msg.command()), frame)
+    }
+
+    /// Queues an already encoded frame (to send the same bytes to many peers).
+    pub fn send_frame(&self, command: &'static str, frame: Bytes) -> bool {
+        let len = frame.len();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > self.max {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.overflow.notify_one();
+            return false;
+        }
+        if self.tx.send((command, frame)).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// Connection flags decided by the manager before the connection starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerFlags {
+    /// Whitelisted: never banned, and exempt from the ban list at accept.
+    pub whitelisted: bool,
+    /// Dialled because of `-addnode`: never banned.
+    pub addnode: bool,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs one connection to completion and returns why it ended.
+pub async fn run(
+    stream: TcpStream,
+    remote: SocketAddr,
+    direction: Direction,
+    flags: PeerFlags,
+    settings: Arc<ConnectionSettings>,
+    shared: Arc<NodeShared>,
+    mut shutdown: Shutdown,
+) -> DisconnectReason {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok();
+    let mut info = super::registry::PeerInfo::new(remote, direction == Direction::Inbound, unix_now());
+    info.addrlocal = local;
+    info.whitelisted = flags.whitelisted;
+    info.addnode = flags.addnode;
+    let (id, mut commands) = shared.registry.register(info);
+    shared.metrics.peers.with_label_values(&[direction.label(), "full"]).inc();
+
+    let nonce = loop {
+        let n: u64 = rand::random();
+        if n != 0 {
+            break n;
+        }
+    };
+    if direction == Direction::Outbound {
+        shared.own_nonces.lock().unwrap_or_else(|e| e.into_inner()).insert(nonce);
+    }
+
+    let (reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let overflow = Arc::new(Notify::new());
+    let sender = PeerSender {
+        magic: settings.magic,
+        tx,
+        queued: queued.clone(),
+        max: settings.max_send_queue,
+        overflow: overflow.clone(),
+    };
+    let writer_task = tokio::spawn(write_loop(writer, rx, queued, id, shared.clone()));
+
+    let reason = {
+        let mut conn = Connection {
+            id,
+            remote,
+            local,
+            direction,
+            shared: shared.clone(),
+            sender: sender.clone(),
+            protocol: None,
+            announced: false,
+        };
+        conn.read_loop(reader, nonce, flags, &settings, &mut commands, &overflow, &mut shutdown).await
+    };
+
+    drop(sender);
+    if reason == DisconnectReason::SendQueueFull {
+        writer_task.abort();
+    } else {
+        // Let the writer flush what is queued (a `reject` explaining the disconnect, or the last
+        // replies before shutdown), briefly: a clean goodbye, never a hang.
+        let mut writer_task = writer_task;
+        if tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer_task).await.is_err() {
+            writer_task.abort();
+        }
+    }
+    if direction == Direction::Outbound {
+        shared.own_nonces.lock().unwrap_or_else(|e| e.into_inner()).remove(&nonce);
+    }
+    shared.registry.unregister(id);
+    shared.metrics.peers.with_label_values(&[direction.label(), "full"]).dec();
+    shared.metrics.record_disconnect(reason);
+    let _ = shared.events.send(PeerEvent::Disconnected { id }).await;
+    debug!(peer = %id, %remote, reason = reason.label(), "disconnected");
+    reason
+}
+
+struct Connection {
+    id: PeerId,
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
+    direction: Direction,
+    shared: Arc<NodeShared>,
+    sender: PeerSender,
+    protocol: Option<PeerProtocol>,
+    announced: bool,
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    async fn read_loop(
+        &mut self,
+        mut reader: tokio::net::tcp::OwnedReadHalf,
+        nonce: u64,
+        flags: PeerFlags,
+        settings: &ConnectionSettings,
+        commands: &mut mpsc::Receiver<PeerCommand>,
+        overflow: &Notify,
+        shutdown: &mut Shutdown,
+    ) -> DisconnectReason {
+        let now = Instant::now();
+        let noban = flags.whitelisted || flags.addnode;
+        let (protocol, outputs) = {
+            let nonces = &self.shared.own_nonces;
+            let is_own = |n: u64| nonces.lock().unwrap_or_else(|e| e.into_inner()).contains(&n);
+            let ctx = self.context(&is_own);
+            PeerProtocol::new(settings.protocol.clone(), self.direction, self.remote, nonce, noban, now, &ctx)
+        };
+        self.protocol = Some(protocol);
+        if let Some(reason) = self.apply(outputs).await {
+            return reason;
+        }
+        let mut decoder = FrameDecoder::new(settings.magic, settings.protocol.limits);
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut partial_since: Option<Instant> = None;
+        loop {
+            let deadline = self.protocol().next_deadline(partial_since);
+            let want = decoder.bytes_wanted(&buf).clamp(4096, READ_CHUNK);
+            buf.reserve(want);
+            tokio::select! {
+                read = reader.read_buf(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => return DisconnectReason::PeerClosed,
+                        Ok(n) => n,
+                        Err(_) => return DisconnectReason::IoError,
+                    };
+                    self.shared.registry.record_recv(n as u64);
+                    let now = Instant::now();
+                    self.shared.registry.update(self.id, |i| { i.lastrecv = unix_now(); i.bytesrecv += n as u64; });
+                    loop {
+                        let was_pending = decoder.pending().map(|h| h.command.map_or("other", |c| crate::metrics::command_label(c.as_str())));
+                        match decoder.decode(&mut buf) {
+                            Ok(None) => break,
+                            Ok(Some(frame)) => {
+                                let label = crate::metrics::command_label(frame.command.as_str());
+                                let size = frame.wire_len() as u64;
+                                self.shared.metrics.record_received(label, size);
+                                self.shared.registry.update(self.id, |i| *i.bytesrecv_per_msg.entry(label.to_string()).or_default() += size);
+                                let outputs = match frame.message(decoder.limits()) {
+                                    Ok(msg) => {
+                                        let nonces = &self.shared.own_nonces;
+                                        let is_own = |n: u64| nonces.lock().unwrap_or_else(|e| e.into_inner()).contains(&n);
+                                        let ctx = self.context(&is_own);
+                                        self.protocol.as_mut().expect("set above").on_message(now, msg, &ctx)
+                                    }
+                                    Err(err) => {
+                                        self.shared.metrics.record_decode_error(&err);
+                                        debug!(peer = %self.id, command = frame.command.as_str(), %err, "undecodable message");
+                                        self.protocol.as_mut().expect("set above").on_decode_error(now, Some(frame.command.as_str()), &err)
+                                    }
+                                };
+                                if let Some(reason) = self.apply(outputs).await {
+                                    return reason;
+                                }
+                            }
+                            Err(err) => {
+                                self.shared.metrics.record_decode_error(&err);
+                                debug!(peer = %self.id, pending = ?was_pending, %err, "bad frame");
+                                let outputs = self.protocol.as_mut().expect("set above").on_decode_error(now, None, &err);
+                                if let Some(reason) = self.apply(outputs).await {
+                                    return reason;
+                                }
+                                if matches!(err, crate::wire::DecodeError::BadMagic { .. } | crate::wire::DecodeError::Oversized { .. }) {
+                                    return DisconnectReason::StreamError;
+                                }
+                            }
+                        }
+                    }
+                    partial_since = if buf.is_empty() && decoder.pending().is_none() {
+                        None
+                    } else {
+                        partial_since.or(Some(now))
+                    };
+                }
+                command = commands.recv() => match command {
+                    Some(PeerCommand::Disconnect) | None => return DisconnectReason::Requested,
+                    Some(PeerCommand::Evict) => return DisconnectReason::Evicted,
+                    Some(PeerCommand::Ping) => {
+                        let outputs = self.protocol.as_mut().expect("set above").ping_now(Instant::now());
+                        if let Some(reason) = self.apply(outputs).await {
+                            return reason;
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let outputs = self.protocol.as_mut().expect("set above").on_tick(Instant::now(), partial_since);
+                    if let Some(reason) = self.apply(outputs).await {
+                        return reason;
+                    }
+                }
+                _ = overflow.notified() => return DisconnectReason::SendQueueFull,
+                _ = shutdown.wait() => return DisconnectReason::Shutdown,
+            }
+        }
+    }
+
+    fn protocol(&self) -> &PeerProtocol {
+        self.protocol.as_ref().expect("set before the loop")
+    }
+
+    fn context<'a>(&self, is_own: &'a dyn Fn(u64) -> bool) -> Context<'a> {
+        Context {
+            unix_time: unix_now() as i64,
+            best_height: self.shared.best_height.load(Ordering::Relaxed),
+            is_own_nonce: is_own,
+        }
+    }
+
+    /// Carries out the protocol's decisions; returns the reason if the connection must end.
+    async fn apply(&mut self, outputs: Vec<Output>) -> Option<DisconnectReason> {
+        for output in outputs {
+            match output {
+                Output::Send(msg) => {
+                    if !self.sender.send(&msg) {
+                        return Some(DisconnectReason::SendQueueFull);
+                    }
+                    self.protocol.as_mut().expect("set").on_sent(Instant::now());
+                }
+                Output::Misbehaved(offence) => self.record_offence(offence),
+                Output::Ban => self.ban(),
+                Output::Disconnect(reason) => return Some(reason),
+                Output::HandshakeComplete => self.handshake_complete().await,
+                Output::Deliver(msg) => {
+                    if self.shared.events.send(PeerEvent::Message { id: self.id, msg }).await.is_err() {
+                        return Some(DisconnectReason::Shutdown);
+                    }
+                }
+                Output::PingMeasured(rtt) => {
+                    self.shared.metrics.peer_ping.observe(rtt.as_secs_f64());
+                    let p = self.protocol();
+                    let (last, min) = (p.last_ping_time(), p.min_ping_time());
+                    self.shared.registry.update(self.id, |i| {
+                        i.pingtime = last;
+                        i.minping = min;
+                        i.pingwait = None;
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    fn record_offence(&self, offence: Misbehavior) {
+        self.shared.metrics.record_misbehavior(offence);
+        let score = self.protocol().ban_score();
+        self.shared.registry.update(self.id, |i| i.banscore = score);
+        debug!(peer = %self.id, remote = %self.remote, %offence, score, "misbehaving");
+    }
+
+    fn ban(&self) {
+        let subnet = Subnet::single(self.remote.ip());
+        match self.shared.bans.ban(subnet, BanDuration::Default, BanReason::Misbehaving, unix_now()) {
+            Ok(_) => {
+                self.shared.metrics.record_ban(crate::metrics::BanSource::Misbehaving);
+                self.shared.metrics.banned_entries.set(i64::try_from(self.shared.bans.len()).unwrap_or(i64::MAX));
+                info!(peer = %self.id, ip = %self.remote.ip(), "banned for misbehaving");
+            }
+            Err(err) => debug!(peer = %self.id, %err, "ban not recorded"),
+        }
+        let ip = self.remote.ip();
+        self.shared.registry.disconnect_matching(|a| a.ip() == ip);
+    }
+
+    async fn handshake_complete(&mut self) {
+        let p = self.protocol();
+        let Some(v) = p.their_version().cloned() else { return };
+        let relay = p.relays_transactions();
+        let offset = v.timestamp - unix_now() as i64;
+        self.shared.registry.update(self.id, |i| {
+            i.version = u32::try_from(v.version).unwrap_or(0);
+            i.subver = v.user_agent.clone();
+            i.services = v.services;
+            i.startingheight = v.start_height;
+            i.relaytxes = relay;
+            i.timeoffset = offset;
+        });
+        info!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, "handshake complete");
+        if !self.announced {
+            self.announced = true;
+            let event = PeerEvent::Connected {
+                id: self.id,
+                addr: self.remote,
+                local: self.local,
+                direction: self.direction,
+                services: v.services,
+                sender: self.sender.clone(),
+            };
+            let _ = self.shared.events.send(event).await;
+        }
+    }
+}
+
+async fn write_loop(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<(&'static str, Bytes)>,
+    queued: Arc<AtomicUsize>,
+    id: PeerId,
+    shared: Arc<NodeShared>,
+) {
+    while let Some((command, frame)) = rx.recv().await {
+        if writer.write_all(&frame).await.is_err() {
+            break;
+        }
+        let len = frame.len() as u64;
+        queued.fetch_sub(frame.len(), Ordering::AcqRel);
+        shared.metrics.record_sent(command, len);
+        shared.registry.record_sent(len);
+        shared.registry.update(id, |i| {
+            i.lastsend = unix_now();
+            i.bytessent += len;
+            *i.bytessent_per_msg.entry(command.to_string()).or_default() += len;
+        });
+    }
+    let _ = writer.shutdown().await;
+}

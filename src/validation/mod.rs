@@ -1,0 +1,9 @@
+//! Transaction and block validation that needs no chain state. So far: the context-free checks
+//! of a transaction ([`check_tx::check_transaction`]); script verification lives in
+//! [`crate::script`], UTXO and contextual checks come later.
+
+pub mod check_tx;
+pub mod coins;
+
+pub use check_tx::{check_transaction, check_transaction_with_max_size, TxCheckError};
+pub use coins::{Coin, CoinView, MapCoinView};

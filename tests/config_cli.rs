@@ -1,0 +1,95 @@
+//! The binary's contract with operators: exit status 1 with a message naming key and value for an invalid
+//! option (before anything is opened), warnings for unknown keys, the data-directory lock, and a clean
+//! exit 0 on SIGTERM and SIGINT.
+
+mod common;
+
+use common::{Auth, TempDir, TestNode};
+
+fn start_expecting_failure(dir: TempDir, extra: &[&str]) -> (i32, String, TempDir) {
+    let mut node = TestNode::spawn(dir, Auth::Password, extra);
+    let status = node.wait_exit();
+    let out = node.output();
+    let dir = std::mem::replace(&mut node.dir, TempDir(std::path::PathBuf::new()));
+    (status.code().unwrap_or(-1), out, dir)
+}
+
+#[test]
+fn invalid_values_exit_1_before_opening_anything() {
+    let (code, out, dir) = start_expecting_failure(TempDir::new(), &["-maxconnections=lots"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("-maxconnections") && out.contains("\"lots\""), "{out}");
+    // Nothing was created: no network folder, so no lock, cookie or listener either.
+    assert!(!dir.0.join("regtest").exists());
+
+    std::fs::write(dir.0.join("bitcoin.conf"), "# comment\nwhitelist=10.0.0.0/99\n").expect("write conf");
+    let (code, out, dir) = start_expecting_failure(dir, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("-whitelist") && out.contains("\"10.0.0.0/99\""), "{out}");
+    assert!(!dir.0.join("regtest").exists());
+
+    let (code, out, _) = start_expecting_failure(TempDir::new(), &["stray-argument"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("stray-argument"), "{out}");
+}
+
+#[test]
+fn unknown_keys_warn_and_sigterm_exits_0() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("bitcoin.conf"), "frobnicate=1\nnolisten=1\n").expect("write conf");
+    let mut node = TestNode::start_in(dir, Auth::Password, &["--wibble=2"]);
+    let out = node.output();
+    assert!(out.contains("unknown key \"frobnicate\""), "{out}");
+    assert!(out.contains("unknown option -wibble"), "{out}");
+    node.cli(&["getconnectioncount"]).ok();
+    node.signal("TERM");
+    assert_eq!(node.wait_exit().code(), Some(0), "{}", node.output());
+    assert!(node.output().contains("shutdown complete"));
+}
+
+#[test]
+fn sigint_exits_0_and_removes_the_cookie() {
+    let mut node = TestNode::start_in(TempDir::new(), Auth::Cookie, &[]);
+    let cookie = node.netdir().join(".cookie");
+    assert!(cookie.exists());
+    node.signal("INT");
+    assert_eq!(node.wait_exit().code(), Some(0), "{}", node.output());
+    assert!(!cookie.exists());
+}
+
+#[test]
+fn second_start_on_the_same_datadir_fails() {
+    let first = TestNode::start(&[]);
+    let shared = TempDir(first.dir.0.clone());
+    let (code, out, dir) = start_expecting_failure(shared, &[]);
+    // Don't let the second handle delete the first node's directory.
+    std::mem::forget(dir);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot obtain a lock on data directory"), "{out}");
+    assert!(out.contains("already running"), "{out}");
+    // The first node is unaffected.
+    assert_eq!(first.cli(&["getconnectioncount"]).ok(), "0\n");
+}
+
+#[test]
+fn a_second_signal_forces_exit() {
+    use std::io::Write;
+    let mut node = TestNode::start(&["-debug=rpc"]);
+    // A client stalled in the middle of a request body keeps graceful shutdown waiting.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", node.rpcport)).expect("connect");
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nAuthorization: Basic dTpw\r\nContent-Length: 100\r\n\r\n{\"meth")
+        .expect("write partial request");
+    common::wait_for("the server to read the stalled body", common::DEADLINE, || {
+        node.output().contains("reading RPC request body").then_some(())
+    });
+    node.signal("TERM");
+    common::wait_for("the first signal to be handled", common::DEADLINE, || {
+        node.output().contains("signal received").then_some(())
+    });
+    node.signal("TERM");
+    // Graceful shutdown would wait for the stalled client and exit 0; the forced exit is status 1.
+    assert_eq!(node.wait_exit().code(), Some(1), "{}", node.output());
+    assert!(node.output().contains("second signal"));
+    drop(stalled);
+}

@@ -1,0 +1,52 @@
+//! Address gossip end to end: a node with nothing but one known address in its address book
+//! finds a second peer through `getaddr`/`addr`, dials it, and keeps both in `peers.json`.
+
+mod common;
+
+use common::{wait_for, TempDir, TestNode, DEADLINE};
+use std::collections::BTreeSet;
+
+fn outbound_ports(node: &TestNode) -> BTreeSet<u16> {
+    let peers = node.cli(&["getpeerinfo"]).json();
+    peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["inbound"] == false)
+        .filter_map(|p| p["addr"].as_str()?.rsplit(':').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_node_learns_peers_by_gossip_and_dials_them_from_its_address_book() {
+    let a = TestNode::start(&[]);
+    // B connects to A and advertises its own listening address to it.
+    let b = TestNode::start(&[&format!("-addnode=127.0.0.1:{}", a.p2pport)]);
+    wait_for("B connected to A", DEADLINE, || outbound_ports(&b).contains(&a.p2pport).then_some(()));
+
+    // C knows only A, from a seeded address book, and has no -connect or -addnode.
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("regtest")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let book = serde_json::json!({
+        "version": 1,
+        "entries": [[format!("127.0.0.1:{}", a.p2pport), {
+            "services": 33, "last_seen": now, "source": "127.0.0.1", "attempts": 0, "last_success": 0
+        }]]
+    });
+    std::fs::write(dir.0.join("regtest/peers.json"), book.to_string()).unwrap();
+    let c = TestNode::start_in(dir, common::Auth::Password, &[]);
+    wait_for("C connected to both A and B", DEADLINE, || {
+        let ports = outbound_ports(&c);
+        (ports.contains(&a.p2pport) && ports.contains(&b.p2pport)).then_some(())
+    });
+
+    // A clean stop saves the book with both addresses.
+    let netdir = c.netdir();
+    c.signal("TERM");
+    let mut c = c;
+    assert!(c.wait_exit().success());
+    let saved = std::fs::read_to_string(netdir.join("peers.json")).unwrap();
+    assert!(saved.contains(&format!("127.0.0.1:{}", a.p2pport)), "{saved}");
+    assert!(saved.contains(&format!("127.0.0.1:{}", b.p2pport)), "{saved}");
+}
