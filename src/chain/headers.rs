@@ -7,6 +7,10 @@
 //! blocks or transactions; the block layer asks it for the best chain and is told the fork point of
 //! every change of best tip so it can disconnect and connect blocks.
 //!
+//! With a minimum chain work set (the network's `nMinimumChainWork`, or `-minimumchainwork`), no
+//! chain below it is stored; [`super::presync::HeadersSync`] validates such a chain without
+//! storing it first.
+//!
 //! Protocol logic only: no I/O, no clock. The caller passes the network-adjusted time with each header,
 //! so tests move a fake clock.
 //!
