@@ -4,10 +4,12 @@
 //! Each harness must never panic on any input; where a decode succeeds it checks a round-trip
 //! oracle (decode → encode → decode gives the same value), and panics only if that oracle fails.
 
+use crate::chain::headers::{HeaderTree, MAX_HEADERS};
+use crate::chain::params::REGTEST;
 use crate::wire::encode::Decodable;
 use crate::wire::frame::{frame_bytes, FrameDecoder};
 use crate::wire::message::{Command, Limits, Message, COMMANDS};
-use crate::wire::{Block, Hash256, Transaction};
+use crate::wire::{Block, BlockHeader, Hash256, Transaction};
 use bytes::{Bytes, BytesMut};
 use std::hint::black_box;
 
@@ -64,4 +66,60 @@ pub fn block_decode(data: &[u8]) {
         assert_eq!(block.to_bytes(), data);
         let _ = black_box(block.merkle_root());
     }
+}
+
+/// Header-chain import into a regtest [`HeaderTree`]. The first byte picks a mode, the rest is a
+/// sequence of 80-byte headers. Mode bits: 1 links each header to a stored one (or, in a message, to
+/// the one before it) and keeps its time near its parent's, so mutations reach the contextual rules
+/// instead of dying at `prev-blk-not-found`; 2 sends them as `headers` messages of up to 2000;
+/// 4 forces regtest's nBits; 8 marks a block invalid at the end. Oracle: the tree's invariants
+/// (every stored header's parent is stored, the best tip has the most work, the best chain is the
+/// tip's ancestry) hold after every input, and the sync helpers answer without panicking.
+pub fn header_chain(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let (link, batch, fix_bits, invalidate) = (mode & 1 != 0, mode & 2 != 0, mode & 4 != 0, mode & 8 != 0);
+    let mut tree = HeaderTree::new(REGTEST.clone());
+    // A fixed fake clock an hour after the genesis time shifted by the mode's top bits.
+    let now = REGTEST.genesis_time + 3600 + u32::from(mode >> 4) * 86_400;
+    let mut message: Vec<BlockHeader> = Vec::new();
+    for chunk in rest.chunks_exact(80) {
+        let mut h = BlockHeader::from_array(chunk.try_into().expect("chunks_exact gives 80 bytes"));
+        if fix_bits {
+            h.bits = REGTEST.pow_limit_bits;
+        }
+        if link {
+            let parent = match message.last() {
+                Some(prev) if batch => *prev,
+                _ => {
+                    let pick = u32::from_le_bytes([h.prev_block.0[0], h.prev_block.0[1], 0, 0]) as usize;
+                    tree.entry(pick % tree.len()).header
+                }
+            };
+            h.prev_block = parent.hash();
+            h.time = parent.time.wrapping_add(h.time % 8192).wrapping_sub(2048);
+        }
+        if batch {
+            message.push(h);
+        } else {
+            let _ = black_box(tree.accept_header(&h, now));
+        }
+    }
+    for msg in message.chunks(MAX_HEADERS) {
+        let _ = black_box(tree.accept_headers(msg, now));
+    }
+    if let Err(broken) = tree.check_invariants() {
+        panic!("header tree invariant broken: {broken}");
+    }
+    if invalidate && tree.len() > 1 {
+        let hash = tree.entry(tree.len() / 2).hash;
+        let _ = black_box(tree.mark_invalid(&hash));
+        if let Err(broken) = tree.check_invariants() {
+            panic!("header tree invariant broken after mark_invalid: {broken}");
+        }
+    }
+    let locator = tree.locator();
+    assert_eq!(locator.last(), Some(&tree.genesis().hash), "a locator ends with genesis");
+    let stop = tree.entry(tree.len() - 1).hash;
+    let _ = black_box(tree.headers_after(&locator[locator.len() / 2..], &stop, MAX_HEADERS));
+    let _ = black_box(tree.block_hashes_after(&locator[1..], &Hash256::ZERO));
 }

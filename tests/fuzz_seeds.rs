@@ -32,3 +32,8 @@ fn tx_decode_seeds() {
 fn block_decode_seeds() {
     assert!(replay("block_decode", bsv_relay::fuzzing::block_decode) >= 3);
 }
+
+#[test]
+fn header_chain_seeds() {
+    assert!(replay("header_chain", bsv_relay::fuzzing::header_chain) >= 5);
+}
