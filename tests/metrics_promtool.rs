@@ -42,7 +42,7 @@ fn metrics_pass_promtool_and_cover_the_reference_set() {
         "bsv_relay_start_time_seconds ",
         "bsv_relay_peers{conn_type=\"full\",direction=\"inbound\"} 0",
         "bsv_relay_peer_connections_total{direction=\"outbound\",result=\"failed\"} 0",
-        "bsv_relay_peer_disconnections_total{reason=\"timeout_ping\"} 0",
+        "bsv_relay_peer_disconnections_total{reason=\"ping_timeout\"} 0",
         "bsv_relay_peer_ping_seconds_bucket",
         "bsv_relay_p2p_messages_received_total{command=\"tx\"} 0",
         "bsv_relay_p2p_sent_bytes_total{command=\"other\"} 0",
