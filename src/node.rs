@@ -120,7 +120,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
 
     let chain = config.network.params();
-    let (p2p, addrbook) = start_p2p(&config, chain, &peers, &bans, &metrics, &shutdown)?;
+    let headers = Arc::new(std::sync::RwLock::new(crate::chain::HeaderTree::new(chain.clone())));
+    let (p2p, addrbook) = start_p2p(&config, chain, &peers, &bans, &metrics, &headers, &shutdown)?;
     for addr in &p2p {
         info!(%addr, "P2P listener");
     }
@@ -144,6 +145,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             peers: peers.clone(),
             bans: bans.clone(),
             metrics: metrics.clone(),
+            headers: headers.clone(),
             started: Instant::now(),
             shutdown: trigger.clone(),
         });
@@ -197,6 +199,7 @@ fn start_p2p(
     peers: &Arc<PeerRegistry>,
     bans: &Arc<BanList>,
     metrics: &Arc<Metrics>,
+    headers: &crate::relay::SharedHeaders,
     shutdown: &shutdown::Shutdown,
 ) -> Result<(Vec<std::net::SocketAddr>, Arc<AddrBook>), NodeError> {
     use crate::peer::addrbook;
@@ -247,7 +250,13 @@ fn start_p2p(
     let manager = Manager::bind(manager_config, settings, shared)?;
     let addrs = manager.local_addrs();
     manager.start(shutdown.clone());
-    tokio::spawn(crate::relay::run(events_rx, addrbook.clone(), listen_port, shutdown.clone()));
+    let relay = crate::relay::RelayContext {
+        book: addrbook.clone(),
+        listen_port,
+        headers: headers.clone(),
+        registry: peers.clone(),
+    };
+    tokio::spawn(crate::relay::run(events_rx, relay, shutdown.clone()));
     Ok((addrs, addrbook))
 }
 

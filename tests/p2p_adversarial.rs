@@ -393,11 +393,30 @@ fn row54_a_bad_checksum_flood_does_not_flood_the_log() {
     f.wait_metric("bsv_relay_p2p_decode_errors_total", "reason=\"bad_checksum\"", 10_000.0);
     // And 600 complete handshakes in a row (unlimited, over 100 KB of log lines): connection
     // lines are rate-limited too.
-    for _ in 0..600 {
-        let mut p = f.attacker();
-        p.handshake();
+    // From another address: the checksum flood above has earned 127.0.0.2 a ban score.
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    for i in 0..600 {
+        let mut p = RawPeer::connect_from(f.node.p2p_addr(), Some(other));
+        if !p.try_handshake() {
+            let log = f.node.output();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            panic!("handshake {i} failed; node log tail:\n{}", tail.join("\n"));
+        }
     }
     let grown = f.node.output().len() - before;
     assert!(grown < 64 * 1024, "log grew by {grown} bytes");
+    f.assert_alive();
+}
+
+#[test]
+fn row51_connections_per_address_are_capped_when_configured() {
+    let mut f = Fixture::start(&["-maxconnectionsfromaddr=3"]);
+    let mut kept: Vec<RawPeer> = (0..3).map(|_| f.attacker_after_handshake()).collect();
+    let mut fourth = f.attacker();
+    assert!(fourth.closed_within(Duration::from_secs(2)), "the fourth from one address is refused");
+    f.wait_metric("bsv_relay_peer_connections_total", "direction=\"inbound\",result=\"rejected_full\"", 1.0);
+    for p in &mut kept {
+        assert!(p.ping_rtt(LIVENESS) < LIVENESS, "the first three stay");
+    }
     f.assert_alive();
 }

@@ -142,25 +142,46 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Runs one connection to completion and returns why it ended.
-pub async fn run(
+/// A connection registered with the registry but not yet running. Registering happens before the
+/// task is spawned, so the manager's limits and eviction see every admitted connection at once,
+/// even while a burst of accepts outruns the tasks.
+pub struct Registered {
+    pub id: PeerId,
+    commands: super::registry::PeerCommands,
+    stream: TcpStream,
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
+    direction: Direction,
+}
+
+/// Registers a fresh connection.
+pub fn register(
+    shared: &NodeShared,
     stream: TcpStream,
     remote: SocketAddr,
     direction: Direction,
     flags: PeerFlags,
-    settings: Arc<ConnectionSettings>,
-    shared: Arc<NodeShared>,
-    mut shutdown: Shutdown,
-) -> DisconnectReason {
+) -> Registered {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().ok();
     let mut info = super::registry::PeerInfo::new(remote, direction == Direction::Inbound, unix_now());
     info.addrlocal = local;
     info.whitelisted = flags.whitelisted;
     info.addnode = flags.addnode;
-    let (id, mut commands) = shared.registry.register(info);
+    let (id, commands) = shared.registry.register(info);
     shared.metrics.peers.with_label_values(&[direction.label(), "full"]).inc();
+    Registered { id, commands, stream, remote, local, direction }
+}
 
+/// Runs one registered connection to completion and returns why it ended.
+pub async fn run(
+    registered: Registered,
+    flags: PeerFlags,
+    settings: Arc<ConnectionSettings>,
+    shared: Arc<NodeShared>,
+    mut shutdown: Shutdown,
+) -> DisconnectReason {
+    let Registered { id, mut commands, stream, remote, local, direction } = registered;
     let nonce = loop {
         let n: u64 = rand::random();
         if n != 0 {
@@ -182,7 +203,8 @@ pub async fn run(
         max: settings.max_send_queue,
         overflow: overflow.clone(),
     };
-    let writer_task = tokio::spawn(write_loop(writer, rx, queued, id, shared.clone()));
+    let closing = Arc::new(Notify::new());
+    let writer_task = tokio::spawn(write_loop(writer, rx, queued, closing.clone(), id, shared.clone()));
 
     let reason = {
         let mut conn = Connection {
@@ -199,11 +221,15 @@ pub async fn run(
     };
 
     drop(sender);
-    if reason == DisconnectReason::SendQueueFull {
+    // The relay drops its sender for this peer on this event; say it before flushing.
+    let _ = shared.events.send(PeerEvent::Disconnected { id }).await;
+    if matches!(reason, DisconnectReason::SendQueueFull | DisconnectReason::PeerClosed | DisconnectReason::IoError) {
+        // Nobody is reading, or nobody is there: nothing to flush.
         writer_task.abort();
     } else {
-        // Let the writer flush what is queued (a `reject` explaining the disconnect, or the last
-        // replies before shutdown), briefly: a clean goodbye, never a hang.
+        // Let the writer flush what is already queued (a `reject` explaining the disconnect, or
+        // the last replies before shutdown), briefly: a clean goodbye, never a hang.
+        closing.notify_one();
         let mut writer_task = writer_task;
         if tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer_task).await.is_err() {
             writer_task.abort();
@@ -215,7 +241,6 @@ pub async fn run(
     shared.registry.unregister(id);
     shared.metrics.peers.with_label_values(&[direction.label(), "full"]).dec();
     shared.metrics.record_disconnect(reason);
-    let _ = shared.events.send(PeerEvent::Disconnected { id }).await;
     debug!(peer = %id, %remote, reason = reason.label(), "disconnected");
     reason
 }
@@ -320,6 +345,12 @@ impl Connection {
                 command = commands.recv() => match command {
                     Some(PeerCommand::Disconnect) | None => return DisconnectReason::Requested,
                     Some(PeerCommand::Evict) => return DisconnectReason::Evicted,
+                    Some(PeerCommand::Misbehaving(offence)) => {
+                        let outputs = self.protocol.as_mut().expect("set above").misbehaved(offence);
+                        if let Some(reason) = self.apply(outputs).await {
+                            return reason;
+                        }
+                    }
                     Some(PeerCommand::Ping) => {
                         let outputs = self.protocol.as_mut().expect("set above").ping_now(Instant::now());
                         if let Some(reason) = self.apply(outputs).await {
@@ -445,10 +476,28 @@ async fn write_loop(
     mut writer: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<(&'static str, Bytes)>,
     queued: Arc<AtomicUsize>,
+    closing: Arc<Notify>,
     id: PeerId,
     shared: Arc<NodeShared>,
 ) {
-    while let Some((command, frame)) = rx.recv().await {
+    let mut draining = false;
+    loop {
+        let next = if draining {
+            // Closing: write what is already queued, then stop; do not wait for more.
+            match rx.try_recv() {
+                Ok(item) => Some(item),
+                Err(_) => None,
+            }
+        } else {
+            tokio::select! {
+                item = rx.recv() => item,
+                _ = closing.notified() => {
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        let Some((command, frame)) = next else { break };
         if writer.write_all(&frame).await.is_err() {
             break;
         }

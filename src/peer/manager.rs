@@ -15,11 +15,15 @@ use super::connection::{self, unix_now, ConnectionSettings, NodeShared, PeerFlag
 use super::eviction::{self, Candidate};
 use super::protocol::Direction;
 use super::registry::ConnectRequest;
+use super::registry::PeerId;
 use super::subnet::Subnet;
 use crate::metrics::ConnectResult;
 use crate::shutdown::Shutdown;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
@@ -104,7 +108,14 @@ impl Manager {
 
     /// Spawns the accept loops and outbound dialers; they stop when `shutdown` fires.
     pub fn start(self, shutdown: Shutdown) {
-        let manager = Arc::new(Shared { config: self.config, settings: self.settings, shared: self.shared });
+        let manager = Arc::new(Shared {
+            config: self.config,
+            settings: self.settings,
+            shared: self.shared,
+            live: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            evicting: Mutex::new(HashSet::new()),
+        });
         for listener in self.listeners {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, "listening for peers");
@@ -129,6 +140,43 @@ struct Shared {
     config: ManagerConfig,
     settings: Arc<ConnectionSettings>,
     shared: Arc<NodeShared>,
+    /// Connections from admission to the end of their task (the registry counts the same set; this
+    /// is the cheap check on every accept).
+    live: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Peers already asked to leave, so one slow-to-exit victim is not chosen twice.
+    evicting: Mutex<HashSet<PeerId>>,
+}
+
+/// A connection slot, released when the connection task ends.
+struct Slot {
+    m: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(m: &Arc<Shared>, ip: IpAddr) -> Slot {
+        m.live.fetch_add(1, Ordering::AcqRel);
+        *lock(&m.per_ip).entry(ip).or_default() += 1;
+        Slot { m: m.clone(), ip }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.m.live.fetch_sub(1, Ordering::AcqRel);
+        let mut per_ip = lock(&self.m.per_ip);
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -179,30 +227,30 @@ async fn accept_loop(listener: TcpListener, m: Arc<Shared>, mut shutdown: Shutdo
         }
         metrics.record_connection(Direction::Inbound, ConnectResult::Accepted);
         let flags = PeerFlags { whitelisted, addnode: false };
-        tokio::spawn(connection::run(
-            stream,
-            remote,
-            Direction::Inbound,
-            flags,
-            m.settings.clone(),
-            m.shared.clone(),
-            shutdown.clone(),
-        ));
+        let slot = Slot::take(&m, remote.ip());
+        let registered = connection::register(&m.shared, stream, remote, Direction::Inbound, flags);
+        let (settings, shared, shutdown) = (m.settings.clone(), m.shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            connection::run(registered, flags, settings, shared, shutdown).await;
+            drop(slot);
+        });
     }
 }
 
 /// Whether a new inbound peer from `ip` may connect, evicting another inbound peer if needed.
 fn admit(m: &Shared, ip: IpAddr) -> bool {
-    let peers = m.shared.registry.snapshot();
-    if m.config.max_per_ip > 0 && peers.iter().filter(|p| p.addr.ip() == ip).count() >= m.config.max_per_ip {
+    if m.config.max_per_ip > 0 && lock(&m.per_ip).get(&ip).copied().unwrap_or(0) >= m.config.max_per_ip {
         return false;
     }
-    if peers.len() < m.config.max_connections {
+    if m.live.load(Ordering::Acquire) < m.config.max_connections {
         return true;
     }
+    let peers = m.shared.registry.snapshot();
+    let mut evicting = lock(&m.evicting);
+    evicting.retain(|id| peers.iter().any(|p| p.id == *id));
     let candidates: Vec<Candidate> = peers
         .iter()
-        .filter(|p| p.inbound)
+        .filter(|p| p.inbound && !evicting.contains(&p.id))
         .map(|p| Candidate {
             id: p.id,
             ip: p.addr.ip(),
@@ -215,6 +263,7 @@ fn admit(m: &Shared, ip: IpAddr) -> bool {
     match eviction::select(&candidates) {
         Some(victim) => {
             debug!(peer = %victim, "evicting to make room");
+            evicting.insert(victim);
             m.shared.registry.evict(victim).is_ok()
         }
         None => false,
@@ -261,18 +310,11 @@ async fn dial(target: &str, addnode: bool, m: &Arc<Shared>, shutdown: &Shutdown)
         }
     };
     m.shared.metrics.record_connection(Direction::Outbound, ConnectResult::Accepted);
+    let _slot = Slot::take(m, addr.ip());
     let started = tokio::time::Instant::now();
     let flags = PeerFlags { whitelisted, addnode };
-    let reason = connection::run(
-        stream,
-        addr,
-        Direction::Outbound,
-        flags,
-        m.settings.clone(),
-        m.shared.clone(),
-        shutdown.clone(),
-    )
-    .await;
+    let registered = connection::register(&m.shared, stream, addr, Direction::Outbound, flags);
+    let reason = connection::run(registered, flags, m.settings.clone(), m.shared.clone(), shutdown.clone()).await;
     debug!(%addr, reason = reason.label(), "outbound connection ended");
     Some(started.elapsed())
 }

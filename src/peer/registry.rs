@@ -59,6 +59,8 @@ pub enum PeerCommand {
     Ping,
     /// Close the connection to make room for a new inbound peer.
     Evict,
+    /// The relay found the peer at fault (an invalid header, transaction or block).
+    Misbehaving(super::misbehavior::Misbehavior),
 }
 
 /// The receiving end a connection task polls for [`PeerCommand`]s.
@@ -227,6 +229,11 @@ impl PeerRegistry {
     /// Asks the peer's task to disconnect (`disconnectnode nodeid`).
     pub fn disconnect(&self, id: PeerId) -> Result<(), RegistryError> {
         self.send(id, PeerCommand::Disconnect)
+    }
+
+    /// Records an offence against a peer; its connection scores it and bans it at the threshold.
+    pub fn punish(&self, id: PeerId, offence: super::misbehavior::Misbehavior) -> Result<(), RegistryError> {
+        self.send(id, PeerCommand::Misbehaving(offence))
     }
 
     /// Asks one peer to close so a newcomer can have its slot.

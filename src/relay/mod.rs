@@ -1,21 +1,24 @@
 //! The protocol brain: what to do with the messages peers deliver once the handshake is done.
 //!
-//! One task owns the relay state (the set of ready peers and their senders) and consumes
-//! `PeerEvent`s from every connection. For now it answers what a node with only the genesis block
-//! can answer: `getheaders` (an empty `headers`: we have nothing after genesis), `getdata` for
-//! transactions (`notfound`). Block sync, transaction relay and the mempool join it later.
+//! One task owns the relay state (the ready peers, their senders and per-peer sync state) and
+//! consumes `PeerEvent`s from every connection: address gossip (`addr`), headers-first sync of the
+//! header tree (`sync`), and `notfound` for transactions we do not have. Block download,
+//! transaction relay and the mempool join it next.
 
 mod addr;
+pub mod sync;
 
+use crate::chain::HeaderTree;
 use crate::peer::addrbook::AddrBook;
 use crate::peer::connection::{unix_now, PeerEvent, PeerSender};
-use crate::peer::PeerId;
+use crate::peer::{PeerId, PeerRegistry};
 use crate::shutdown::Shutdown;
 use crate::wire::{inv_type, InvItem, Message};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::RwLock;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// Our services, advertised with our own address.
 const OUR_SERVICES: u64 = crate::peer::protocol::OUR_SERVICES;
@@ -23,15 +26,26 @@ const OUR_SERVICES: u64 = crate::peer::protocol::OUR_SERVICES;
 struct Peer {
     sender: PeerSender,
     addr: addr::AddrState,
+    sync: sync::PeerSync,
 }
 
+/// The header tree, written by the relay and read by RPC.
+pub type SharedHeaders = Arc<RwLock<HeaderTree>>;
+
+/// What the relay task needs from the rest of the node.
+pub struct RelayContext {
+    pub book: Arc<AddrBook>,
+    pub listen_port: Option<u16>,
+    pub headers: SharedHeaders,
+    pub registry: Arc<PeerRegistry>,
+}
+
+/// NODE_NETWORK: peers without it cannot serve the chain, so we do not sync from them.
+const NODE_NETWORK: u64 = 1;
+
 /// Consumes peer events until shutdown or until every connection has gone.
-pub async fn run(
-    mut events: mpsc::Receiver<PeerEvent>,
-    book: Arc<AddrBook>,
-    listen_port: Option<u16>,
-    mut shutdown: Shutdown,
-) {
+pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut shutdown: Shutdown) {
+    let RelayContext { book, listen_port, headers, registry } = ctx;
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     loop {
         let event = tokio::select! {
@@ -47,8 +61,12 @@ pub async fn run(
                 for msg in addr::on_connected(direction, local, listen_port, OUR_SERVICES, now) {
                     sender.send(&msg);
                 }
+                if services & NODE_NETWORK != 0 {
+                    let tree = headers.read().unwrap_or_else(|e| e.into_inner());
+                    sender.send(&sync::getheaders(&tree, crate::wire::Hash256::ZERO));
+                }
                 let state = addr::AddrState { addr, direction, answered_getaddr: false };
-                peers.insert(id, Peer { sender, addr: state });
+                peers.insert(id, Peer { sender, addr: state, sync: sync::PeerSync::default() });
             }
             PeerEvent::Disconnected { id } => {
                 peers.remove(&id);
@@ -64,6 +82,32 @@ pub async fn run(
                             peer.sender.send(&reply);
                         }
                     }
+                    Message::Headers(list) => {
+                        let now = u32::try_from(unix_now()).unwrap_or(u32::MAX);
+                        let actions = {
+                            let mut tree = headers.write().unwrap_or_else(|e| e.into_inner());
+                            sync::on_headers(&mut tree, &mut peer.sync, list, now)
+                        };
+                        for reply in &actions.reply {
+                            peer.sender.send(reply);
+                        }
+                        if let Some(offence) = actions.offence {
+                            let _ = registry.punish(id, offence);
+                        }
+                        if let Some((height, hash)) = actions.new_best {
+                            info!(height, %hash, "new best header");
+                        }
+                    }
+                    Message::GetHeaders(locator) => {
+                        let reply = sync::on_getheaders(&headers.read().unwrap_or_else(|e| e.into_inner()), locator);
+                        peer.sender.send(&reply);
+                    }
+                    Message::Inv(items) => {
+                        let ask = sync::on_block_inv(&headers.read().unwrap_or_else(|e| e.into_inner()), items);
+                        if let Some(ask) = ask {
+                            peer.sender.send(&ask);
+                        }
+                    }
                     _ => match answer(&msg) {
                         Some(reply) => {
                             peer.sender.send(&reply);
@@ -76,10 +120,9 @@ pub async fn run(
     }
 }
 
-/// The reply a node holding only the genesis block gives, if any.
+/// The reply a node holding no block data gives, if any.
 fn answer(msg: &Message) -> Option<Message> {
     match msg {
-        Message::GetHeaders(_) => Some(Message::Headers(Vec::new())),
         Message::GetData(items) => {
             let missing: Vec<InvItem> = items.iter().filter(|i| i.kind == inv_type::TX).copied().collect();
             (!missing.is_empty()).then_some(Message::NotFound(missing))
@@ -91,7 +134,6 @@ fn answer(msg: &Message) -> Option<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::msg::BlockLocator;
     use crate::wire::Hash256;
 
     #[test]
@@ -100,7 +142,5 @@ mod tests {
         let block = InvItem::block(Hash256([2; 32]));
         assert_eq!(answer(&Message::GetData(vec![tx, block])), Some(Message::NotFound(vec![tx])));
         assert_eq!(answer(&Message::GetData(vec![block])), None);
-        let locator = BlockLocator { version: 70016, hashes: vec![], stop: Hash256::ZERO };
-        assert_eq!(answer(&Message::GetHeaders(locator)), Some(Message::Headers(vec![])));
     }
 }

@@ -14,6 +14,7 @@
 //! Methods live one file per group ([`network`], [`control`]); each group has a `register(&mut Router)`.
 //! Handlers reach the node through [`RpcContext`] and never block: they read snapshots or send commands.
 
+pub mod blockchain;
 pub mod control;
 pub mod http;
 pub mod network;
@@ -86,6 +87,9 @@ pub enum RpcError {
     Ban(#[from] BanError),
     #[error("{message}")]
     Misc { message: String },
+    /// SV Node's `RPC_INVALID_ADDRESS_OR_KEY` (-5), e.g. "Block not found".
+    #[error("{message}")]
+    NotFound { message: String },
     #[error("Work queue depth exceeded")]
     WorkQueueFull,
     #[error("Request body of {length} bytes exceeds the limit of {max}")]
@@ -105,6 +109,7 @@ impl RpcError {
             Self::Type { .. } => -3,
             Self::InvalidParameter { .. } => -8,
             Self::InvalidSubnet => -30,
+            Self::NotFound { .. } => -5,
             Self::Registry(e) => match e {
                 RegistryError::AlreadyAdded { .. } => -23,
                 RegistryError::NotAdded { .. } => -24,
@@ -185,6 +190,8 @@ pub struct RpcContext {
     pub peers: Arc<PeerRegistry>,
     pub bans: Arc<BanList>,
     pub metrics: Arc<Metrics>,
+    /// The header tree the relay keeps (read-only here).
+    pub headers: crate::relay::SharedHeaders,
     pub started: Instant,
     pub shutdown: ShutdownTrigger,
 }
@@ -212,6 +219,7 @@ impl Router {
     pub fn standard() -> Self {
         let mut r = Self::default();
         network::register(&mut r);
+        blockchain::register(&mut r);
         control::register(&mut r);
         r
     }
@@ -584,6 +592,9 @@ mod tests {
             peers: Arc::new(PeerRegistry::new()),
             bans: Arc::new(BanList::in_memory(DEFAULT_BANTIME)),
             metrics: Arc::new(Metrics::new("regtest", "test").expect("metrics")),
+            headers: Arc::new(std::sync::RwLock::new(crate::chain::HeaderTree::new(
+                crate::chain::Network::Regtest.params().clone(),
+            ))),
             started: Instant::now(),
             shutdown: shutdown.trigger_handle(),
         };

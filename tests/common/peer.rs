@@ -147,6 +147,29 @@ impl RawPeer {
         self.expect(Duration::from_secs(5), |m| matches!(m, Message::FeeFilter(_)));
     }
 
+    /// Like `handshake`, but false instead of a panic when the node closes or stays silent.
+    pub fn try_handshake(&mut self) -> bool {
+        self.send(&version_msg(rand_nonce()));
+        let mut got = (false, false);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(got.0 && got.1) {
+            match self.read(deadline.saturating_duration_since(Instant::now())) {
+                ReadResult::Message(Message::Version(_)) => got.0 = true,
+                ReadResult::Message(Message::Verack) => got.1 = true,
+                ReadResult::Message(_) => {}
+                _ => return false,
+            }
+        }
+        self.send(&Message::Verack);
+        loop {
+            match self.read(deadline.saturating_duration_since(Instant::now())) {
+                ReadResult::Message(Message::FeeFilter(_)) => return true,
+                ReadResult::Message(_) => {}
+                _ => return false,
+            }
+        }
+    }
+
     /// Sends a ping and returns the round-trip time of its pong.
     pub fn ping_rtt(&mut self, timeout: Duration) -> Duration {
         self.try_ping(timeout).expect("pong before the deadline")
