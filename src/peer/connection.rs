@@ -484,10 +484,7 @@ async fn write_loop(
     loop {
         let next = if draining {
             // Closing: write what is already queued, then stop; do not wait for more.
-            match rx.try_recv() {
-                Ok(item) => Some(item),
-                Err(_) => None,
-            }
+            rx.try_recv().ok()
         } else {
             tokio::select! {
                 item = rx.recv() => item,
