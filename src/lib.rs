@@ -1,11 +1,41 @@
 //! bsv-relay: a transaction and block relay node for the BSV network.
 //!
-//! The architecture essay grows with the node; see README.md for the overview.
+//! # Tasks and data flow
 //!
-//! Operator surface: `main` parses the [`config`] and starts [`node::run`], the composition root. It
-//! takes the data-directory lock, builds the shared state ([`peer::PeerRegistry`], [`peer::BanList`],
-//! [`metrics::Metrics`]) once and hands `Arc`s to the tasks it spawns: the `/metrics` listener and the
-//! JSON-RPC server ([`rpc`]). Shutdown is one [`shutdown`] channel; the node waits for every task.
+//! `main` parses the [`config`] and runs [`node::run`], the composition root. It takes the
+//! data-directory lock, builds the shared state once — [`peer::PeerRegistry`], [`peer::BanList`],
+//! the address book, [`metrics::Metrics`], the header tree — and hands `Arc`s to the tasks it
+//! spawns:
+//!
+//! - [`peer::manager`]: one accept loop per listener and one dialler per `-connect`/`-addnode`
+//!   peer or free outbound slot. Every admitted socket is registered in the registry before its
+//!   task starts, so connection limits and eviction see bursts exactly.
+//! - [`peer::connection`]: per peer, a reader task (bytes → [`wire::FrameDecoder`] →
+//!   [`wire::Message`] → the [`peer::protocol`] state machine) and a writer task draining a
+//!   byte-bounded queue. The state machine decides everything SV Node's rules decide — handshake,
+//!   message order, ping, timeouts, offences and bans — as plain code over `(now, event)`.
+//! - [`relay`]: one task that owns the relay state and receives every delivered message through a
+//!   bounded channel (a busy relay slows reading, it never buffers without limit): address
+//!   gossip, headers-first sync of the [`chain::HeaderTree`], answers to `getheaders`/`getdata`.
+//! - [`rpc`] (JSON-RPC for `bitcoin-cli`) and the `/metrics` listener read the shared state.
+//!
+//! Shutdown is one [`shutdown`] channel: listeners close, connections flush what is queued,
+//! the ban list and address book are written, and the node waits for every task.
+//!
+//! # Layers
+//!
+//! Dependencies point one way: [`wire`] (codec, hashes, limits; depends on nothing inside) ←
+//! [`chain`] (parameters, header tree, proof of work), [`script`] (interpreter, sighash) ←
+//! [`validation`] (transaction checks, the [`validation::CoinView`] interface) ← [`mempool`] ←
+//! [`peer`] ← [`relay`] ← [`node`]. [`metrics`] is the one cross-cutting module: its label sets
+//! come from the enums of the layers it counts.
+//!
+//! # Limits
+//!
+//! Every input from a peer is bounded before it is allocated: payload size per command at header
+//! time, item counts, string lengths, a per-message completion deadline, byte-bounded send queues,
+//! a bounded event channel, bounded address book and orphan pool. See the module docs of
+//! [`wire::encode`], [`wire::frame`] and [`peer::connection`].
 
 pub mod chain;
 pub mod config;
