@@ -152,6 +152,10 @@ pub struct Metrics {
     pub misbehavior_events: IntCounterVec,
     pub bans: IntCounterVec,
     pub banned_entries: IntGauge,
+    /// Height of the best validated header.
+    pub chain_header_height: IntGauge,
+    /// Headers received, by result (`accepted`, `invalid`, `unconnecting`).
+    pub chain_headers_received: IntCounterVec,
     pub rpc_requests: IntCounterVec,
     pub rpc_request_duration: HistogramVec,
     pub rpc_active_requests: IntGauge,
@@ -227,6 +231,13 @@ impl Metrics {
             reg!(counter_vec("misbehavior_events_total", "Peer misbehaviour events by reason.", &["reason"])?);
         let bans = reg!(counter_vec("bans_total", "Bans put in place, by source.", &["source"])?);
         let banned_entries = reg!(IntGauge::new(name("banned_entries"), "Entries on the ban list.")?);
+        let chain_header_height =
+            reg!(IntGauge::new(name("chain_header_height"), "Height of the best validated header.")?);
+        let chain_headers_received =
+            reg!(counter_vec("chain_headers_received_total", "Headers received from peers, by result.", &["result"])?);
+        for r in ["accepted", "invalid", "unconnecting"] {
+            chain_headers_received.with_label_values(&[r]);
+        }
         let rpc_requests =
             reg!(counter_vec("rpc_requests_total", "RPC calls by method and result.", &["method", "result"])?);
         let rpc_request_duration = reg!(HistogramVec::new(
@@ -304,6 +315,8 @@ impl Metrics {
             misbehavior_events,
             bans,
             banned_entries,
+            chain_header_height,
+            chain_headers_received,
             rpc_requests,
             rpc_request_duration,
             rpc_active_requests,

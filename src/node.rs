@@ -255,6 +255,7 @@ fn start_p2p(
         listen_port,
         headers: headers.clone(),
         registry: peers.clone(),
+        metrics: metrics.clone(),
     };
     tokio::spawn(crate::relay::run(events_rx, relay, shutdown.clone()));
     Ok((addrs, addrbook))

@@ -18,7 +18,8 @@ fn header_tree_follows_sv_node_through_a_reorganisation() {
     assert!(sv.cli(&["generatetoaddress", "300", &address]).success());
     let sv_tip = sv.cli(&["getbestblockhash"]).ok().trim().to_string();
 
-    let ours = TestNode::start(&[&format!("-connect=127.0.0.1:{}", sv.port)]);
+    let metrics = format!("-metricsbind=127.0.0.1:{}", common::free_port());
+    let ours = TestNode::start(&[&format!("-connect=127.0.0.1:{}", sv.port), &metrics]);
     wait_for("our header tree to reach SV Node's tip", DEADLINE, || {
         (best_header(&ours) == (300, sv_tip.clone())).then_some(())
     });
@@ -47,6 +48,8 @@ fn header_tree_follows_sv_node_through_a_reorganisation() {
     let old = ours.cli(&["getblockheader", &sv_tip]).json();
     assert_eq!(old["confirmations"], -1, "the abandoned tip is off the best chain");
 
+    assert_eq!(ours.metric("bsv_relay_chain_header_height", ""), 310.0);
+    assert!(ours.metric("bsv_relay_chain_headers_received_total", "result=\"accepted\"") >= 310.0);
     let peers = sv.peers_with_ua("/bsv-relay:");
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0]["banscore"], 0);

@@ -38,6 +38,7 @@ pub struct RelayContext {
     pub listen_port: Option<u16>,
     pub headers: SharedHeaders,
     pub registry: Arc<PeerRegistry>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// NODE_NETWORK: peers without it cannot serve the chain, so we do not sync from them.
@@ -45,7 +46,7 @@ const NODE_NETWORK: u64 = 1;
 
 /// Consumes peer events until shutdown or until every connection has gone.
 pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut shutdown: Shutdown) {
-    let RelayContext { book, listen_port, headers, registry } = ctx;
+    let RelayContext { book, listen_port, headers, registry, metrics } = ctx;
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     loop {
         let event = tokio::select! {
@@ -94,7 +95,14 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
                         if let Some(offence) = actions.offence {
                             let _ = registry.punish(id, offence);
                         }
+                        let result = match (&actions.offence, actions.reply.is_empty()) {
+                            (Some(_), _) => "invalid",
+                            (None, false) if list.len() < 2000 => "unconnecting",
+                            _ => "accepted",
+                        };
+                        metrics.chain_headers_received.with_label_values(&[result]).inc_by(list.len() as u64);
                         if let Some((height, hash)) = actions.new_best {
+                            metrics.chain_header_height.set(i64::from(height));
                             info!(height, %hash, "new best header");
                         }
                     }
