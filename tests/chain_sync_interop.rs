@@ -49,6 +49,12 @@ fn header_tree_follows_sv_node_through_a_reorganisation() {
     assert_eq!(old["confirmations"], -1, "the abandoned tip is off the best chain");
 
     assert_eq!(ours.metric("bsv_relay_chain_header_height", ""), 310.0);
+    // Reputation: SV Node delivered every new block header first.
+    let mine = ours.cli(&["getpeerinfo"]).json();
+    let rep = &mine[0]["reputation"];
+    assert!(rep["blocks_first"].as_u64().unwrap() >= 310, "{rep}");
+    assert!(rep["last_useful"].as_u64().unwrap() > 0);
+    assert!(rep["minping"].as_f64().is_some());
     assert!(ours.metric("bsv_relay_chain_headers_received_total", "result=\"accepted\"") >= 310.0);
     let peers = sv.peers_with_ua("/bsv-relay:");
     assert_eq!(peers.len(), 1);

@@ -45,6 +45,10 @@ pub struct AddrEntry {
     pub source: IpAddr,
     pub attempts: u32,
     pub last_success: u64,
+    /// New blocks and transactions peers at this address delivered to us first, over all
+    /// connections: outbound slots prefer the addresses that have been most useful.
+    #[serde(default)]
+    pub useful: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,7 +122,14 @@ impl AddrBook {
             }
             map.insert(
                 addr,
-                AddrEntry { services: a.addr.services, last_seen: seen, source, attempts: 0, last_success: 0 },
+                AddrEntry {
+                    services: a.addr.services,
+                    last_seen: seen,
+                    source,
+                    attempts: 0,
+                    last_success: 0,
+                    useful: 0,
+                },
             );
             from_source += 1;
             added += 1;
@@ -142,11 +153,19 @@ impl AddrBook {
             source: addr.ip(),
             attempts: 0,
             last_success: now,
+            useful: 0,
         });
         e.attempts = 0;
         e.last_success = now;
         e.last_seen = now;
         e.services |= services;
+    }
+
+    /// Credits `addr` with `count` new blocks or transactions its peer delivered first.
+    pub fn record_useful(&self, addr: SocketAddr, count: u64) {
+        if let Some(e) = self.lock().get_mut(&addr) {
+            e.useful = e.useful.saturating_add(count);
+        }
     }
 
     /// Up to `max` addresses for a `getaddr` reply, most recently seen first.
@@ -163,13 +182,15 @@ impl AddrBook {
             .collect()
     }
 
-    /// The best address to dial next that `skip` does not exclude: proven ones first, then the
-    /// least-tried, most recently seen.
+    /// The best address to dial next that `skip` does not exclude: proven ones first, the most
+    /// useful of those first (reputation), then the least-tried, most recently seen.
     pub fn select(&self, skip: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
         let map = self.lock();
         map.iter()
             .filter(|(a, _)| !skip(a))
-            .min_by_key(|(a, e)| (e.last_success == 0, e.attempts, std::cmp::Reverse(e.last_seen), **a))
+            .min_by_key(|(a, e)| {
+                (e.last_success == 0, std::cmp::Reverse(e.useful), e.attempts, std::cmp::Reverse(e.last_seen), **a)
+            })
             .map(|(a, _)| *a)
     }
 
@@ -263,6 +284,10 @@ mod tests {
         book.connected("2.2.2.2:8333".parse().unwrap(), 1, NOW);
         assert_eq!(book.select(|_| false), Some("2.2.2.2:8333".parse().unwrap()), "proven first");
         assert_eq!(book.select(|a| a.port() == 8333), None);
+        // Of two proven addresses, the one whose peer delivered more first is preferred.
+        book.connected("1.1.1.1:8333".parse().unwrap(), 1, NOW);
+        book.record_useful("1.1.1.1:8333".parse().unwrap(), 5);
+        assert_eq!(book.select(|_| false), Some("1.1.1.1:8333".parse().unwrap()), "reputation first");
     }
 
     #[test]

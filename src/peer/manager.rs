@@ -256,7 +256,7 @@ fn admit(m: &Shared, ip: IpAddr) -> bool {
             ip: p.addr.ip(),
             connected_at: p.conntime,
             min_ping: p.minping,
-            last_useful: 0,
+            last_useful: p.last_useful,
             protected: p.whitelisted || p.addnode,
         })
         .collect();

@@ -101,6 +101,11 @@ pub struct PeerInfo {
     pub banscore: u32,
     pub synced_headers: i32,
     pub synced_blocks: i32,
+    /// Reputation, the positive side of the ban score: new best headers (blocks) and new valid
+    /// transactions this peer delivered before anyone else, and when it last did.
+    pub blocks_first: u64,
+    pub txs_first: u64,
+    pub last_useful: u64,
     /// Keys are wire command names, or `*other*` for unknown ones (as SV Node and Core do).
     pub bytessent_per_msg: BTreeMap<String, u64>,
     pub bytesrecv_per_msg: BTreeMap<String, u64>,
@@ -133,6 +138,9 @@ impl PeerInfo {
             banscore: 0,
             synced_headers: -1,
             synced_blocks: -1,
+            blocks_first: 0,
+            txs_first: 0,
+            last_useful: 0,
             bytessent_per_msg: BTreeMap::new(),
             bytesrecv_per_msg: BTreeMap::new(),
         }

@@ -27,6 +27,8 @@ struct Peer {
     sender: PeerSender,
     addr: addr::AddrState,
     sync: sync::PeerSync,
+    /// New blocks and transactions it delivered first (for the address book when it leaves).
+    useful: u64,
 }
 
 /// The header tree, written by the relay and read by RPC.
@@ -67,10 +69,15 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
                     sender.send(&sync::getheaders(&tree, crate::wire::Hash256::ZERO));
                 }
                 let state = addr::AddrState { addr, direction, answered_getaddr: false };
-                peers.insert(id, Peer { sender, addr: state, sync: sync::PeerSync::default() });
+                peers.insert(id, Peer { sender, addr: state, sync: sync::PeerSync::default(), useful: 0 });
             }
             PeerEvent::Disconnected { id } => {
-                peers.remove(&id);
+                if let Some(peer) = peers.remove(&id) {
+                    // An outbound peer's address is where it listens: remember how useful it was.
+                    if peer.addr.direction == crate::peer::Direction::Outbound && peer.useful > 0 {
+                        book.record_useful(peer.addr.addr, peer.useful);
+                    }
+                }
             }
             PeerEvent::Message { id, msg } => {
                 let Some(peer) = peers.get_mut(&id) else { continue };
@@ -104,6 +111,13 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
                         if let Some((height, hash)) = actions.new_best {
                             metrics.chain_header_height.set(i64::from(height));
                             info!(height, %hash, "new best header");
+                            // This peer told us of a new best chain first: that is reputation.
+                            let (now, blocks) = (unix_now(), u64::from(actions.new_blocks));
+                            registry.update(id, |i| {
+                                i.blocks_first += blocks;
+                                i.last_useful = now;
+                            });
+                            peer.useful += blocks;
                         }
                     }
                     Message::GetHeaders(locator) => {

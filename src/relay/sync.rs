@@ -34,6 +34,8 @@ pub struct SyncActions {
     pub offence: Option<Misbehavior>,
     /// The best header changed (for logs and metrics).
     pub new_best: Option<(u32, Hash256)>,
+    /// How many headers of the new best chain this message brought.
+    pub new_blocks: u32,
 }
 
 /// The `getheaders` we send: our locator, no stop.
@@ -80,6 +82,7 @@ pub fn on_headers(tree: &mut HeaderTree, peer: &mut PeerSync, headers: &[BlockHe
             }
             if let Some(change) = accepted.tip_change {
                 out.new_best = Some((change.new_tip.height, change.new_tip.hash));
+                out.new_blocks = change.new_tip.height.saturating_sub(change.fork.height);
             }
             if out.offence.is_none() && accepted.error.is_none() && headers.len() == MAX_HEADERS_RESULTS {
                 if let Some(last) = accepted.last {

@@ -139,6 +139,12 @@ pub fn peer_json(p: &PeerInfo) -> Value {
         "addnode": p.addnode,
         "startingheight": p.startingheight,
         "banscore": p.banscore,
+        "reputation": {
+            "blocks_first": p.blocks_first,
+            "txs_first": p.txs_first,
+            "last_useful": p.last_useful,
+            "minping": p.minping.map(|d| d.as_secs_f64()),
+        },
         "synced_headers": p.synced_headers,
         "synced_blocks": p.synced_blocks,
         "inflight": [],
