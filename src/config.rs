@@ -77,6 +77,8 @@ pub const DEBUG_CATEGORIES: &[&str] = &["net", "rpc", "http", "mempool", "valida
 
 /// SV Node's `DEFAULT_MAX_PEER_CONNECTIONS`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 125;
+/// SV Node's `-maxsendbuffer` default, in kB (src/net/net.h:145).
+pub const DEFAULT_MAX_SEND_BUFFER_KB: u64 = 500_000;
 /// SV Node's `-maxoutboundconnections` default (src/net/net.h:96).
 pub const DEFAULT_MAX_OUTBOUND: u32 = 8;
 /// SV Node's `DEFAULT_BANSCORE_THRESHOLD`.
@@ -120,6 +122,7 @@ const KNOWN: &[&str] = &[
     "p2phandshaketimeout",
     "p2ptimeout",
     "excessiveblocksize",
+    "maxsendbuffer",
     "maxmempool",
     "server",
     "rpcport",
@@ -281,6 +284,9 @@ pub struct Config {
     pub p2phandshaketimeout: Duration,
     pub p2ptimeout: Duration,
     pub excessiveblocksize: u64,
+    /// `-maxsendbuffer` in bytes (given in kB, as SV Node): the most we queue for one peer before
+    /// disconnecting it as not reading.
+    pub maxsendbuffer_bytes: u64,
     /// `-maxmempool` converted to bytes.
     pub maxmempool_bytes: u64,
     pub server: bool,
@@ -495,6 +501,7 @@ impl Config {
             p2phandshaketimeout: secs_opt("p2phandshaketimeout", DEFAULT_P2P_HANDSHAKE_TIMEOUT)?,
             p2ptimeout: secs_opt("p2ptimeout", DEFAULT_P2P_TIMEOUT)?,
             excessiveblocksize: u64_opt("excessiveblocksize", DEFAULT_EXCESSIVE_BLOCK_SIZE)?,
+            maxsendbuffer_bytes: u64_opt("maxsendbuffer", DEFAULT_MAX_SEND_BUFFER_KB)?.saturating_mul(1000),
             maxmempool_bytes,
             server: bool_opt("server", true)?,
             rpcport,

@@ -152,6 +152,8 @@ pub struct Metrics {
     pub misbehavior_events: IntCounterVec,
     pub bans: IntCounterVec,
     pub banned_entries: IntGauge,
+    /// Addresses in the address book.
+    pub addrbook_entries: IntGauge,
     /// Height of the best validated header.
     pub chain_header_height: IntGauge,
     /// Headers received, by result (`accepted`, `invalid`, `unconnecting`).
@@ -231,6 +233,7 @@ impl Metrics {
             reg!(counter_vec("misbehavior_events_total", "Peer misbehaviour events by reason.", &["reason"])?);
         let bans = reg!(counter_vec("bans_total", "Bans put in place, by source.", &["source"])?);
         let banned_entries = reg!(IntGauge::new(name("banned_entries"), "Entries on the ban list.")?);
+        let addrbook_entries = reg!(IntGauge::new(name("addrbook_entries"), "Addresses in the address book.")?);
         let chain_header_height =
             reg!(IntGauge::new(name("chain_header_height"), "Height of the best validated header.")?);
         let chain_headers_received =
@@ -315,6 +318,7 @@ impl Metrics {
             misbehavior_events,
             bans,
             banned_entries,
+            addrbook_entries,
             chain_header_height,
             chain_headers_received,
             rpc_requests,

@@ -219,8 +219,9 @@ fn start_p2p(
         ban_threshold: config.banscore,
         ..ProtocolConfig::default()
     };
-    // Room for the largest block plus a generous burst of other traffic.
-    let max_send_queue = usize::try_from(limits.max_block_size).unwrap_or(usize::MAX).saturating_add(64 << 20);
+    // SV Node's per-peer send buffer. Serving blocks larger than it will need the block streamed
+    // rather than queued whole; until blocks are served, every message is far smaller.
+    let max_send_queue = usize::try_from(config.maxsendbuffer_bytes).unwrap_or(usize::MAX);
     let settings = Arc::new(ConnectionSettings { magic: chain.magic, protocol, max_send_queue });
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
     let addrbook = Arc::new(AddrBook::open(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY)?);

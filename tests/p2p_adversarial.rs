@@ -6,9 +6,10 @@ mod common;
 
 use bsv_relay::wire::message::Message;
 use bsv_relay::wire::msg::Version;
-use bsv_relay::wire::{Hash256, InvItem};
+use bsv_relay::wire::{Hash256, InvItem, NetAddress, TimedAddress};
 use common::peer::{rand_nonce, version_msg, HonestPeer, RawPeer, REGTEST_MAGIC};
 use common::{wait_for, TestNode, DEADLINE};
+use std::net::SocketAddr;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::Duration;
 
@@ -418,5 +419,46 @@ fn row51_connections_per_address_are_capped_when_configured() {
     for p in &mut kept {
         assert!(p.ping_rtt(LIVENESS) < LIVENESS, "the first three stay");
     }
+    f.assert_alive();
+}
+
+#[test]
+fn row50_addr_spam_fills_at_most_one_sources_share_of_the_address_book() {
+    let mut f = Fixture::start(&[]);
+    let mut a = f.attacker_after_handshake();
+    // 60,000 addresses at the attacker's own IP (the only ones believed from an inbound peer).
+    for round in 0..60u32 {
+        let list: Vec<TimedAddress> = (0..1000u32)
+            .map(|i| TimedAddress {
+                time: 1_700_000_000,
+                addr: NetAddress::new(SocketAddr::new(ATTACKER, 1 + ((round * 1000 + i) % 65_000) as u16), 1),
+            })
+            .collect();
+        a.send(&Message::Addr(list));
+    }
+    assert!(a.ping_rtt(Duration::from_secs(10)) < Duration::from_secs(10));
+    let entries = f.metric("bsv_relay_addrbook_entries", "");
+    assert!(entries > 0.0 && entries <= 1000.0, "address book holds {entries}");
+    assert_eq!(f.attacker_banscore(), Some(0), "within the 1000-per-message limit: no offence");
+    f.assert_alive();
+}
+
+#[test]
+fn row52_a_peer_that_never_reads_is_disconnected_when_its_queue_is_full() {
+    let mut f = Fixture::start(&["-maxsendbuffer=200"]);
+    let mut a = f.attacker_after_handshake();
+    // Ask for pongs and never read them: kernel buffers fill, then our 200 kB queue, then we hang up.
+    let ping = bsv_relay::wire::encode_frame(REGTEST_MAGIC, &Message::Ping(1));
+    let burst: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 20_000).collect();
+    let mut sent = 0;
+    a.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    while sent < 2000 {
+        use std::io::Write;
+        if a.stream.write_all(&burst).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    f.wait_metric("bsv_relay_peer_disconnections_total", "reason=\"send_queue_full\"", 1.0);
     f.assert_alive();
 }

@@ -84,6 +84,7 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
                 match &msg {
                     Message::Addr(list) => {
                         addr::on_addr(&book, &peer.addr, list, unix_now());
+                        metrics.addrbook_entries.set(i64::try_from(book.len()).unwrap_or(i64::MAX));
                     }
                     Message::GetAddr => {
                         if let Some(reply) = addr::on_getaddr(&book, &mut peer.addr) {
