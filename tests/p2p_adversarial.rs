@@ -462,3 +462,45 @@ fn row52_a_peer_that_never_reads_is_disconnected_when_its_queue_is_full() {
     f.wait_metric("bsv_relay_peer_disconnections_total", "reason=\"send_queue_full\"", 1.0);
     f.assert_alive();
 }
+
+#[test]
+fn row55_rpc_abuse_is_refused_and_p2p_is_unaffected() {
+    let mut f = Fixture::start(&["-rpcworkqueue=4"]);
+    // A 10 MB body of junk: a JSON parse error (500 with a JSON body), the node unharmed.
+    let big = "x".repeat(10 * 1024 * 1024);
+    let (status, _, body) = f.node.post(&big, Some((common::USER, common::PASS)));
+    assert_eq!(status, 500);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"], -32700);
+    // A body over the 32 MB limit: 413 from its Content-Length, before any of it is read.
+    let req = format!(
+        "POST / HTTP/1.1\r\nAuthorization: Basic dTpw\r\nContent-Length: {}\r\n\r\n",
+        bsv_relay::rpc::MAX_BODY_BYTES + 1
+    );
+    assert_eq!(f.node.http(req.as_bytes()).0, 413);
+    // Wrong credentials, many times: 401 each time (after a short delay).
+    for _ in 0..10 {
+        let (status, head, _) = f.node.post(r#"{"method":"uptime","params":[]}"#, Some(("u", "wrong")));
+        assert_eq!(status, 401);
+        assert!(head.contains("WWW-Authenticate"));
+    }
+    // 200 concurrent requests against a work queue of 4: each is answered, with a result or 503.
+    let port = f.node.rpcport;
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..200)
+            .map(|_| {
+                s.spawn(move || {
+                    let body = r#"{"method":"getnetworkinfo","params":[],"id":1}"#;
+                    let req = format!(
+                        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Basic dTpw\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    common::http_exchange(port, req.as_bytes()).0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.iter().any(|s| *s == 200));
+    f.assert_alive();
+}
