@@ -131,27 +131,38 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
                             peer.sender.send(&ask);
                         }
                     }
-                    _ => match answer(&msg) {
-                        Some(reply) => {
-                            peer.sender.send(&reply);
+                    _ => {
+                        let replies = answer(&msg);
+                        if replies.is_empty() {
+                            debug!(peer = %id, command = msg.command(), "not handled yet");
                         }
-                        None => debug!(peer = %id, command = msg.command(), "not handled yet"),
-                    },
+                        for reply in &replies {
+                            peer.sender.send(reply);
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// The reply a node holding no block data gives, if any.
-fn answer(msg: &Message) -> Option<Message> {
+/// The replies a node holding no block data gives, if any.
+fn answer(msg: &Message) -> Vec<Message> {
     match msg {
         Message::GetData(items) => {
             let missing: Vec<InvItem> = items.iter().filter(|i| i.kind == inv_type::TX).copied().collect();
-            (!missing.is_empty()).then_some(Message::NotFound(missing))
+            inventory_chunks(&missing).map(|c| Message::NotFound(c.to_vec())).collect()
         }
-        _ => None,
+        _ => Vec::new(),
     }
+}
+
+/// Splits inventory so that each message fits any peer's payload limit. A peer's protoconf may
+/// not advertise less than 1 MiB (`LEGACY_MAX_PAYLOAD`), and until it arrives that is all SV Node
+/// assumes, so chunks of `max_inv_items(1 MiB)` = 29,126 items fit every peer.
+fn inventory_chunks(items: &[InvItem]) -> std::slice::Chunks<'_, InvItem> {
+    let per_message = crate::wire::inv::max_inv_items(crate::wire::message::LEGACY_MAX_PAYLOAD) as usize;
+    items.chunks(per_message)
 }
 
 #[cfg(test)]
@@ -163,7 +174,19 @@ mod tests {
     fn unknown_transactions_are_notfound_and_blocks_are_ignored() {
         let tx = InvItem::tx(Hash256([1; 32]));
         let block = InvItem::block(Hash256([2; 32]));
-        assert_eq!(answer(&Message::GetData(vec![tx, block])), Some(Message::NotFound(vec![tx])));
-        assert_eq!(answer(&Message::GetData(vec![block])), None);
+        assert_eq!(answer(&Message::GetData(vec![tx, block])), vec![Message::NotFound(vec![tx])]);
+        assert!(answer(&Message::GetData(vec![block])).is_empty());
+    }
+
+    #[test]
+    fn replies_are_split_to_fit_a_one_mebibyte_peer() {
+        let many: Vec<InvItem> = (0..58_254u32).map(|i| InvItem::tx(Hash256::sha256d(&i.to_le_bytes()))).collect();
+        let replies = answer(&Message::GetData(many));
+        assert_eq!(replies.len(), 58_254usize.div_ceil(29_126));
+        for r in &replies {
+            let mut payload = Vec::new();
+            r.encode_payload(&mut payload);
+            assert!(payload.len() as u64 <= crate::wire::message::LEGACY_MAX_PAYLOAD);
+        }
     }
 }
