@@ -460,6 +460,10 @@ fn row52_a_peer_that_never_reads_is_disconnected_when_its_queue_is_full() {
         sent += 1;
     }
     f.wait_metric("bsv_relay_peer_disconnections_total", "reason=\"send_queue_full\"", 1.0);
+    // Its queue is released with it.
+    wait_for("the send queue gauge to drain", DEADLINE, || {
+        (f.metric("bsv_relay_p2p_send_queue_bytes", "") < 200_000.0).then_some(())
+    });
     f.assert_alive();
 }
 

@@ -98,6 +98,8 @@ pub struct PeerSender {
     queued: Arc<AtomicUsize>,
     max: usize,
     overflow: Arc<Notify>,
+    /// The node-wide `p2p_send_queue_bytes` gauge.
+    gauge: prometheus::IntGauge,
 }
 
 impl PeerSender {
@@ -120,6 +122,7 @@ impl PeerSender {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
+        self.gauge.add(len as i64);
         true
     }
 
@@ -195,6 +198,7 @@ pub async fn run(
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
+    let unsent = queued.clone();
     let overflow = Arc::new(Notify::new());
     let sender = PeerSender {
         magic: settings.magic,
@@ -202,6 +206,7 @@ pub async fn run(
         queued: queued.clone(),
         max: settings.max_send_queue,
         overflow: overflow.clone(),
+        gauge: shared.metrics.send_queue_bytes.clone(),
     };
     let closing = Arc::new(Notify::new());
     let writer_task = tokio::spawn(write_loop(writer, rx, queued, closing.clone(), id, shared.clone()));
@@ -235,6 +240,8 @@ pub async fn run(
             writer_task.abort();
         }
     }
+    // Whatever was still queued will never be written.
+    shared.metrics.send_queue_bytes.sub(unsent.load(Ordering::Acquire) as i64);
     if direction == Direction::Outbound {
         shared.own_nonces.lock().unwrap_or_else(|e| e.into_inner()).remove(&nonce);
     }
@@ -500,6 +507,7 @@ async fn write_loop(
         }
         let len = frame.len() as u64;
         queued.fetch_sub(frame.len(), Ordering::AcqRel);
+        shared.metrics.send_queue_bytes.sub(len as i64);
         shared.metrics.record_sent(command, len);
         shared.registry.record_sent(len);
         shared.registry.update(id, |i| {

@@ -126,6 +126,14 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
                         peer.sender.send(&reply);
                     }
                     Message::Inv(items) => {
+                        for item in items {
+                            let kind = match item.kind {
+                                inv_type::TX => "tx",
+                                inv_type::BLOCK => "block",
+                                _ => "other",
+                            };
+                            metrics.inv_items_received.with_label_values(&[kind]).inc();
+                        }
                         let ask = sync::on_block_inv(&headers.read().unwrap_or_else(|e| e.into_inner()), items);
                         if let Some(ask) = ask {
                             peer.sender.send(&ask);
