@@ -4,6 +4,8 @@
 
 pub mod check_tx;
 pub mod coins;
+pub mod tx;
 
 pub use check_tx::{check_transaction, check_transaction_with_max_size, TxCheckError};
 pub use coins::{Coin, CoinView, MapCoinView};
+pub use tx::{validate_transaction, RejectKind, TxContext, TxReject, ValidatedTx};

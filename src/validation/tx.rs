@@ -1,0 +1,241 @@
+//! Validation of a transaction for the mempool: everything SV Node's `AcceptToMemoryPool` checks
+//! that does not depend on the pool itself (conflicts, chains and fees are the pool's).
+//!
+//! Order, as SV Node: context-free checks; no loose coinbase; standardness (when the network
+//! requires it); finality at the next block; inputs exist (else "missing inputs": an orphan, not
+//! an offence); coinbase maturity; input and fee ranges; then every input's script, first under
+//! the standard flags and, if that fails, again under the mandatory ones alone, which decides
+//! whether the failure is consensus (`mandatory-script-verify-flag-failed`, +100) or policy
+//! (`non-mandatory-script-verify-flag`, no penalty).
+//!
+//! Every rejection carries SV Node's reason string, its reject code and the misbehaviour score
+//! the sending peer earns (svnode-protocol.md §3.3), so the relay can score a peer and
+//! `sendrawtransaction` can answer -26 with the reason.
+
+use super::check_tx::{check_transaction, TxCheckError};
+use super::coins::CoinView;
+use crate::chain::ChainParams;
+use crate::script::{
+    flags_for_height, utxo_flags, verify_script, ActivationHeights, ScriptError, ScriptFlags, SigHashCache,
+    TxSignatureChecker,
+};
+use crate::wire::Transaction;
+
+/// 21 million coins in satoshis (`MAX_MONEY`).
+pub const MAX_MONEY: i64 = 21_000_000 * 100_000_000;
+/// Lock times below this are block heights, above it Unix times (`LOCKTIME_THRESHOLD`).
+const LOCKTIME_THRESHOLD: u32 = 500_000_000;
+
+/// Reject codes (the subset validation uses).
+const REJECT_INVALID: u8 = 0x10;
+const REJECT_NONSTANDARD: u8 = 0x40;
+
+/// What kind of failure: decides punishment and the RPC error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// Breaks a consensus rule.
+    Consensus,
+    /// Refused by policy only; an honest peer may relay it.
+    Policy,
+    /// Spends an output we do not know: an orphan (RPC error -25, no penalty).
+    MissingInputs,
+}
+
+/// Why a transaction was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct TxReject {
+    /// SV Node's reject reason, as `sendrawtransaction` and `reject` messages show it.
+    pub reason: String,
+    /// The `reject` message code.
+    pub code: u8,
+    /// Misbehaviour score for the peer that sent it (0: none).
+    pub score: u32,
+    pub kind: RejectKind,
+}
+
+impl TxReject {
+    fn consensus(reason: impl Into<String>, score: u32) -> TxReject {
+        TxReject { reason: reason.into(), code: REJECT_INVALID, score, kind: RejectKind::Consensus }
+    }
+
+    fn policy(reason: impl Into<String>, code: u8) -> TxReject {
+        TxReject { reason: reason.into(), code, score: 0, kind: RejectKind::Policy }
+    }
+}
+
+/// What validation learnt about an accepted transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidatedTx {
+    /// Inputs minus outputs, in satoshis.
+    pub fee: i64,
+    pub size: usize,
+}
+
+/// The chain context a transaction is validated in.
+pub struct TxContext<'a> {
+    pub params: &'a ChainParams,
+    /// SV Node's `fRequireStandard`: true on main, false on test, stn and regtest.
+    pub require_standard: bool,
+}
+
+impl<'a> TxContext<'a> {
+    pub fn new(params: &'a ChainParams) -> TxContext<'a> {
+        TxContext { params, require_standard: params.network == crate::chain::Network::Main }
+    }
+
+    fn heights(&self) -> ActivationHeights {
+        let a = &self.params.activations;
+        let h = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        ActivationHeights {
+            p2sh: h(a.p2sh),
+            bip66: h(a.bip66),
+            bip65: h(a.bip65),
+            csv: h(a.csv),
+            uahf: h(a.uahf),
+            daa: h(a.daa),
+            genesis: h(a.genesis),
+        }
+    }
+}
+
+/// The score SV Node gives a context-free failure (§3.3): empty inputs or outputs and null
+/// prevouts 10, everything else 100.
+fn check_score(err: &TxCheckError) -> u32 {
+    match err {
+        TxCheckError::NoInputs | TxCheckError::NoOutputs | TxCheckError::NullPrevout { .. } => 10,
+        _ => 100,
+    }
+}
+
+/// Validates `tx` for inclusion in the block after `view.best_height()`.
+pub fn validate_transaction(
+    tx: &Transaction,
+    view: &dyn CoinView,
+    ctx: &TxContext<'_>,
+) -> Result<ValidatedTx, TxReject> {
+    check_transaction(tx).map_err(|e| TxReject::consensus(e.reject_reason(), check_score(&e)))?;
+    if tx.is_coinbase() {
+        return Err(TxReject::consensus("coinbase", 100));
+    }
+    let height = view.best_height() + 1;
+    if ctx.require_standard {
+        check_standard(tx)?;
+    }
+    if !is_final(tx, height, view.median_time_past()) {
+        return Err(if height < ctx.params.activations.genesis {
+            TxReject::consensus("bad-txns-nonfinal", 10)
+        } else {
+            TxReject::policy("non-final", REJECT_NONSTANDARD)
+        });
+    }
+    let mut coins = Vec::with_capacity(tx.inputs.len());
+    for input in &tx.inputs {
+        match view.coin(&input.prev_out) {
+            Some(c) => coins.push(c),
+            None => {
+                return Err(TxReject {
+                    reason: "missing-inputs".into(),
+                    code: REJECT_INVALID,
+                    score: 0,
+                    kind: RejectKind::MissingInputs,
+                })
+            }
+        }
+    }
+    let mut total_in: i64 = 0;
+    for coin in &coins {
+        if coin.is_coinbase && height.saturating_sub(coin.height) < ctx.params.coinbase_maturity {
+            return Err(TxReject {
+                reason: "bad-txns-premature-spend-of-coinbase".into(),
+                code: REJECT_INVALID,
+                score: 0,
+                kind: RejectKind::Policy,
+            });
+        }
+        if !(0..=MAX_MONEY).contains(&coin.value) {
+            return Err(TxReject::consensus("bad-txns-inputvalues-outofrange", 100));
+        }
+        total_in = total_in.saturating_add(coin.value);
+        if total_in > MAX_MONEY {
+            return Err(TxReject::consensus("bad-txns-inputvalues-outofrange", 100));
+        }
+    }
+    let total_out: i64 = tx.outputs.iter().map(|o| o.value).sum();
+    if total_in < total_out {
+        return Err(TxReject::consensus("bad-txns-in-belowout", 100));
+    }
+    let fee = total_in - total_out;
+
+    let heights = ctx.heights();
+    let block_flags = flags_for_height(i32::try_from(height).unwrap_or(i32::MAX), &heights);
+    let cache = SigHashCache::new();
+    for (index, (input, coin)) in tx.inputs.iter().zip(&coins).enumerate() {
+        let era = utxo_flags(i32::try_from(coin.height).unwrap_or(i32::MAX), &heights);
+        let checker = TxSignatureChecker::new(tx, index, coin.value, &cache);
+        let standard = block_flags | ScriptFlags::STANDARD | era;
+        if let Err(err) = verify_script(&input.script_sig, &coin.script_pubkey, standard, &checker) {
+            let mandatory = block_flags | era;
+            return Err(match verify_script(&input.script_sig, &coin.script_pubkey, mandatory, &checker) {
+                Err(consensus_err) => script_reject(&consensus_err, true),
+                Ok(()) => script_reject(&err, false),
+            });
+        }
+    }
+    Ok(ValidatedTx { fee, size: tx.size() })
+}
+
+/// SV Node's wording: `mandatory-script-verify-flag-failed (<error>)` or
+/// `non-mandatory-script-verify-flag (<error>)`, the error as `ScriptErrorString` prints it.
+fn script_reject(err: &ScriptError, mandatory: bool) -> TxReject {
+    let text = script_error_text(err);
+    if mandatory {
+        TxReject::consensus(format!("mandatory-script-verify-flag-failed ({text})"), 100)
+    } else {
+        TxReject::policy(format!("non-mandatory-script-verify-flag ({text})"), REJECT_NONSTANDARD)
+    }
+}
+
+/// The script error in SV Node's words: our message with its first letter capitalised.
+fn script_error_text(err: &ScriptError) -> String {
+    let s = err.to_string();
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => s,
+    }
+}
+
+/// `IsFinalTx`: lock time 0, or below the next height / the median time past, or every input's
+/// sequence final.
+pub fn is_final(tx: &Transaction, height: u32, median_time_past: i64) -> bool {
+    if tx.lock_time == 0 {
+        return true;
+    }
+    let limit = if tx.lock_time < LOCKTIME_THRESHOLD { i64::from(height) } else { median_time_past };
+    if i64::from(tx.lock_time) < limit {
+        return true;
+    }
+    tx.inputs.iter().all(|i| i.sequence == u32::MAX)
+}
+
+/// The parts of SV Node's `IsStandardTx` that apply on every era we validate.
+fn check_standard(tx: &Transaction) -> Result<(), TxReject> {
+    if !(1..=2).contains(&tx.version) {
+        return Err(TxReject::policy("version", REJECT_NONSTANDARD));
+    }
+    for input in &tx.inputs {
+        if !crate::script::is_push_only(&input.script_sig) {
+            return Err(TxReject::policy("scriptsig-not-pushonly", REJECT_NONSTANDARD));
+        }
+    }
+    for output in &tx.outputs {
+        // Dust: below 1 satoshi and spendable (an OP_FALSE OP_RETURN data output is exempt).
+        let unspendable =
+            output.script_pubkey.starts_with(&[0x00, 0x6a]) || output.script_pubkey.first() == Some(&0x6a);
+        if output.value < 1 && !unspendable {
+            return Err(TxReject::policy("dust", 0x41));
+        }
+    }
+    Ok(())
+}
