@@ -51,4 +51,5 @@ pub mod rpc;
 pub mod script;
 pub mod shutdown;
 pub mod validation;
+pub mod wallet;
 pub mod wire;

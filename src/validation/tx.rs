@@ -26,6 +26,11 @@ pub const MAX_MONEY: i64 = 21_000_000 * 100_000_000;
 /// Lock times below this are block heights, above it Unix times (`LOCKTIME_THRESHOLD`).
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 
+/// Pre-Genesis sigop limits per transaction: consensus 20,000 (`MAX_TX_SIGOPS_COUNT_BEFORE_GENESIS`)
+/// and policy 4,000 (`MAX_TX_SIGOPS_COUNT_POLICY_BEFORE_GENESIS`); none after Genesis.
+const MAX_TX_SIGOPS_CONSENSUS: u64 = 20_000;
+const MAX_TX_SIGOPS_POLICY: u64 = 4_000;
+
 /// Reject codes (the subset validation uses).
 const REJECT_INVALID: u8 = 0x10;
 const REJECT_NONSTANDARD: u8 = 0x40;
@@ -167,6 +172,10 @@ pub fn validate_transaction(
     }
     let fee = total_in - total_out;
 
+    if height < ctx.params.activations.genesis {
+        check_sigops(tx, &coins, height >= ctx.params.activations.p2sh)?;
+    }
+
     let heights = ctx.heights();
     let block_flags = flags_for_height(i32::try_from(height).unwrap_or(i32::MAX), &heights);
     let cache = SigHashCache::new();
@@ -183,6 +192,59 @@ pub fn validate_transaction(
         }
     }
     Ok(ValidatedTx { fee, size: tx.size() })
+}
+
+/// Pre-Genesis sigop counting as SV Node does it: legacy counts of every scriptSig and
+/// scriptPubKey, plus the accurate count of each P2SH redeem script.
+fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> Result<(), TxReject> {
+    use crate::script::count_sigops;
+    let mut sigops: u64 = tx.inputs.iter().map(|i| count_sigops(&i.script_sig, false)).sum();
+    sigops += tx.outputs.iter().map(|o| count_sigops(&o.script_pubkey, false)).sum::<u64>();
+    if p2sh {
+        for (input, coin) in tx.inputs.iter().zip(coins) {
+            if crate::script::is_p2sh(&coin.script_pubkey) {
+                if let Some(redeem) = last_push(&input.script_sig) {
+                    sigops += count_sigops(&redeem, true);
+                }
+            }
+        }
+    }
+    if sigops > MAX_TX_SIGOPS_CONSENSUS {
+        return Err(TxReject::consensus("bad-txn-sigops", 100));
+    }
+    if sigops > MAX_TX_SIGOPS_POLICY {
+        return Err(TxReject::policy("bad-txns-too-many-sigops", REJECT_NONSTANDARD));
+    }
+    Ok(())
+}
+
+/// The data of the last push of a push-only script (a P2SH redeem script).
+fn last_push(script: &[u8]) -> Option<Vec<u8>> {
+    let mut last = None;
+    let mut i = 0;
+    while i < script.len() {
+        let op = script[i];
+        let (len, skip) = match op {
+            0x01..=0x4b => (op as usize, 1),
+            0x4c => (*script.get(i + 1)? as usize, 2),
+            0x4d => (u16::from_le_bytes([*script.get(i + 1)?, *script.get(i + 2)?]) as usize, 3),
+            0x4e => (
+                u32::from_le_bytes([*script.get(i + 1)?, *script.get(i + 2)?, *script.get(i + 3)?, *script.get(i + 4)?])
+                    as usize,
+                5,
+            ),
+            0x00 | 0x4f | 0x51..=0x60 => {
+                last = Some(Vec::new());
+                i += 1;
+                continue;
+            }
+            _ => return None,
+        };
+        let data = script.get(i + skip..i + skip + len)?;
+        last = Some(data.to_vec());
+        i += skip + len;
+    }
+    last
 }
 
 /// SV Node's wording: `mandatory-script-verify-flag-failed (<error>)` or

@@ -70,6 +70,30 @@ impl SvNode {
         CliOutput::from(out)
     }
 
+    /// Like `cli`, with the last arguments passed on standard input (`-stdin`), for values too large
+    /// for a command line (a big transaction's hex).
+    pub fn cli_stdin(&self, args: &[&str], stdin_args: &[&str]) -> CliOutput {
+        use std::io::Write;
+        let mut child = Command::new(bitcoin_cli())
+            .arg("-regtest")
+            .arg(format!("-rpcport={}", self.rpcport))
+            .arg("-rpcuser=u")
+            .arg("-rpcpassword=p")
+            .arg("-stdin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bitcoin-cli");
+        let mut stdin = child.stdin.take().expect("piped");
+        for a in stdin_args {
+            writeln!(stdin, "{a}").expect("write stdin");
+        }
+        drop(stdin);
+        CliOutput::from(child.wait_with_output().expect("bitcoin-cli output"))
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         self.cli(args).json()
     }

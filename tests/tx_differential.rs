@@ -1,0 +1,259 @@
+//! Differential testing against a real SV Node v1.0.13: 1,000+ transactions — valid ones over
+//! P2PKH, P2PK and bare multisig outputs, and mutations of them — go to SV Node's
+//! `sendrawtransaction` and to our validator, and every decision must agree. The generator is
+//! seeded (`DIFF_SEED`, default 1) so a failure reproduces.
+
+mod common;
+
+use bsv_relay::chain::{Network, U256};
+use bsv_relay::validation::{validate_transaction, Coin, MapCoinView, TxContext};
+use bsv_relay::wallet::{multisig_script, push_all, Key, REGTEST_P2PKH_VERSION, SIGHASH_ALL_FORKID};
+use bsv_relay::wire::{Block, Decodable, Encodable, OutPoint, Transaction, TxFields, TxIn, TxOut};
+use bytes::Bytes;
+use common::svnode::SvNode;
+use rand::{Rng, SeedableRng};
+
+const FUNDING_OUTPUTS: usize = 1100;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    P2pkh,
+    P2pk,
+    Multi1of2,
+    Multi2of3,
+}
+
+struct Funded {
+    outpoint: OutPoint,
+    value: i64,
+    script: Vec<u8>,
+    kind: Kind,
+}
+
+fn add_outputs(view: &mut MapCoinView, tx: &Transaction, height: u32) {
+    for (vout, o) in tx.outputs.iter().enumerate() {
+        view.coins.insert(
+            OutPoint { txid: tx.txid(), vout: vout as u32 },
+            Coin { value: o.value, script_pubkey: o.script_pubkey.clone(), height, is_coinbase: tx.is_coinbase() },
+        );
+    }
+}
+
+fn spend_view(view: &mut MapCoinView, tx: &Transaction) {
+    for i in &tx.inputs {
+        view.coins.remove(&i.prev_out);
+    }
+}
+
+/// Signs input `index` of `fields` that spends `f`, with `amount` and `hash_type` (mutations
+/// pass wrong ones).
+fn script_sig(keys: &[Key; 3], fields: &TxFields, index: usize, f: &Funded, amount: i64, hash_type: u32) -> Vec<u8> {
+    let sig = |k: &Key| k.sign(fields, index, &f.script, amount, hash_type);
+    match f.kind {
+        Kind::P2pkh => push_all(&[&sig(&keys[0]), &keys[0].pubkey()]),
+        Kind::P2pk => push_all(&[&sig(&keys[0])]),
+        Kind::Multi1of2 => {
+            let mut s = vec![0x00];
+            s.extend(push_all(&[&sig(&keys[0])]));
+            s
+        }
+        Kind::Multi2of3 => {
+            let mut s = vec![0x00];
+            s.extend(push_all(&[&sig(&keys[0]), &sig(&keys[1])]));
+            s
+        }
+    }
+}
+
+fn one_input_tx(f: &Funded, out_value: i64, out_script: &[u8]) -> TxFields {
+    TxFields {
+        version: 1,
+        inputs: vec![TxIn { prev_out: f.outpoint, script_sig: Bytes::new(), sequence: u32::MAX }],
+        outputs: vec![TxOut { value: out_value, script_pubkey: Bytes::copy_from_slice(out_script) }],
+        lock_time: 0,
+    }
+}
+
+/// The same DER signature with s replaced by n - s (valid, but high-S).
+fn high_s(sig_with_type: &[u8]) -> Vec<u8> {
+    let (der, hash_type) = sig_with_type.split_at(sig_with_type.len() - 1);
+    let sig = secp256k1::ecdsa::Signature::from_der(der).expect("our own DER");
+    let compact = sig.serialize_compact();
+    let mut s_le = [0u8; 32];
+    s_le.copy_from_slice(&compact[32..]);
+    s_le.reverse();
+    let n = U256::from_be_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap();
+    let mut high = (n - U256::from_le_bytes(&s_le)).to_le_bytes();
+    high.reverse();
+    let mut c = compact;
+    c[32..].copy_from_slice(&high);
+    let mut out = secp256k1::ecdsa::Signature::from_compact(&c).expect("valid scalar").serialize_der().to_vec();
+    out.extend_from_slice(hash_type);
+    out
+}
+
+#[test]
+fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
+    let seed: u64 = std::env::var("DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let sv = SvNode::start(false, &[]);
+    let keys = [Key::from_seed(b"diff-0"), Key::from_seed(b"diff-1"), Key::from_seed(b"diff-2")];
+    let address = keys[0].address(REGTEST_P2PKH_VERSION);
+    assert!(sv.cli(&["generatetoaddress", "110", &address]).success());
+
+    // Our view of the chain, from SV Node's own blocks.
+    let mut view = MapCoinView::default();
+    for h in 1..=110u32 {
+        let hash = sv.cli(&["getblockhash", &h.to_string()]).ok().trim().to_string();
+        let raw = hex::decode(sv.cli(&["getblock", &hash, "0"]).ok().trim()).unwrap();
+        let block = Block::from_slice(&raw).unwrap();
+        for tx in &block.transactions {
+            spend_view(&mut view, tx);
+            add_outputs(&mut view, tx, h);
+        }
+        view.height = h;
+    }
+    let mtp = |sv: &SvNode| {
+        sv.json(&["getblockheader", sv.cli(&["getbestblockhash"]).ok().trim()])["mediantime"].as_i64().unwrap()
+    };
+    view.mtp = mtp(&sv);
+
+    // Fund 1,100 outputs of four kinds from the coinbases of blocks 1..=5: five funding
+    // transactions, because before Genesis a transaction may carry at most 4,000 sigops (policy)
+    // and a bare multisig output counts 20.
+    let kinds = [Kind::P2pkh, Kind::P2pk, Kind::Multi1of2, Kind::Multi2of3];
+    let script_of = |k: Kind| match k {
+        Kind::P2pkh => keys[0].p2pkh_script(),
+        Kind::P2pk => keys[0].p2pk_script(),
+        Kind::Multi1of2 => multisig_script(1, &keys[..2]),
+        Kind::Multi2of3 => multisig_script(2, &keys[..3]),
+    };
+    let ctx = TxContext::new(Network::Regtest.params());
+    let per_tx = FUNDING_OUTPUTS / 5;
+    let mut funded: Vec<Funded> = Vec::new();
+    let mut fundings = Vec::new();
+    for h in 1..=5u32 {
+        let (cb_out, cb_coin) =
+            view.coins.iter().find(|(_, c)| c.is_coinbase && c.height == h).map(|(o, c)| (*o, c.clone())).unwrap();
+        let each = (cb_coin.value - 100_000) / per_tx as i64;
+        let mut funding = TxFields {
+            version: 1,
+            inputs: vec![TxIn { prev_out: cb_out, script_sig: Bytes::new(), sequence: u32::MAX }],
+            outputs: (0..per_tx)
+                .map(|i| TxOut { value: each, script_pubkey: Bytes::from(script_of(kinds[i % 4])) })
+                .collect(),
+            lock_time: 0,
+        };
+        let sig = keys[0].sign(&funding, 0, &cb_coin.script_pubkey, cb_coin.value, SIGHASH_ALL_FORKID);
+        funding.inputs[0].script_sig = Bytes::from(push_all(&[&sig, &keys[0].pubkey()]));
+        let funding = Transaction::from_fields(funding);
+        validate_transaction(&funding, &view, &ctx).expect("our funding transaction is valid");
+        let sent = sv.cli_stdin(&["sendrawtransaction"], &[&hex::encode(funding.to_bytes())]);
+        assert!(sent.success(), "{sent:?}");
+        for i in 0..per_tx {
+            funded.push(Funded {
+                outpoint: OutPoint { txid: funding.txid(), vout: i as u32 },
+                value: each,
+                script: script_of(kinds[i % 4]),
+                kind: kinds[i % 4],
+            });
+        }
+        fundings.push(funding);
+    }
+    // A funding transaction with too many sigops is refused by both, as policy.
+    let greedy = Transaction::from_fields(TxFields {
+        version: 1,
+        inputs: vec![TxIn { prev_out: funded[0].outpoint, script_sig: Bytes::new(), sequence: u32::MAX }],
+        outputs: (0..201).map(|_| TxOut { value: 1, script_pubkey: Bytes::from(script_of(Kind::Multi1of2)) }).collect(),
+        lock_time: 0,
+    });
+    let r = validate_transaction(&greedy, &view, &ctx);
+    assert!(r.is_err());
+    assert!(sv.cli(&["generatetoaddress", "1", &address]).success());
+    for f in &fundings {
+        spend_view(&mut view, f);
+        add_outputs(&mut view, f, 111);
+    }
+    let tip = sv.cli(&["getbestblockhash"]).ok().trim().to_string();
+    let block111 = Block::from_slice(&hex::decode(sv.cli(&["getblock", &tip, "0"]).ok().trim()).unwrap()).unwrap();
+    assert_eq!(block111.transactions.len(), 6, "SV Node mined our five funding transactions");
+    add_outputs(&mut view, &block111.transactions[0], 111);
+    view.height = 111;
+    view.mtp = mtp(&sv);
+    let immature =
+        view.coins.iter().find(|(_, c)| c.is_coinbase && c.height == 111).map(|(o, c)| (*o, c.clone())).unwrap();
+
+    let dest = keys[1].p2pkh_script();
+    let (mut total, mut agree_accept, mut agree_reject, mut reason_matches) = (0, 0, 0, 0);
+    let mut mismatches = Vec::new();
+    for (i, f) in funded.iter().enumerate() {
+        let mutation = if i < 300 { 0 } else { rng.gen_range(0..14) };
+        let fee = 1000 + rng.gen_range(0..1000);
+        let mut fields = one_input_tx(f, f.value - fee, &dest);
+        let sign = |fields: &TxFields, amount: i64, ht: u32| script_sig(&keys, fields, 0, f, amount, ht);
+        let mut ss = sign(&fields, f.value, SIGHASH_ALL_FORKID);
+        match mutation {
+            0 => {}
+            1 => ss[5] ^= 0x10, // bad signature
+            2 => {
+                // high-S (P2PKH/P2PK: the signature is the first push)
+                let sig_len = ss[if matches!(f.kind, Kind::P2pkh | Kind::P2pk) { 0 } else { 1 }] as usize;
+                let start = if matches!(f.kind, Kind::P2pkh | Kind::P2pk) { 1 } else { 2 };
+                let hs = high_s(&ss[start..start + sig_len]);
+                let mut out = ss[..start - 1].to_vec();
+                out.extend(push_all(&[&hs]));
+                out.extend_from_slice(&ss[start + sig_len..]);
+                ss = out;
+            }
+            3 => ss = sign(&fields, f.value, 0x01),                   // no FORKID
+            4 => ss = sign(&fields, f.value, 0xC1),                   // ALL|FORKID|ANYONECANPAY: valid
+            5 => ss = sign(&fields, f.value - 1, SIGHASH_ALL_FORKID), // wrong amount signed
+            6 => ss.insert(0, 0x61),                                  // OP_NOP: not push-only
+            7 => ss = [vec![0x01, 0x07], ss].concat(),                // an extra stack item
+            8 => fields.inputs[0].prev_out.vout = 50_000,             // missing output
+            9 => {
+                fields.inputs[0].prev_out = immature.0; // immature coinbase
+            }
+            10 => fields.inputs.push(fields.inputs[0].clone()), // duplicate inputs
+            11 => fields.outputs[0].value = -1,                 // negative
+            12 => fields.outputs[0].value = 21_000_000 * 100_000_000 + 1, // over MAX_MONEY
+            _ => ss = [vec![0x4d, 0x11, 0x27], vec![0; 10_001], ss].concat(), // oversized scriptSig
+        }
+        for input in fields.inputs.iter_mut() {
+            input.script_sig = Bytes::from(ss.clone());
+        }
+        let tx = Transaction::from_fields(fields);
+        let ours = validate_transaction(&tx, &view, &ctx);
+        let theirs = sv.cli_stdin(&["sendrawtransaction"], &[&hex::encode(tx.to_bytes())]);
+        total += 1;
+        match (&ours, theirs.success()) {
+            (Ok(_), true) => {
+                agree_accept += 1;
+                spend_view(&mut view, &tx);
+                add_outputs(&mut view, &tx, 112);
+            }
+            (Err(e), false) => {
+                agree_reject += 1;
+                if theirs.stderr.contains(&e.reason)
+                    || (e.reason == "missing-inputs" && theirs.stderr.contains("Missing inputs"))
+                {
+                    reason_matches += 1;
+                }
+            }
+            _ => mismatches.push(format!(
+                "candidate {i} (mutation {mutation}, {:?}): ours {:?}, SV Node {}",
+                f.kind,
+                ours.as_ref().map(|_| "accept").map_err(|e| e.reason.clone()),
+                if theirs.success() { "accept".to_string() } else { theirs.stderr.replace('\n', " ") }
+            )),
+        }
+    }
+    eprintln!(
+        "differential (seed {seed}): {total} transactions, {agree_accept} accepted by both, {agree_reject} rejected by both \
+         ({reason_matches} with the same reason), {} disagreements",
+        mismatches.len()
+    );
+    assert!(total >= 1000);
+    assert!(mismatches.is_empty(), "{} disagreements:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(agree_accept >= 300 && agree_reject >= 300);
+}
