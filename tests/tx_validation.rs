@@ -132,3 +132,27 @@ fn mutations_are_refused_with_sv_nodes_reasons_and_scores() {
     let r = check(&premature);
     assert_eq!((r.reason.as_str(), r.score), ("bad-txns-premature-spend-of-coinbase", 0));
 }
+
+#[test]
+fn a_batch_on_every_core_gives_the_sequential_results_and_the_signature_cache_never_lies() {
+    use bsv_relay::script::SigCache;
+    use bsv_relay::validation::validate_batch;
+    let view = chain_view();
+    let cache = SigCache::default();
+    let ctx = TxContext::new(Network::Regtest.params()).with_sig_cache(&cache);
+    let txs = mempool();
+    let batch = validate_batch(&txs, &view, &ctx);
+    let sequential: Vec<_> = txs.iter().map(|t| validate_transaction(t, &view, &ctx)).collect();
+    assert_eq!(batch, sequential);
+    assert!(batch.iter().any(|r| r.is_ok()));
+    assert!(!cache.is_empty(), "verified signatures were remembered");
+    // With every good signature cached, a tampered one still fails.
+    let tx = txs.iter().zip(&batch).find(|(_, r)| r.is_ok()).map(|(t, _)| t.clone()).unwrap();
+    let bad = mutate(&tx, |f| {
+        let mut s = f.inputs[0].script_sig.to_vec();
+        s[10] ^= 0x01;
+        f.inputs[0].script_sig = Bytes::from(s);
+    });
+    assert!(validate_transaction(&bad, &view, &ctx).is_err());
+    assert!(validate_transaction(&tx, &view, &ctx).is_ok(), "and the good one passes from the cache");
+}

@@ -67,11 +67,19 @@ pub struct TxSignatureChecker<'a> {
     pub input_index: usize,
     pub amount: i64,
     pub cache: &'a SigHashCache,
+    /// Signatures already verified, consulted before and filled after each verification.
+    pub verified: Option<&'a super::sigcache::SigCache>,
 }
 
 impl<'a> TxSignatureChecker<'a> {
     pub fn new(tx: &'a TxFields, input_index: usize, amount: i64, cache: &'a SigHashCache) -> Self {
-        TxSignatureChecker { tx, input_index, amount, cache }
+        TxSignatureChecker { tx, input_index, amount, cache, verified: None }
+    }
+
+    /// Uses `verified` to skip signatures verified before.
+    pub fn with_sig_cache(mut self, verified: &'a super::sigcache::SigCache) -> Self {
+        self.verified = Some(verified);
+        self
     }
 }
 
@@ -96,7 +104,19 @@ impl SignatureChecker for TxSignatureChecker<'_> {
             flags,
             self.cache,
         );
-        SECP256K1.verify_ecdsa(&Message::from_digest(digest), &signature, &pubkey).is_ok()
+        let key = self
+            .verified
+            .map(|_| super::sigcache::SigCache::key(&digest, &pubkey.serialize(), &signature.serialize_compact()));
+        if let (Some(cache), Some(key)) = (self.verified, &key) {
+            if cache.contains(key) {
+                return true;
+            }
+        }
+        let ok = SECP256K1.verify_ecdsa(&Message::from_digest(digest), &signature, &pubkey).is_ok();
+        if let (true, Some(cache), Some(key)) = (ok, self.verified, key) {
+            cache.insert(key);
+        }
+        ok
     }
 
     fn tx_version(&self) -> Option<i32> {

@@ -28,6 +28,7 @@ pub mod flags;
 pub mod interpreter;
 pub mod num;
 pub mod opcodes;
+pub mod sigcache;
 pub mod sighash;
 pub mod stack;
 
@@ -37,6 +38,7 @@ pub use flags::{
     chronicle_flags, flags_for_height, utxo_chronicle_flags, utxo_flags, ActivationHeights, FlagsError, ScriptFlags,
 };
 pub use interpreter::{eval_script, eval_script_signing, is_p2sh, is_push_only, ScriptLimits};
+pub use sigcache::SigCache;
 pub use sighash::{signature_hash, signature_hash_forkid, signature_hash_original, SigHashCache};
 
 use num::cast_to_bool;

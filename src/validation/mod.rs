@@ -8,4 +8,4 @@ pub mod tx;
 
 pub use check_tx::{check_transaction, check_transaction_with_max_size, TxCheckError};
 pub use coins::{Coin, CoinView, MapCoinView};
-pub use tx::{validate_transaction, RejectKind, TxContext, TxReject, ValidatedTx};
+pub use tx::{validate_batch, validate_transaction, RejectKind, TxContext, TxReject, ValidatedTx};

@@ -82,11 +82,18 @@ pub struct TxContext<'a> {
     pub params: &'a ChainParams,
     /// SV Node's `fRequireStandard`: true on main, false on test, stn and regtest.
     pub require_standard: bool,
+    /// Signatures verified before (shared with block validation).
+    pub sig_cache: Option<&'a crate::script::SigCache>,
 }
 
 impl<'a> TxContext<'a> {
     pub fn new(params: &'a ChainParams) -> TxContext<'a> {
-        TxContext { params, require_standard: params.network == crate::chain::Network::Main }
+        TxContext { params, require_standard: params.network == crate::chain::Network::Main, sig_cache: None }
+    }
+
+    pub fn with_sig_cache(mut self, cache: &'a crate::script::SigCache) -> TxContext<'a> {
+        self.sig_cache = Some(cache);
+        self
     }
 
     fn heights(&self) -> ActivationHeights {
@@ -181,7 +188,10 @@ pub fn validate_transaction(
     let cache = SigHashCache::new();
     for (index, (input, coin)) in tx.inputs.iter().zip(&coins).enumerate() {
         let era = utxo_flags(i32::try_from(coin.height).unwrap_or(i32::MAX), &heights);
-        let checker = TxSignatureChecker::new(tx, index, coin.value, &cache);
+        let mut checker = TxSignatureChecker::new(tx, index, coin.value, &cache);
+        if let Some(verified) = ctx.sig_cache {
+            checker = checker.with_sig_cache(verified);
+        }
         let standard = block_flags | ScriptFlags::STANDARD | era;
         if let Err(err) = verify_script(&input.script_sig, &coin.script_pubkey, standard, &checker) {
             let mandatory = block_flags | era;
@@ -266,6 +276,35 @@ fn script_error_text(err: &ScriptError) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => s,
     }
+}
+
+/// Validates many independent transactions on every core: each thread takes the next unvalidated
+/// transaction from a shared counter, so one slow transaction does not hold up a whole chunk.
+/// Results come back in input order.
+pub fn validate_batch(
+    txs: &[Transaction],
+    view: &dyn CoinView,
+    ctx: &TxContext<'_>,
+) -> Vec<Result<ValidatedTx, TxReject>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(txs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<ValidatedTx, TxReject>>>> = txs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(tx) = txs.get(i) else { break };
+                let r = validate_transaction(tx, view, ctx);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every index was taken by a thread"))
+        .collect()
 }
 
 /// `IsFinalTx`: lock time 0, or below the next height / the median time past, or every input's
