@@ -123,3 +123,40 @@ pub fn header_chain(data: &[u8]) {
     let _ = black_box(tree.headers_after(&locator[locator.len() / 2..], &stop, MAX_HEADERS));
     let _ = black_box(tree.block_hashes_after(&locator[1..], &Hash256::ZERO));
 }
+
+/// Script evaluation: the first four bytes pick the verification flags, the next one splits the
+/// rest into a scriptSig and a scriptPubKey. Small limits keep each run short; the interpreter must
+/// never panic and must stay within them.
+pub fn script_eval(data: &[u8]) {
+    use crate::script::{verify_script_with_limits, NullChecker, ScriptFlags, ScriptLimits};
+    if data.len() < 5 {
+        return;
+    }
+    let flags = ScriptFlags::from_bits(u32::from_le_bytes([data[0], data[1], data[2], data[3]]));
+    let rest = &data[5..];
+    let split = (data[4] as usize * rest.len()) / 256;
+    let (sig, pubkey) = rest.split_at(split);
+    let limits = ScriptLimits {
+        max_script_num_length: 1024,
+        max_script_num_length_after_chronicle: 1024,
+        max_stack_memory: 1 << 20,
+        ..ScriptLimits::CONSENSUS
+    };
+    let _ = black_box(verify_script_with_limits(sig, pubkey, flags, &NullChecker, &limits));
+}
+
+/// Transaction validation: bytes decoded as a transaction, validated against a small coin view
+/// in which every outpoint the transaction names exists with a value and script taken from the
+/// input, so the checks past "missing inputs" are reached.
+pub fn tx_validate(data: &[u8]) {
+    use crate::chain::Network;
+    use crate::validation::{validate_transaction, Coin, MapCoinView, TxContext};
+    let Ok(tx) = Transaction::from_slice(data) else { return };
+    let mut view = MapCoinView { height: 200, mtp: 1_600_000_000, ..Default::default() };
+    for (i, input) in tx.inputs.iter().enumerate() {
+        let value = i64::from(input.prev_out.vout % 1_000_000) * 1000;
+        let script = tx.outputs.get(i).map(|o| o.script_pubkey.clone()).unwrap_or_default();
+        view.coins.insert(input.prev_out, Coin { value, script_pubkey: script, height: 100, is_coinbase: i == 0 });
+    }
+    let _ = black_box(validate_transaction(&tx, &view, &TxContext::new(Network::Regtest.params())));
+}

@@ -37,3 +37,13 @@ fn block_decode_seeds() {
 fn header_chain_seeds() {
     assert!(replay("header_chain", bsv_relay::fuzzing::header_chain) >= 5);
 }
+
+#[test]
+fn script_eval_seeds() {
+    assert!(replay("script_eval", bsv_relay::fuzzing::script_eval) >= 4);
+}
+
+#[test]
+fn tx_validate_seeds() {
+    assert!(replay("tx_validate", bsv_relay::fuzzing::tx_validate) >= 4);
+}
