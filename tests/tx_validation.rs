@@ -156,3 +156,24 @@ fn a_batch_on_every_core_gives_the_sequential_results_and_the_signature_cache_ne
     assert!(validate_transaction(&bad, &view, &ctx).is_err());
     assert!(validate_transaction(&tx, &view, &ctx).is_ok(), "and the good one passes from the cache");
 }
+
+#[test]
+fn policy_failures_where_standardness_is_required_are_never_punished() {
+    let view = chain_view();
+    let mut ctx = TxContext::new(Network::Regtest.params());
+    ctx.require_standard = true;
+    let tx = mempool().into_iter().find(|t| t.inputs.iter().all(|i| view.coins.contains_key(&i.prev_out))).unwrap();
+    assert!(validate_transaction(&tx, &view, &ctx).is_ok(), "SV Node's wallet transactions are standard");
+    for (bad, reason) in [
+        (mutate(&tx, |f| f.version = 3), "version"),
+        (mutate(&tx, |f| f.outputs[0].script_pubkey = Bytes::from_static(&[0x51])), "scriptpubkey"),
+        (mutate(&tx, |f| f.outputs[0].value = 0), "dust"),
+    ] {
+        let r = validate_transaction(&bad, &view, &ctx).unwrap_err();
+        assert_eq!((r.reason.as_str(), r.score, r.kind), (reason, 0, RejectKind::Policy));
+    }
+    // Regtest by default accepts the non-standard output, as SV Node does.
+    let relaxed = TxContext::new(Network::Regtest.params());
+    let nonstd = mutate(&tx, |f| f.outputs[0].script_pubkey = Bytes::from_static(&[0x51]));
+    assert!(validate_transaction(&nonstd, &view, &relaxed).is_ok());
+}

@@ -132,7 +132,7 @@ pub fn validate_transaction(
     }
     let height = view.best_height() + 1;
     if ctx.require_standard {
-        check_standard(tx)?;
+        check_standard(tx, height >= ctx.params.activations.genesis)?;
     }
     if !is_final(tx, height, view.median_time_past()) {
         return Err(if height < ctx.params.activations.genesis {
@@ -320,23 +320,96 @@ pub fn is_final(tx: &Transaction, height: u32, median_time_past: i64) -> bool {
     tx.inputs.iter().all(|i| i.sequence == u32::MAX)
 }
 
-/// The parts of SV Node's `IsStandardTx` that apply on every era we validate.
-fn check_standard(tx: &Transaction) -> Result<(), TxReject> {
+/// Largest standard transaction: SV Node's policy, 99,999 bytes before Genesis and
+/// `-maxtxsizepolicy` (10 MB) after (src/policy/policy.h:68-70).
+const MAX_STANDARD_TX_SIZE_BEFORE_GENESIS: usize = 99_999;
+const MAX_STANDARD_TX_SIZE_AFTER_GENESIS: usize = 10_000_000;
+/// Longest standard scriptSig before Genesis (`MAX_STANDARD_SCRIPTSIG_SIZE`... 1650 bytes).
+const MAX_STANDARD_SCRIPTSIG_SIZE_BEFORE_GENESIS: usize = 1650;
+
+/// SV Node's `IsStandardTx` (src/script/standard.cpp:427-500), for networks that require it:
+/// version 1 or 2, size, scriptSig size and push-only, standard output templates, no dust.
+fn check_standard(tx: &Transaction, after_genesis: bool) -> Result<(), TxReject> {
     if !(1..=2).contains(&tx.version) {
         return Err(TxReject::policy("version", REJECT_NONSTANDARD));
     }
+    let max_size = if after_genesis { MAX_STANDARD_TX_SIZE_AFTER_GENESIS } else { MAX_STANDARD_TX_SIZE_BEFORE_GENESIS };
+    if tx.size() > max_size {
+        return Err(TxReject::policy("tx-size", REJECT_NONSTANDARD));
+    }
     for input in &tx.inputs {
+        if !after_genesis && input.script_sig.len() > MAX_STANDARD_SCRIPTSIG_SIZE_BEFORE_GENESIS {
+            return Err(TxReject::policy("scriptsig-size", REJECT_NONSTANDARD));
+        }
         if !crate::script::is_push_only(&input.script_sig) {
             return Err(TxReject::policy("scriptsig-not-pushonly", REJECT_NONSTANDARD));
         }
     }
     for output in &tx.outputs {
-        // Dust: below 1 satoshi and spendable (an OP_FALSE OP_RETURN data output is exempt).
-        let unspendable =
-            output.script_pubkey.starts_with(&[0x00, 0x6a]) || output.script_pubkey.first() == Some(&0x6a);
-        if output.value < 1 && !unspendable {
+        let kind = classify(&output.script_pubkey, after_genesis);
+        if kind == OutputKind::NonStandard {
+            return Err(TxReject::policy("scriptpubkey", REJECT_NONSTANDARD));
+        }
+        // Dust: below 1 satoshi, unless it is a data output nobody can spend.
+        if output.value < 1 && kind != OutputKind::Data {
             return Err(TxReject::policy("dust", 0x41));
         }
     }
     Ok(())
+}
+
+/// Standard output templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputKind {
+    PubKeyHash,
+    PubKey,
+    Multisig,
+    ScriptHash,
+    Data,
+    NonStandard,
+}
+
+fn classify(s: &[u8], after_genesis: bool) -> OutputKind {
+    match s {
+        [0x76, 0xa9, 20, .., 0x88, 0xac] if s.len() == 25 => OutputKind::PubKeyHash,
+        [33, .., 0xac] if s.len() == 35 => OutputKind::PubKey,
+        [65, .., 0xac] if s.len() == 67 => OutputKind::PubKey,
+        [0xa9, 20, .., 0x87] if s.len() == 23 && !after_genesis => OutputKind::ScriptHash,
+        [0x6a, ..] | [0x00, 0x6a, ..] => OutputKind::Data,
+        [m @ 0x51..=0x60, .., n @ 0x51..=0x60, 0xae] if m <= n && is_multisig_keys(&s[1..s.len() - 2], n - 0x50) => {
+            OutputKind::Multisig
+        }
+        _ => OutputKind::NonStandard,
+    }
+}
+
+/// `count` pushes of 33- or 65-byte keys and nothing else.
+fn is_multisig_keys(mut keys: &[u8], count: u8) -> bool {
+    for _ in 0..count {
+        match keys.first() {
+            Some(&len @ (33 | 65)) if keys.len() > len as usize => keys = &keys[1 + len as usize..],
+            _ => return false,
+        }
+    }
+    keys.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_output_templates() {
+        let key = crate::wallet::Key::from_seed(b"k");
+        let key2 = crate::wallet::Key::from_seed(b"k2");
+        assert_eq!(classify(&key.p2pkh_script(), false), OutputKind::PubKeyHash);
+        assert_eq!(classify(&key.p2pk_script(), false), OutputKind::PubKey);
+        assert_eq!(classify(&crate::wallet::multisig_script(1, &[key, key2]), false), OutputKind::Multisig);
+        assert_eq!(classify(&[0x00, 0x6a, 3, 1, 2, 3], true), OutputKind::Data);
+        let p2sh = [&[0xa9u8, 20][..], &[0; 20], &[0x87]].concat();
+        assert_eq!(classify(&p2sh, false), OutputKind::ScriptHash);
+        assert_eq!(classify(&p2sh, true), OutputKind::NonStandard, "no P2SH after Genesis");
+        assert_eq!(classify(&[0x51], false), OutputKind::NonStandard);
+        assert_eq!(classify(&[0x52, 33], false), OutputKind::NonStandard, "truncated multisig");
+    }
 }
