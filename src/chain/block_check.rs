@@ -1,0 +1,296 @@
+//! Block rules that need no script interpreter, and connecting a block to the UTXO set.
+//!
+//! [`check_block`] is SV Node's `CheckBlock` minus proof of work (the header tree checked it) and
+//! sigop counting: merkle root and its CVE-2012-2459 mutation, size, one leading coinbase, and the
+//! context-free checks of every transaction. [`connect_block`] adds what needs the UTXO set
+//! (SV Node `CheckTxInputs` and the coinbase amount of `ConnectBlock`) and applies the block.
+//!
+//! Invariants:
+//! - checks run in SV Node's order, so the first error reported matches its reject reason;
+//! - `connect_block` is atomic: on any error the UTXO set is exactly as before;
+//! - every non-coinbase input is handed to the [`InputVerifier`] with the coin it spends before the
+//!   block is committed. [`NoScriptCheck`] accepts everything and exists for tests and benchmarks:
+//!   **production must plug the script engine in**, or any signature is accepted.
+//!
+//! Not yet checked here: lock-time finality (`bad-txns-nonfinal`), pre-Genesis sigop limits
+//! (`bad-blk-sigops`), BIP34 coinbase height (never active on regtest).
+
+use thiserror::Error;
+
+use super::params::ChainParams;
+use super::utxo::{BlockUndo, ConnectError, UtxoSet};
+use crate::validation::check_tx::{
+    check_transaction_with_max_size, MAX_MONEY, MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS,
+    MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS,
+};
+use crate::validation::{Coin, TxCheckError};
+use crate::wire::{Block, Hash256, Transaction, TxId};
+
+/// Score for every block failure here: SV Node bans a peer that sends an invalid block at once
+/// (svnode-protocol.md §3.3).
+const INVALID_BLOCK_SCORE: u32 = 100;
+
+/// Why a block is invalid (or, for [`BlockError::may_be_corrupted`], possibly just damaged).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BlockError {
+    #[error("merkle root {computed} does not match the header's {header}")]
+    BadMerkleRoot { header: Hash256, computed: Hash256 },
+    /// CVE-2012-2459: duplicated transactions that keep the genuine block's merkle root.
+    #[error("transaction list is a CVE-2012-2459 mutation (duplicate transactions)")]
+    DuplicateTransactions,
+    #[error("block is {size} bytes, above the limit of {max}")]
+    Oversize { size: u64, max: u64 },
+    #[error("block has no transactions")]
+    Empty,
+    #[error("first transaction is not a coinbase")]
+    NoCoinbase,
+    #[error("transaction {index} is a second coinbase")]
+    MultipleCoinbase { index: usize },
+    #[error("transaction {index} ({txid}) fails its checks: {source}")]
+    Transaction { index: usize, txid: TxId, source: TxCheckError },
+    #[error("cannot apply block to the UTXO set: {0}")]
+    Utxo(#[from] ConnectError),
+    #[error("input {input} of {txid} spends a coinbase of height {coin_height} at height {height}")]
+    PrematureCoinbaseSpend { txid: TxId, input: usize, coin_height: u32, height: u32 },
+    #[error("inputs of {txid} are out of range")]
+    InputValuesOutOfRange { txid: TxId },
+    #[error("{txid} spends {inputs} satoshis but creates {outputs}")]
+    InputsBelowOutputs { txid: TxId, inputs: i64, outputs: i64 },
+    #[error("accumulated fees out of range at {txid}")]
+    FeesOutOfRange { txid: TxId },
+    #[error("coinbase pays {paid} satoshis, more than subsidy plus fees {limit}")]
+    CoinbaseAmount { paid: i64, limit: i64 },
+    #[error("input {input} of {txid} fails script verification: {reason}")]
+    Script { txid: TxId, input: usize, reason: String },
+}
+
+impl BlockError {
+    /// SV Node's reject reason.
+    pub fn reject_reason(&self) -> &'static str {
+        match self {
+            Self::BadMerkleRoot { .. } => "bad-txnmrklroot",
+            Self::DuplicateTransactions => "bad-txns-duplicate",
+            Self::Oversize { .. } | Self::Empty => "bad-blk-length",
+            Self::NoCoinbase => "bad-cb-missing",
+            Self::MultipleCoinbase { .. } => "bad-cb-multiple",
+            Self::Transaction { source, .. } => source.reject_reason(),
+            Self::Utxo(e) => e.reject_reason(),
+            Self::PrematureCoinbaseSpend { .. } => "bad-txns-premature-spend-of-coinbase",
+            Self::InputValuesOutOfRange { .. } => "bad-txns-inputvalues-outofrange",
+            Self::InputsBelowOutputs { .. } => "bad-txns-in-belowout",
+            Self::FeesOutOfRange { .. } => "bad-txns-accumulated-fee-outofrange",
+            Self::CoinbaseAmount { .. } => "bad-cb-amount",
+            Self::Script { .. } => "blk-bad-inputs",
+        }
+    }
+
+    /// Score for the peer that sent the block; `None` for errors that are our own state's fault
+    /// (undo data that does not match, a block that does not extend the set).
+    pub fn misbehavior(&self) -> Option<u32> {
+        match self {
+            Self::Utxo(ConnectError::WrongHeight { .. })
+            | Self::Utxo(ConnectError::UndoMismatch { .. })
+            | Self::Utxo(ConnectError::UndoMissingOutput { .. }) => None,
+            _ => Some(INVALID_BLOCK_SCORE),
+        }
+    }
+
+    /// The transactions may not be the ones the header commits to (damaged or mutated in
+    /// transit): punish the sender, but do not mark the block hash invalid, or a mutated copy
+    /// would make us reject the genuine block forever (SV Node `CheckMerkleRoot`).
+    pub fn may_be_corrupted(&self) -> bool {
+        matches!(self, Self::BadMerkleRoot { .. } | Self::DuplicateTransactions)
+    }
+}
+
+/// Script verification of one input, plugged into [`connect_block`].
+pub trait InputVerifier: Sync {
+    /// Verifies input `input_index` of `tx`, which spends `coin`, for a block at `height`.
+    /// The error is a human-readable reason (the script error).
+    fn verify(&self, tx: &Transaction, input_index: usize, coin: &Coin, height: u32) -> Result<(), String>;
+}
+
+/// Accepts every input without running its script. For tests and benchmarks only: a node that
+/// uses it accepts any spend of any coin.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoScriptCheck;
+
+impl InputVerifier for NoScriptCheck {
+    fn verify(&self, _: &Transaction, _: usize, _: &Coin, _: u32) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The checks of a block that need neither the UTXO set nor scripts (SV Node `CheckBlock`).
+/// `height` selects the transaction size limit of its era; `max_block_size` is `-excessiveblocksize`.
+pub fn check_block(block: &Block, height: u32, params: &ChainParams, max_block_size: u64) -> Result<(), BlockError> {
+    let (computed, mutated) = block.merkle_root();
+    if computed != block.header.merkle_root {
+        return Err(BlockError::BadMerkleRoot { header: block.header.merkle_root, computed });
+    }
+    if mutated {
+        return Err(BlockError::DuplicateTransactions);
+    }
+    if block.transactions.is_empty() {
+        return Err(BlockError::Empty);
+    }
+    let size = block.size() as u64;
+    if size > max_block_size {
+        return Err(BlockError::Oversize { size, max: max_block_size });
+    }
+    if !block.transactions[0].is_coinbase() {
+        return Err(BlockError::NoCoinbase);
+    }
+    if let Some(index) = block.transactions.iter().skip(1).position(Transaction::is_coinbase) {
+        return Err(BlockError::MultipleCoinbase { index: index + 1 });
+    }
+    let max_tx_size = if height >= params.activations.genesis {
+        MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS
+    } else {
+        MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS
+    };
+    for (index, tx) in block.transactions.iter().enumerate() {
+        check_transaction_with_max_size(tx, max_tx_size).map_err(|source| BlockError::Transaction {
+            index,
+            txid: tx.txid(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn money_range(v: i64) -> bool {
+    (0..=MAX_MONEY).contains(&v)
+}
+
+/// Checks `block` at `height` fully (except what the module docs list) and applies it to `utxo`.
+/// On error the set is unchanged. Returns the undo data that [`disconnect_block`] needs.
+pub fn connect_block(
+    utxo: &UtxoSet,
+    block: &Block,
+    height: u32,
+    params: &ChainParams,
+    max_block_size: u64,
+    verifier: &dyn InputVerifier,
+) -> Result<BlockUndo, BlockError> {
+    check_block(block, height, params, max_block_size)?;
+    let mut fees: i64 = 0;
+    let staged = utxo.stage_block(block, height, |tx, coins| -> Result<(), BlockError> {
+        if tx.is_coinbase() {
+            return Ok(());
+        }
+        let txid = tx.txid();
+        let mut value_in: i64 = 0;
+        for (input, coin) in coins.iter().enumerate() {
+            if coin.is_coinbase && height.saturating_sub(coin.height) < params.coinbase_maturity {
+                return Err(BlockError::PrematureCoinbaseSpend { txid, input, coin_height: coin.height, height });
+            }
+            value_in = value_in
+                .checked_add(coin.value)
+                .filter(|v| money_range(coin.value) && money_range(*v))
+                .ok_or(BlockError::InputValuesOutOfRange { txid })?;
+        }
+        // check_transaction bounded every output and their sum by MAX_MONEY.
+        let value_out: i64 = tx.outputs.iter().map(|o| o.value).sum();
+        if value_in < value_out {
+            return Err(BlockError::InputsBelowOutputs { txid, inputs: value_in, outputs: value_out });
+        }
+        fees = fees
+            .checked_add(value_in - value_out)
+            .filter(|f| money_range(*f))
+            .ok_or(BlockError::FeesOutOfRange { txid })?;
+        for (input, coin) in coins.iter().enumerate() {
+            verifier.verify(tx, input, coin, height).map_err(|reason| BlockError::Script { txid, input, reason })?;
+        }
+        Ok(())
+    })?;
+    let paid: i64 = block.transactions[0].outputs.iter().map(|o| o.value).sum();
+    let limit = fees + params.subsidy(height);
+    if paid > limit {
+        return Err(BlockError::CoinbaseAmount { paid, limit });
+    }
+    Ok(staged.commit())
+}
+
+/// Removes `block`, the UTXO set's best block, restoring the coins it spent.
+pub fn disconnect_block(utxo: &UtxoSet, block: &Block, undo: &BlockUndo) -> Result<(), BlockError> {
+    Ok(utxo.undo_block(block, undo)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::params::REGTEST;
+    use crate::wire::{BlockHeader, OutPoint, TxFields, TxIn, TxOut};
+    use bytes::Bytes;
+
+    fn coinbase(script_sig: &[u8], value: i64) -> Transaction {
+        Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint::NULL,
+                script_sig: Bytes::copy_from_slice(script_sig),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![TxOut { value, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        })
+    }
+
+    fn block(txs: Vec<Transaction>) -> Block {
+        let (root, _) = crate::wire::merkle_root(txs.iter().map(Transaction::txid).collect());
+        let header =
+            BlockHeader { version: 1, prev_block: Hash256::ZERO, merkle_root: root, time: 0, bits: 0, nonce: 0 };
+        Block::new(header, txs)
+    }
+
+    #[test]
+    fn context_free_reject_reasons() {
+        let r = |b: &Block, max: u64| check_block(b, 1, &REGTEST, max).map_err(|e| e.reject_reason());
+        let cb = coinbase(&[1, 2], 50);
+        assert_eq!(r(&block(vec![cb.clone()]), u64::MAX), Ok(()));
+        assert_eq!(r(&block(vec![cb.clone()]), 10), Err("bad-blk-length"));
+        assert_eq!(r(&block(vec![]), u64::MAX), Err("bad-blk-length"));
+        assert_eq!(r(&block(vec![coinbase(&[1], 50)]), u64::MAX), Err("bad-cb-length"));
+        assert_eq!(r(&block(vec![cb.clone(), coinbase(&[3, 4], 1)]), u64::MAX), Err("bad-cb-multiple"));
+        let mut wrong_root = block(vec![cb.clone()]);
+        wrong_root.header.merkle_root = Hash256([1; 32]);
+        let err = check_block(&wrong_root, 1, &REGTEST, u64::MAX).unwrap_err();
+        assert_eq!(err.reject_reason(), "bad-txnmrklroot");
+        assert!(err.may_be_corrupted());
+        assert_eq!(err.misbehavior(), Some(100));
+    }
+
+    #[test]
+    fn script_failures_reject_with_blk_bad_inputs() {
+        struct RejectAll;
+        impl InputVerifier for RejectAll {
+            fn verify(&self, _: &Transaction, _: usize, _: &Coin, _: u32) -> Result<(), String> {
+                Err("SCRIPT_ERR_EVAL_FALSE".into())
+            }
+        }
+        let utxo = UtxoSet::new(&REGTEST);
+        let cb = coinbase(&[1, 1], 50 * crate::chain::params::COIN);
+        connect_block(&utxo, &block(vec![cb.clone()]), 1, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+        for h in 2..=101u8 {
+            connect_block(&utxo, &block(vec![coinbase(&[h, h], 1)]), u32::from(h), &REGTEST, u64::MAX, &NoScriptCheck)
+                .unwrap();
+        }
+        let before = utxo.snapshot();
+        let spend = Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint { txid: cb.txid(), vout: 0 },
+                script_sig: Bytes::new(),
+                sequence: 0,
+            }],
+            outputs: vec![TxOut { value: 1, script_pubkey: Bytes::new() }],
+            lock_time: 0,
+        });
+        let b = block(vec![coinbase(&[0, 102], 1), spend]);
+        let err = connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &RejectAll).unwrap_err();
+        assert_eq!(err.reject_reason(), "blk-bad-inputs");
+        assert_eq!(utxo.snapshot(), before);
+        connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+    }
+}
