@@ -482,4 +482,30 @@ mod tests {
         bad[bytes.len() - 2] = 0xff; // value above MAX_MONEY
         assert!(BlockUndo::from_slice(&bad).is_err());
     }
+
+    fn coin_strategy() -> impl proptest::strategy::Strategy<Value = Coin> {
+        use proptest::prelude::*;
+        (0..=MAX_MONEY, proptest::collection::vec(any::<u8>(), 0..300), 0..=u32::MAX >> 1, any::<bool>()).prop_map(
+            |(value, script, height, is_coinbase)| Coin {
+                value,
+                script_pubkey: Bytes::from(script),
+                height,
+                is_coinbase,
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn undo_round_trips(spent in proptest::collection::vec(coin_strategy(), 0..20)) {
+            let undo = BlockUndo { spent };
+            let bytes = undo.to_bytes();
+            proptest::prop_assert_eq!(BlockUndo::from_slice(&bytes).unwrap(), undo);
+        }
+
+        #[test]
+        fn undo_decoding_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = BlockUndo::from_slice(&bytes);
+        }
+    }
 }
