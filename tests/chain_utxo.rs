@@ -78,7 +78,11 @@ fn connects_all_fixture_blocks_with_exact_contents_and_stats() {
     let (utxo, undos) = chain_to(&blocks, TIP);
     let expected = naive_utxos(&blocks, TIP);
     let total: i64 = expected.values().sum();
-    assert_eq!(utxo.stats(), UtxoStats { txouts: expected.len() as u64, total_amount: total });
+    let tip = blocks[TIP as usize].hash();
+    assert_eq!(
+        utxo.stats(),
+        UtxoStats { height: TIP, best_block: tip, txouts: expected.len() as u64, total_amount: total }
+    );
     let actual: HashMap<OutPoint, i64> = utxo.snapshot().into_iter().map(|(op, c)| (op, c.value)).collect();
     assert_eq!(actual, expected);
     assert_eq!(utxo.best_height(), TIP);
@@ -271,4 +275,50 @@ fn block_undo_round_trips_through_its_encoding() {
         }
     }
     assert!(nonempty >= 2);
+}
+
+#[test]
+fn readers_see_whole_blocks_while_the_writer_connects() {
+    let blocks = blocks();
+    let (reference, _) = chain_to(&blocks, 0);
+    let mut expected = vec![reference.stats()];
+    for h in 1..=TIP {
+        connect(&reference, &blocks[h as usize], h).unwrap();
+        expected.push(reference.stats());
+    }
+    let utxo = UtxoSet::new(&REGTEST);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    // The writer starts once both readers run, so their reads overlap its commits.
+    let started = std::sync::Barrier::new(3);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    started.wait();
+                    let mut seen = 0u64;
+                    loop {
+                        let stats = utxo.stats();
+                        assert_eq!(stats, expected[stats.height as usize], "a reader saw half a block");
+                        seen += 1;
+                        if done.load(std::sync::atomic::Ordering::Relaxed) {
+                            return seen;
+                        }
+                    }
+                })
+            })
+            .collect();
+        started.wait();
+        let mut undos = vec![BlockUndo::default()];
+        for h in 1..=TIP {
+            undos.push(connect(&utxo, &blocks[h as usize], h).unwrap());
+        }
+        for h in (100..=TIP).rev() {
+            disconnect_block(&utxo, &blocks[h as usize], &undos[h as usize]).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().expect("reader panicked") > 0);
+        }
+    });
+    assert_eq!(utxo.stats(), expected[99]);
 }

@@ -89,6 +89,7 @@ impl BlockError {
     pub fn misbehavior(&self) -> Option<u32> {
         match self {
             Self::Utxo(ConnectError::WrongHeight { .. })
+            | Self::Utxo(ConnectError::NotOnTip { .. })
             | Self::Utxo(ConnectError::UndoMismatch { .. })
             | Self::Utxo(ConnectError::UndoMissingOutput { .. }) => None,
             _ => Some(INVALID_BLOCK_SCORE),
@@ -238,9 +239,12 @@ mod tests {
     }
 
     fn block(txs: Vec<Transaction>) -> Block {
+        block_on(REGTEST.genesis_hash(), txs)
+    }
+
+    fn block_on(prev_block: Hash256, txs: Vec<Transaction>) -> Block {
         let (root, _) = crate::wire::merkle_root(txs.iter().map(Transaction::txid).collect());
-        let header =
-            BlockHeader { version: 1, prev_block: Hash256::ZERO, merkle_root: root, time: 0, bits: 0, nonce: 0 };
+        let header = BlockHeader { version: 1, prev_block, merkle_root: root, time: 0, bits: 0, nonce: 0 };
         Block::new(header, txs)
     }
 
@@ -271,10 +275,12 @@ mod tests {
         }
         let utxo = UtxoSet::new(&REGTEST);
         let cb = coinbase(&[1, 1], 50 * crate::chain::params::COIN);
-        connect_block(&utxo, &block(vec![cb.clone()]), 1, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+        let mut prev = block(vec![cb.clone()]);
+        connect_block(&utxo, &prev, 1, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
         for h in 2..=101u8 {
-            connect_block(&utxo, &block(vec![coinbase(&[h, h], 1)]), u32::from(h), &REGTEST, u64::MAX, &NoScriptCheck)
-                .unwrap();
+            let next = block_on(prev.hash(), vec![coinbase(&[h, h], 1)]);
+            connect_block(&utxo, &next, u32::from(h), &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+            prev = next;
         }
         let before = utxo.snapshot();
         let spend = Transaction::from_fields(TxFields {
@@ -287,7 +293,7 @@ mod tests {
             outputs: vec![TxOut { value: 1, script_pubkey: Bytes::new() }],
             lock_time: 0,
         });
-        let b = block(vec![coinbase(&[0, 102], 1), spend]);
+        let b = block_on(prev.hash(), vec![coinbase(&[0, 102], 1), spend]);
         let err = connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &RejectAll).unwrap_err();
         assert_eq!(err.reject_reason(), "blk-bad-inputs");
         assert_eq!(utxo.snapshot(), before);

@@ -29,7 +29,7 @@ use super::params::ChainParams;
 use crate::validation::check_tx::MAX_MONEY;
 use crate::validation::{Coin, CoinView};
 use crate::wire::encode::write_compact_size;
-use crate::wire::{Block, Decodable, DecodeError, Encodable, OutPoint, Reader, Transaction, TxId};
+use crate::wire::{Block, BlockHash, Decodable, DecodeError, Encodable, OutPoint, Reader, Transaction, TxId};
 
 /// `OP_RETURN`: an output script starting with it can never be spent.
 const OP_RETURN: u8 = 0x6a;
@@ -53,6 +53,9 @@ pub enum ConnectError {
     /// Blocks must be connected one after the other on top of the set's best block.
     #[error("block at height {got} does not extend the set's best height {best}")]
     WrongHeight { best: u32, got: u32 },
+    /// A block connected must have the set's best block as parent; one disconnected must be it.
+    #[error("block {block} (parent {parent}) is not on the set's best block {best}")]
+    NotOnTip { best: BlockHash, block: BlockHash, parent: BlockHash },
     /// The undo data does not belong to this block.
     #[error("undo data holds {got} coins but the block spends {expected}")]
     UndoMismatch { expected: usize, got: usize },
@@ -67,14 +70,20 @@ impl ConnectError {
         match self {
             Self::MissingOrSpent { .. } => "bad-txns-inputs-missingorspent",
             Self::OutputExists { .. } => "bad-txns-BIP30",
-            Self::WrongHeight { .. } | Self::UndoMismatch { .. } | Self::UndoMissingOutput { .. } => "bad-undo",
+            Self::WrongHeight { .. }
+            | Self::NotOnTip { .. }
+            | Self::UndoMismatch { .. }
+            | Self::UndoMissingOutput { .. } => "bad-undo",
         }
     }
 }
 
-/// What `gettxoutsetinfo` reports, kept up to date with every change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What `gettxoutsetinfo` reports, kept up to date with every change and read as one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UtxoStats {
+    /// Height of the best block the set reflects.
+    pub height: u32,
+    pub best_block: BlockHash,
     /// Number of unspent outputs.
     pub txouts: u64,
     /// Sum of their values, in satoshis.
@@ -145,10 +154,9 @@ pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     coins: HashMap<OutPoint, Coin>,
-    best_height: u32,
     median_time_past: i64,
     stats: UtxoStats,
 }
@@ -170,7 +178,7 @@ pub struct StagedBlock<'a> {
     /// Final value of every outpoint the block touches: `None` = removed.
     overlay: HashMap<OutPoint, Option<Coin>>,
     undo: BlockUndo,
-    new_height: u32,
+    new_tip: (u32, BlockHash),
 }
 
 impl StagedBlock<'_> {
@@ -181,7 +189,7 @@ impl StagedBlock<'_> {
 
     /// Writes the block's changes under one short write lock and returns its undo data.
     pub fn commit(self) -> BlockUndo {
-        self.set.write_overlay(self.overlay, self.new_height);
+        self.set.write_overlay(self.overlay, self.new_tip);
         self.undo
     }
 }
@@ -199,9 +207,11 @@ fn lookup<'o>(
 }
 
 impl UtxoSet {
-    /// An empty set at height 0: the genesis coinbase is unspendable and never added (as in SV Node).
+    /// An empty set at the genesis block: its coinbase is unspendable and never added (as in SV Node).
     pub fn new(params: &ChainParams) -> UtxoSet {
-        UtxoSet { inner: RwLock::default(), writer: Mutex::new(()), genesis_height: params.activations.genesis }
+        let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0 };
+        let inner = Inner { coins: HashMap::new(), median_time_past: i64::from(params.genesis_time), stats };
+        UtxoSet { inner: RwLock::new(inner), writer: Mutex::new(()), genesis_height: params.activations.genesis }
     }
 
     // A panic while holding a lock cannot leave `Inner` half-written: commits only insert and
@@ -252,8 +262,13 @@ impl UtxoSet {
     ) -> Result<StagedBlock<'_>, E> {
         let writer = self.lock_writer();
         let inner = self.read();
-        if height != inner.best_height.wrapping_add(1) {
-            return Err(ConnectError::WrongHeight { best: inner.best_height, got: height }.into());
+        let best = inner.stats;
+        if height != best.height.wrapping_add(1) {
+            return Err(ConnectError::WrongHeight { best: best.height, got: height }.into());
+        }
+        if block.header.prev_block != best.best_block {
+            let (block, parent) = (block.hash(), block.header.prev_block);
+            return Err(ConnectError::NotOnTip { best: best.best_block, block, parent }.into());
         }
         let genesis_enabled = height >= self.genesis_height;
         let n_outputs: usize = block.transactions.iter().map(|tx| tx.outputs.len() + tx.inputs.len()).sum();
@@ -293,16 +308,16 @@ impl UtxoSet {
             }
         }
         drop(inner);
-        Ok(StagedBlock { set: self, _writer: writer, overlay, undo, new_height: height })
+        Ok(StagedBlock { set: self, _writer: writer, overlay, undo, new_tip: (height, block.hash()) })
     }
 
     /// Disconnects `block`, the set's best block, restoring the coins in `undo`.
     pub fn undo_block(&self, block: &Block, undo: &BlockUndo) -> Result<(), ConnectError> {
         let _writer = self.lock_writer();
         let inner = self.read();
-        let height = inner.best_height;
-        if height == 0 {
-            return Err(ConnectError::WrongHeight { best: 0, got: 0 });
+        let (height, best) = (inner.stats.height, inner.stats.best_block);
+        if height == 0 || block.hash() != best {
+            return Err(ConnectError::NotOnTip { best, block: block.hash(), parent: block.header.prev_block });
         }
         let expected: usize = block.transactions.iter().filter(|tx| !tx.is_coinbase()).map(|tx| tx.inputs.len()).sum();
         if expected != undo.spent.len() {
@@ -333,11 +348,11 @@ impl UtxoSet {
             }
         }
         drop(inner);
-        self.write_overlay(overlay, height - 1);
+        self.write_overlay(overlay, (height - 1, block.header.prev_block));
         Ok(())
     }
 
-    fn write_overlay(&self, overlay: HashMap<OutPoint, Option<Coin>>, new_height: u32) {
+    fn write_overlay(&self, overlay: HashMap<OutPoint, Option<Coin>>, (height, best_block): (u32, BlockHash)) {
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *guard;
         for (outpoint, value) in overlay {
@@ -355,7 +370,8 @@ impl UtxoSet {
                 (Entry::Vacant(_), None) => {}
             }
         }
-        inner.best_height = new_height;
+        inner.stats.height = height;
+        inner.stats.best_block = best_block;
     }
 }
 
@@ -365,7 +381,7 @@ impl CoinView for UtxoSet {
     }
 
     fn best_height(&self) -> u32 {
-        self.read().best_height
+        self.read().stats.height
     }
 
     fn median_time_past(&self) -> i64 {
@@ -401,40 +417,39 @@ mod tests {
         })
     }
 
-    fn block(txs: Vec<Transaction>) -> Block {
-        let header = BlockHeader {
-            version: 1,
-            prev_block: Hash256::ZERO,
-            merkle_root: Hash256::ZERO,
-            time: 0,
-            bits: 0,
-            nonce: 0,
-        };
+    fn block(prev_block: BlockHash, txs: Vec<Transaction>) -> Block {
+        let header = BlockHeader { version: 1, prev_block, merkle_root: Hash256::ZERO, time: 0, bits: 0, nonce: 0 };
         Block::new(header, txs)
+    }
+
+    fn counts(set: &UtxoSet) -> (u64, i64) {
+        let stats = set.stats();
+        (stats.txouts, stats.total_amount)
     }
 
     #[test]
     fn apply_spend_within_block_and_undo() {
         let set = UtxoSet::new(&REGTEST);
+        assert_eq!(set.stats().best_block, REGTEST.genesis_hash());
         let cb1 = coinbase(1, 50);
-        let b1 = block(vec![cb1.clone()]);
+        let b1 = block(REGTEST.genesis_hash(), vec![cb1.clone()]);
         let u1 = set.apply_block(&b1, 1).unwrap();
         assert!(u1.spent.is_empty());
-        assert_eq!(set.stats(), UtxoStats { txouts: 1, total_amount: 50 });
-        let before = set.snapshot();
+        assert_eq!(counts(&set), (1, 50));
+        let before = (set.snapshot(), set.stats());
 
         let t1 = spend(OutPoint { txid: cb1.txid(), vout: 0 }, &[(30, &[0x51]), (10, &[0x6a, 1])]);
         let t2 = spend(OutPoint { txid: t1.txid(), vout: 0 }, &[(25, &[0x52])]);
-        let b2 = block(vec![coinbase(2, 60), t1.clone(), t2.clone()]);
+        let b2 = block(b1.hash(), vec![coinbase(2, 60), t1.clone(), t2.clone()]);
         let u2 = set.apply_block(&b2, 2).unwrap();
         assert_eq!(u2.spent.len(), 2);
         // OP_RETURN output skipped, t1:0 spent inside the block.
-        assert_eq!(set.stats(), UtxoStats { txouts: 2, total_amount: 85 });
+        assert_eq!(set.stats(), UtxoStats { height: 2, best_block: b2.hash(), txouts: 2, total_amount: 85 });
         assert_eq!(set.best_height(), 2);
 
+        assert!(matches!(set.undo_block(&b1, &u1), Err(ConnectError::NotOnTip { .. })));
         set.undo_block(&b2, &u2).unwrap();
-        assert_eq!(set.snapshot(), before);
-        assert_eq!(set.stats(), UtxoStats { txouts: 1, total_amount: 50 });
+        assert_eq!((set.snapshot(), set.stats()), before);
         assert_eq!(set.best_height(), 1);
     }
 
@@ -442,17 +457,20 @@ mod tests {
     fn failures_leave_the_set_unchanged() {
         let set = UtxoSet::new(&REGTEST);
         let cb1 = coinbase(1, 50);
-        set.apply_block(&block(vec![cb1.clone()]), 1).unwrap();
-        let before = set.snapshot();
+        let b1 = block(REGTEST.genesis_hash(), vec![cb1.clone()]);
+        set.apply_block(&b1, 1).unwrap();
+        let before = (set.snapshot(), set.stats());
         let missing = OutPoint { txid: Hash256([7; 32]), vout: 0 };
         let good_spend = spend(OutPoint { txid: cb1.txid(), vout: 0 }, &[(1, &[1])]);
-        let bad = block(vec![coinbase(2, 1), good_spend, spend(missing, &[(1, &[1])])]);
+        let bad = block(b1.hash(), vec![coinbase(2, 1), good_spend, spend(missing, &[(1, &[1])])]);
         assert!(matches!(set.apply_block(&bad, 2), Err(ConnectError::MissingOrSpent { input: 0, .. })));
-        assert_eq!(set.snapshot(), before);
-        assert_eq!(set.best_height(), 1);
-        let dup = block(vec![coinbase(1, 50)]);
+        assert_eq!((set.snapshot(), set.stats()), before);
+        let dup = block(b1.hash(), vec![coinbase(1, 50)]);
         assert!(matches!(set.apply_block(&dup, 2), Err(ConnectError::OutputExists { .. })));
         assert!(matches!(set.apply_block(&dup, 5), Err(ConnectError::WrongHeight { best: 1, got: 5 })));
+        let orphan = block(Hash256([1; 32]), vec![coinbase(3, 50)]);
+        assert!(matches!(set.apply_block(&orphan, 2), Err(ConnectError::NotOnTip { .. })));
+        assert_eq!((set.snapshot(), set.stats()), before);
     }
 
     #[test]
