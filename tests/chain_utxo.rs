@@ -86,6 +86,9 @@ fn connects_all_fixture_blocks_with_exact_contents_and_stats() {
     let actual: HashMap<OutPoint, i64> = utxo.snapshot().into_iter().map(|(op, c)| (op, c.value)).collect();
     assert_eq!(actual, expected);
     assert_eq!(utxo.best_height(), TIP);
+    let mut last_11: Vec<u32> = blocks[105..].iter().map(|b| b.header.time).collect();
+    last_11.sort_unstable();
+    assert_eq!(utxo.median_time_past(), i64::from(last_11[5]));
 
     // The genesis coinbase is unspendable and never in the set, as in SV Node.
     let genesis_cb = OutPoint { txid: blocks[0].transactions[0].txid(), vout: 0 };

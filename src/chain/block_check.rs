@@ -2,8 +2,9 @@
 //!
 //! [`check_block`] is SV Node's `CheckBlock` minus proof of work (the header tree checked it) and
 //! sigop counting: merkle root and its CVE-2012-2459 mutation, size, one leading coinbase, and the
-//! context-free checks of every transaction. [`connect_block`] adds what needs the UTXO set
-//! (SV Node `CheckTxInputs` and the coinbase amount of `ConnectBlock`) and applies the block.
+//! context-free checks of every transaction. [`connect_block`] adds lock-time finality
+//! (`ContextualCheckBlock`) and what needs the UTXO set (SV Node `CheckTxInputs` and the coinbase
+//! amount of `ConnectBlock`), then applies the block.
 //!
 //! Invariants:
 //! - checks run in SV Node's order, so the first error reported matches its reject reason;
@@ -12,8 +13,9 @@
 //!   block is committed. [`NoScriptCheck`] accepts everything and exists for tests and benchmarks:
 //!   **production must plug the script engine in**, or any signature is accepted.
 //!
-//! Not yet checked here: lock-time finality (`bad-txns-nonfinal`), pre-Genesis sigop limits
-//! (`bad-blk-sigops`), BIP34 coinbase height (never active on regtest).
+//! Not yet checked here: BIP68 sequence locks (`bad-txns-nonfinal` in `ConnectBlock`, needs the
+//! median time past of each coin's block), pre-Genesis sigop limits (`bad-blk-sigops`), BIP34
+//! coinbase height (never active on regtest), block header rules (the header tree's job).
 
 use thiserror::Error;
 
@@ -29,6 +31,13 @@ use crate::wire::{Block, Hash256, Transaction, TxId};
 /// Score for every block failure here: SV Node bans a peer that sends an invalid block at once
 /// (svnode-protocol.md §3.3).
 const INVALID_BLOCK_SCORE: u32 = 100;
+/// Score for a non-final transaction in a block: 10, as in SV Node's `ContextualCheckBlock`
+/// (inherited from Core), since lock-time disagreements can come from clock differences.
+const NONFINAL_SCORE: u32 = 10;
+/// Lock times below this are block heights, from it on UNIX times (`LOCKTIME_THRESHOLD`).
+const LOCKTIME_THRESHOLD: u32 = 500_000_000;
+/// The sequence number that makes an input final (`CTxIn::SEQUENCE_FINAL`).
+const SEQUENCE_FINAL: u32 = u32::MAX;
 
 /// Why a block is invalid (or, for [`BlockError::may_be_corrupted`], possibly just damaged).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -48,6 +57,8 @@ pub enum BlockError {
     MultipleCoinbase { index: usize },
     #[error("transaction {index} ({txid}) fails its checks: {source}")]
     Transaction { index: usize, txid: TxId, source: TxCheckError },
+    #[error("transaction {index} ({txid}) is not final at height {height}")]
+    NonFinal { index: usize, txid: TxId, height: u32 },
     #[error("cannot apply block to the UTXO set: {0}")]
     Utxo(#[from] ConnectError),
     #[error("input {input} of {txid} spends a coinbase of height {coin_height} at height {height}")]
@@ -74,6 +85,7 @@ impl BlockError {
             Self::NoCoinbase => "bad-cb-missing",
             Self::MultipleCoinbase { .. } => "bad-cb-multiple",
             Self::Transaction { source, .. } => source.reject_reason(),
+            Self::NonFinal { .. } => "bad-txns-nonfinal",
             Self::Utxo(e) => e.reject_reason(),
             Self::PrematureCoinbaseSpend { .. } => "bad-txns-premature-spend-of-coinbase",
             Self::InputValuesOutOfRange { .. } => "bad-txns-inputvalues-outofrange",
@@ -92,6 +104,7 @@ impl BlockError {
             | Self::Utxo(ConnectError::NotOnTip { .. })
             | Self::Utxo(ConnectError::UndoMismatch { .. })
             | Self::Utxo(ConnectError::UndoMissingOutput { .. }) => None,
+            Self::NonFinal { .. } => Some(NONFINAL_SCORE),
             _ => Some(INVALID_BLOCK_SCORE),
         }
     }
@@ -160,6 +173,27 @@ pub fn check_block(block: &Block, height: u32, params: &ChainParams, max_block_s
     Ok(())
 }
 
+/// Whether `tx` may be included in a block at `height` whose lock-time cutoff is `cutoff`
+/// (SV Node `IsFinalTx`).
+pub fn is_final_tx(tx: &Transaction, height: u32, cutoff: i64) -> bool {
+    if tx.lock_time == 0 {
+        return true;
+    }
+    let limit = if tx.lock_time < LOCKTIME_THRESHOLD { i64::from(height) } else { cutoff };
+    i64::from(tx.lock_time) < limit || tx.inputs.iter().all(|input| input.sequence == SEQUENCE_FINAL)
+}
+
+/// Lock-time finality of every transaction (SV Node `ContextualCheckBlock`): lock times are
+/// compared with the previous block's median time past once CSV (BIP113) is active, before with
+/// the block's own timestamp.
+pub fn check_finality(block: &Block, height: u32, params: &ChainParams, prev_mtp: i64) -> Result<(), BlockError> {
+    let cutoff = if height >= params.activations.csv { prev_mtp } else { i64::from(block.header.time) };
+    match block.transactions.iter().position(|tx| !is_final_tx(tx, height, cutoff)) {
+        Some(index) => Err(BlockError::NonFinal { index, txid: block.transactions[index].txid(), height }),
+        None => Ok(()),
+    }
+}
+
 fn money_range(v: i64) -> bool {
     (0..=MAX_MONEY).contains(&v)
 }
@@ -175,6 +209,8 @@ pub fn connect_block(
     verifier: &dyn InputVerifier,
 ) -> Result<BlockUndo, BlockError> {
     check_block(block, height, params, max_block_size)?;
+    // The set's tip is the parent: staging below refuses the block otherwise.
+    check_finality(block, height, params, crate::validation::CoinView::median_time_past(utxo))?;
     let mut fees: i64 = 0;
     let staged = utxo.stage_block(block, height, |tx, coins| -> Result<(), BlockError> {
         if tx.is_coinbase() {
@@ -298,5 +334,35 @@ mod tests {
         assert_eq!(err.reject_reason(), "blk-bad-inputs");
         assert_eq!(utxo.snapshot(), before);
         connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+    }
+
+    #[test]
+    fn finality_uses_height_or_time_cutoff() {
+        let tx = |lock_time: u32, sequence: u32| {
+            Transaction::from_fields(TxFields {
+                version: 1,
+                inputs: vec![TxIn {
+                    prev_out: OutPoint { txid: Hash256([1; 32]), vout: 0 },
+                    script_sig: Bytes::new(),
+                    sequence,
+                }],
+                outputs: vec![TxOut { value: 1, script_pubkey: Bytes::new() }],
+                lock_time,
+            })
+        };
+        assert!(is_final_tx(&tx(0, 0), 10, 0));
+        assert!(is_final_tx(&tx(9, 0), 10, 0));
+        assert!(!is_final_tx(&tx(10, 0), 10, 0));
+        assert!(is_final_tx(&tx(10, SEQUENCE_FINAL), 10, 0));
+        assert!(is_final_tx(&tx(LOCKTIME_THRESHOLD + 5, 0), 10, i64::from(LOCKTIME_THRESHOLD) + 6));
+        assert!(!is_final_tx(&tx(LOCKTIME_THRESHOLD + 5, 0), 10, i64::from(LOCKTIME_THRESHOLD) + 5));
+
+        let mut b = block(vec![coinbase(&[1, 1], 1), tx(LOCKTIME_THRESHOLD + 100, 0)]);
+        // Before CSV the block's own time is the cutoff; after, the previous median time past.
+        b.header.time = LOCKTIME_THRESHOLD + 101;
+        assert_eq!(check_finality(&b, 5, &REGTEST, 0), Ok(()));
+        let err = check_finality(&b, REGTEST.activations.csv, &REGTEST, 0).unwrap_err();
+        assert_eq!((err.reject_reason(), err.misbehavior()), ("bad-txns-nonfinal", Some(10)));
+        assert_eq!(check_finality(&b, REGTEST.activations.csv, &REGTEST, i64::from(LOCKTIME_THRESHOLD) + 101), Ok(()));
     }
 }

@@ -19,7 +19,9 @@ pub mod presync;
 pub mod uint256;
 pub mod utxo;
 
-pub use block_check::{check_block, connect_block, disconnect_block, BlockError, InputVerifier, NoScriptCheck};
+pub use block_check::{
+    check_block, check_finality, connect_block, disconnect_block, is_final_tx, BlockError, InputVerifier, NoScriptCheck,
+};
 pub use headers::{AcceptedHeader, BlockRef, HeaderEntry, HeaderError, HeaderStatus, HeaderTree, TipChange};
 pub use params::{ChainParams, Network};
 pub use pow::{block_work, check_proof_of_work, next_work_required, ChainView, HeaderInfo};

@@ -145,6 +145,17 @@ impl Decodable for BlockUndo {
     }
 }
 
+/// Blocks whose timestamps make up the median time past (SV Node `nMedianTimeSpan`, BIP113).
+const MEDIAN_TIME_SPAN: usize = 11;
+
+/// Median of the last `MEDIAN_TIME_SPAN` timestamps (fewer near genesis), as SV Node's
+/// `CBlockIndex::GetMedianTimePast`: sorted, the element at index len / 2.
+fn median_time_past(times: &[u32]) -> i64 {
+    let mut last: Vec<u32> = times[times.len().saturating_sub(MEDIAN_TIME_SPAN)..].to_vec();
+    last.sort_unstable();
+    last.get(last.len() / 2).map_or(0, |t| i64::from(*t))
+}
+
 /// Whether an output can never be spent, so it is not stored (SV Node `CScript::IsUnspendable`).
 pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
     if genesis_enabled {
@@ -158,6 +169,9 @@ pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
 struct Inner {
     coins: HashMap<OutPoint, Coin>,
     median_time_past: i64,
+    /// Timestamp of every block of the chain the set reflects, by height (4 bytes a block, so
+    /// 4 MB for a million blocks): enough to keep the median time past exact across disconnects.
+    times: Vec<u32>,
     stats: UtxoStats,
 }
 
@@ -178,7 +192,7 @@ pub struct StagedBlock<'a> {
     /// Final value of every outpoint the block touches: `None` = removed.
     overlay: HashMap<OutPoint, Option<Coin>>,
     undo: BlockUndo,
-    new_tip: (u32, BlockHash),
+    new_tip: (u32, BlockHash, u32),
 }
 
 impl StagedBlock<'_> {
@@ -210,7 +224,12 @@ impl UtxoSet {
     /// An empty set at the genesis block: its coinbase is unspendable and never added (as in SV Node).
     pub fn new(params: &ChainParams) -> UtxoSet {
         let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0 };
-        let inner = Inner { coins: HashMap::new(), median_time_past: i64::from(params.genesis_time), stats };
+        let inner = Inner {
+            coins: HashMap::new(),
+            median_time_past: i64::from(params.genesis_time),
+            times: vec![params.genesis_time],
+            stats,
+        };
         UtxoSet { inner: RwLock::new(inner), writer: Mutex::new(()), genesis_height: params.activations.genesis }
     }
 
@@ -234,11 +253,6 @@ impl UtxoSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Median time past of the best block; the chain owner sets it after connecting or disconnecting.
-    pub fn set_median_time_past(&self, mtp: i64) {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner).median_time_past = mtp;
     }
 
     /// A copy of every coin, for tests and for writing a snapshot.
@@ -308,7 +322,13 @@ impl UtxoSet {
             }
         }
         drop(inner);
-        Ok(StagedBlock { set: self, _writer: writer, overlay, undo, new_tip: (height, block.hash()) })
+        Ok(StagedBlock {
+            set: self,
+            _writer: writer,
+            overlay,
+            undo,
+            new_tip: (height, block.hash(), block.header.time),
+        })
     }
 
     /// Disconnects `block`, the set's best block, restoring the coins in `undo`.
@@ -348,11 +368,17 @@ impl UtxoSet {
             }
         }
         drop(inner);
-        self.write_overlay(overlay, (height - 1, block.header.prev_block));
+        self.write_overlay(overlay, (height - 1, block.header.prev_block, block.header.time));
         Ok(())
     }
 
-    fn write_overlay(&self, overlay: HashMap<OutPoint, Option<Coin>>, (height, best_block): (u32, BlockHash)) {
+    /// Writes `overlay` and moves the tip to `height` / `best_block`; `time` is the timestamp of
+    /// the block connected (pushed) or disconnected (popped).
+    fn write_overlay(
+        &self,
+        overlay: HashMap<OutPoint, Option<Coin>>,
+        (height, best_block, time): (u32, BlockHash, u32),
+    ) {
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *guard;
         for (outpoint, value) in overlay {
@@ -370,6 +396,12 @@ impl UtxoSet {
                 (Entry::Vacant(_), None) => {}
             }
         }
+        if height > inner.stats.height {
+            inner.times.push(time);
+        } else {
+            inner.times.pop();
+        }
+        inner.median_time_past = median_time_past(&inner.times);
         inner.stats.height = height;
         inner.stats.best_block = best_block;
     }
@@ -471,6 +503,30 @@ mod tests {
         let orphan = block(Hash256([1; 32]), vec![coinbase(3, 50)]);
         assert!(matches!(set.apply_block(&orphan, 2), Err(ConnectError::NotOnTip { .. })));
         assert_eq!((set.snapshot(), set.stats()), before);
+    }
+
+    #[test]
+    fn median_time_past_follows_connects_and_disconnects() {
+        assert_eq!(median_time_past(&[5]), 5);
+        assert_eq!(median_time_past(&[3, 1, 2]), 2);
+        assert_eq!(median_time_past(&(0..20).collect::<Vec<_>>()), 14);
+        let set = UtxoSet::new(&REGTEST);
+        assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time));
+        let mut prev = REGTEST.genesis_hash();
+        let mut chain = Vec::new();
+        for h in 1..=15u8 {
+            let mut b = block(prev, vec![coinbase(h, 1)]);
+            b.header.time = REGTEST.genesis_time + 1000 * u32::from(h);
+            let b = Block::new(b.header, b.transactions);
+            chain.push((set.apply_block(&b, u32::from(h)).unwrap(), b.clone()));
+            prev = b.hash();
+        }
+        // Times of heights 5..=15; the median is height 10's.
+        assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time + 10_000));
+        for (undo, b) in chain.iter().rev().take(5) {
+            set.undo_block(b, undo).unwrap();
+        }
+        assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time + 5_000));
     }
 
     #[test]
