@@ -14,12 +14,15 @@
 //! - provably unspendable outputs are never added (SV Node `AddCoin` skips them): before Genesis a
 //!   script starting with OP_RETURN, after Genesis one starting with OP_FALSE OP_RETURN;
 //! - script bytes are copied out of the block, so a coin never pins a whole block's buffer.
+//! - maps are keyed with a random per-set salt ([`SaltedOutPointHasher`]): txids are chosen by
+//!   whoever writes transactions, so an unkeyed hash would let them fill one bucket.
 //!
 //! This module checks only what the set itself needs to stay consistent (the input exists, an
 //! output does not overwrite an unspent one). Consensus rules live in [`super::block_check`].
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
@@ -156,6 +159,85 @@ fn median_time_past(times: &[u32]) -> i64 {
     last.get(last.len() / 2).map_or(0, |t| i64::from(*t))
 }
 
+/// Keys a set's hash maps with random secrets, so nobody can grind txids into one bucket
+/// (the reason Core salts its `SaltedOutpointHasher`), while costing a fraction of SipHash: the
+/// key is already a uniform hash, so one keyed multiply per word spreads it fully. Fields are
+/// the per-set seed and multiplier.
+#[derive(Debug, Clone, Copy)]
+pub struct SaltedOutPointHasher {
+    seed: u64,
+    multiplier: u64,
+}
+
+impl SaltedOutPointHasher {
+    fn random() -> Self {
+        // An odd multiplier keeps the multiply a bijection of the low word.
+        SaltedOutPointHasher { seed: rand::random(), multiplier: rand::random::<u64>() | 1 }
+    }
+}
+
+impl BuildHasher for SaltedOutPointHasher {
+    type Hasher = OutPointHasher;
+    fn build_hasher(&self) -> OutPointHasher {
+        OutPointHasher { state: self.seed, multiplier: self.multiplier }
+    }
+}
+
+/// The hasher [`SaltedOutPointHasher`] builds: folds each 8-byte word in with a keyed 64×64→128
+/// multiply (the high and low halves xored), as foldhash does.
+#[derive(Debug, Clone, Copy)]
+pub struct OutPointHasher {
+    state: u64,
+    multiplier: u64,
+}
+
+impl OutPointHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        let product = u128::from(self.state ^ word) * u128::from(self.multiplier);
+        self.state = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for OutPointHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.mix(u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // hashbrown takes its control byte from the top bits: rotate so both ends are well mixed.
+        self.state.rotate_left(26)
+    }
+}
+
+type CoinMap<V> = HashMap<OutPoint, V, SaltedOutPointHasher>;
+
 /// Whether an output can never be spent, so it is not stored (SV Node `CScript::IsUnspendable`).
 pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
     if genesis_enabled {
@@ -167,7 +249,7 @@ pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
 
 #[derive(Debug)]
 struct Inner {
-    coins: HashMap<OutPoint, Coin>,
+    coins: CoinMap<Coin>,
     median_time_past: i64,
     /// Timestamp of every block of the chain the set reflects, by height (4 bytes a block, so
     /// 4 MB for a million blocks): enough to keep the median time past exact across disconnects.
@@ -182,6 +264,7 @@ pub struct UtxoSet {
     /// Held by the one writer from staging to commit, so the state it staged against cannot change.
     writer: Mutex<()>,
     genesis_height: u32,
+    hasher: SaltedOutPointHasher,
 }
 
 /// A block whose changes are collected but not yet written. Holds the writer lock; dropping it
@@ -190,7 +273,7 @@ pub struct StagedBlock<'a> {
     set: &'a UtxoSet,
     _writer: MutexGuard<'a, ()>,
     /// Final value of every outpoint the block touches: `None` = removed.
-    overlay: HashMap<OutPoint, Option<Coin>>,
+    overlay: CoinMap<Option<Coin>>,
     undo: BlockUndo,
     new_tip: (u32, BlockHash, u32),
 }
@@ -209,11 +292,7 @@ impl StagedBlock<'_> {
 }
 
 /// Reads through an overlay of pending changes to the locked base map.
-fn lookup<'o>(
-    base: &'o HashMap<OutPoint, Coin>,
-    overlay: &'o HashMap<OutPoint, Option<Coin>>,
-    op: &OutPoint,
-) -> Option<&'o Coin> {
+fn lookup<'o>(base: &'o CoinMap<Coin>, overlay: &'o CoinMap<Option<Coin>>, op: &OutPoint) -> Option<&'o Coin> {
     match overlay.get(op) {
         Some(pending) => pending.as_ref(),
         None => base.get(op),
@@ -223,14 +302,20 @@ fn lookup<'o>(
 impl UtxoSet {
     /// An empty set at the genesis block: its coinbase is unspendable and never added (as in SV Node).
     pub fn new(params: &ChainParams) -> UtxoSet {
+        let hasher = SaltedOutPointHasher::random();
         let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0 };
         let inner = Inner {
-            coins: HashMap::new(),
+            coins: CoinMap::with_hasher(hasher),
             median_time_past: i64::from(params.genesis_time),
             times: vec![params.genesis_time],
             stats,
         };
-        UtxoSet { inner: RwLock::new(inner), writer: Mutex::new(()), genesis_height: params.activations.genesis }
+        UtxoSet {
+            inner: RwLock::new(inner),
+            writer: Mutex::new(()),
+            genesis_height: params.activations.genesis,
+            hasher,
+        }
     }
 
     // A panic while holding a lock cannot leave `Inner` half-written: commits only insert and
@@ -257,7 +342,7 @@ impl UtxoSet {
 
     /// A copy of every coin, for tests and for writing a snapshot.
     pub fn snapshot(&self) -> HashMap<OutPoint, Coin> {
-        self.read().coins.clone()
+        self.read().coins.iter().map(|(outpoint, coin)| (*outpoint, coin.clone())).collect()
     }
 
     /// Applies a block without consensus checks: spends its inputs and adds its outputs.
@@ -286,7 +371,7 @@ impl UtxoSet {
         }
         let genesis_enabled = height >= self.genesis_height;
         let n_outputs: usize = block.transactions.iter().map(|tx| tx.outputs.len() + tx.inputs.len()).sum();
-        let mut overlay: HashMap<OutPoint, Option<Coin>> = HashMap::with_capacity(n_outputs);
+        let mut overlay = CoinMap::with_capacity_and_hasher(n_outputs, self.hasher);
         let mut undo = BlockUndo::default();
         let mut tx_coins = Vec::new();
         for tx in &block.transactions {
@@ -344,7 +429,7 @@ impl UtxoSet {
             return Err(ConnectError::UndoMismatch { expected, got: undo.spent.len() });
         }
         let genesis_enabled = height >= self.genesis_height;
-        let mut overlay: HashMap<OutPoint, Option<Coin>> = HashMap::with_capacity(expected * 2);
+        let mut overlay = CoinMap::with_capacity_and_hasher(expected * 2, self.hasher);
         let mut restore = undo.spent.iter().rev();
         // In reverse, so a coin created and spent inside the block is restored before it is removed.
         for tx in block.transactions.iter().rev() {
@@ -374,11 +459,7 @@ impl UtxoSet {
 
     /// Writes `overlay` and moves the tip to `height` / `best_block`; `time` is the timestamp of
     /// the block connected (pushed) or disconnected (popped).
-    fn write_overlay(
-        &self,
-        overlay: HashMap<OutPoint, Option<Coin>>,
-        (height, best_block, time): (u32, BlockHash, u32),
-    ) {
+    fn write_overlay(&self, overlay: CoinMap<Option<Coin>>, (height, best_block, time): (u32, BlockHash, u32)) {
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *guard;
         for (outpoint, value) in overlay {
@@ -527,6 +608,18 @@ mod tests {
             set.undo_block(b, undo).unwrap();
         }
         assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time + 5_000));
+    }
+
+    #[test]
+    fn outpoint_hashes_are_keyed_and_spread() {
+        let (a, b) = (SaltedOutPointHasher::random(), SaltedOutPointHasher::random());
+        let op = |n: u8, vout| OutPoint { txid: Hash256([n; 32]), vout };
+        assert_eq!(a.hash_one(op(1, 0)), a.hash_one(op(1, 0)));
+        assert_ne!(a.hash_one(op(1, 0)), a.hash_one(op(1, 1)));
+        assert_ne!(a.hash_one(op(1, 0)), b.hash_one(op(1, 0)), "keys differ between sets");
+        // Consecutive vouts of one transaction fill distinct buckets of a small table.
+        let buckets: std::collections::HashSet<u64> = (0..64).map(|v| a.hash_one(op(7, v)) & 1023).collect();
+        assert!(buckets.len() > 50, "{} distinct buckets of 64", buckets.len());
     }
 
     #[test]
