@@ -275,14 +275,18 @@ fn verify_inputs(block: &Block, coins: &[Coin], height: u32, verifier: &dyn Inpu
     } else {
         let per_thread = inputs.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
+            // The calling thread takes the first range; ranges are in block order, so the first
+            // failing range holds the first failing input.
+            let workers: Vec<_> = (1..threads)
                 .map(|t| {
                     let (start, end) = (t * per_thread, ((t + 1) * per_thread).min(inputs.len()));
                     s.spawn(move || verify_range(start, end))
                 })
                 .collect();
-            // Ranges are in block order, so the first failing range holds the first failing input.
-            workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            let first = verify_range(0, per_thread);
+            first.and_then(|()| {
+                workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            })
         })
     };
     result.map_err(|(i, reason)| {
