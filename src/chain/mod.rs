@@ -1,7 +1,11 @@
 //! The chain: network parameters, proof of work, the header tree, block checks and the UTXO set.
 //!
-//! Depends only on `wire`. Everything here is plain code over values: no I/O, no clock (callers pass
-//! the adjusted time), so every rule is tested with hand-made chains and a fake clock.
+//! Depends on `wire`, and on `validation`'s transaction checks and `CoinView` interface (which
+//! depend only on `wire`); never on `script`: script verification plugs into block connection
+//! through [`block_check::InputVerifier`]. Everything here is plain code over values: no I/O,
+//! no clock (callers pass the adjusted time), so every rule is tested with hand-made chains and a
+//! fake clock. The one exception is [`utxo::UtxoSet`]: shared state behind locks, read by
+//! validation threads while one writer connects blocks.
 //!
 //! - [`params`]: each network's constants (SV Node's chainparams);
 //! - [`uint256`]: the 256-bit arithmetic targets and chain work need;
