@@ -10,7 +10,8 @@
 //! Invariants:
 //! - a staged block that fails leaves the set untouched (nothing is written before the commit);
 //! - `stats()` always equals a recount of the map (updated with every insert and removal);
-//! - `undo_block(b, apply_block(b))` restores the exact previous contents, height and stats;
+//! - `undo_block(b, apply_block(b))` restores the exact previous contents, height and stats
+//!   (except for the two mainnet BIP30 exceptions, whose overwritten coins are gone, as in SV Node);
 //! - provably unspendable outputs are never added (SV Node `AddCoin` skips them): before Genesis a
 //!   script starting with OP_RETURN, after Genesis one starting with OP_FALSE OP_RETURN;
 //! - script bytes are copied out of the block, so a coin never pins a whole block's buffer.
@@ -50,7 +51,8 @@ pub enum ConnectError {
     /// created later in the block.
     #[error("input {input} of {txid} spends {outpoint:?}, which is missing or spent")]
     MissingOrSpent { txid: TxId, input: usize, outpoint: OutPoint },
-    /// An output would overwrite an unspent coin with the same outpoint (BIP30).
+    /// An output would overwrite an unspent coin with the same outpoint (BIP30; two mainnet
+    /// blocks are exempt, see [`is_bip30_exception`]).
     #[error("output {outpoint:?} of the block already exists unspent")]
     OutputExists { outpoint: OutPoint },
     /// Blocks must be connected one after the other on top of the set's best block.
@@ -146,6 +148,19 @@ impl Decodable for BlockUndo {
         }
         Ok(BlockUndo { spent })
     }
+}
+
+/// The two mainnet blocks allowed to break BIP30: their coinbases repeat the txids of the
+/// still-unspent coinbases of blocks 91812 and 91722 (BIP30 specification; SV Node and Core
+/// `ConnectBlock`). Their outputs overwrite the earlier ones, which are lost for good.
+const BIP30_EXCEPTIONS: [(u32, &str); 2] = [
+    (91_842, "00000000000a4d0a398161ffc163c503763b1f4360639393e0e4c8e300e0caec"),
+    (91_880, "00000000000743f190a18c5577a3c2d2a1f610ae9601ac046a38084ccb7cd721"),
+];
+
+/// Whether the block at `height` with `hash` may overwrite unspent outputs (see [`BIP30_EXCEPTIONS`]).
+pub fn is_bip30_exception(height: u32, hash: &BlockHash) -> bool {
+    BIP30_EXCEPTIONS.iter().any(|(h, exception)| *h == height && hash.to_string() == *exception)
 }
 
 /// Blocks whose timestamps make up the median time past (SV Node `nMedianTimeSpan`, BIP113).
@@ -370,6 +385,7 @@ impl UtxoSet {
             return Err(ConnectError::NotOnTip { best: best.best_block, block, parent }.into());
         }
         let genesis_enabled = height >= self.genesis_height;
+        let may_overwrite = is_bip30_exception(height, &block.hash());
         let n_outputs: usize = block.transactions.iter().map(|tx| tx.outputs.len() + tx.inputs.len()).sum();
         let mut overlay = CoinMap::with_capacity_and_hasher(n_outputs, self.hasher);
         let mut undo = BlockUndo::default();
@@ -394,7 +410,7 @@ impl UtxoSet {
                     continue;
                 }
                 let outpoint = OutPoint { txid, vout: vout as u32 };
-                if lookup(&inner.coins, &overlay, &outpoint).is_some() {
+                if !may_overwrite && lookup(&inner.coins, &overlay, &outpoint).is_some() {
                     return Err(ConnectError::OutputExists { outpoint }.into());
                 }
                 let coin = Coin {
@@ -620,6 +636,15 @@ mod tests {
         // Consecutive vouts of one transaction fill distinct buckets of a small table.
         let buckets: std::collections::HashSet<u64> = (0..64).map(|v| a.hash_one(op(7, v)) & 1023).collect();
         assert!(buckets.len() > 50, "{} distinct buckets of 64", buckets.len());
+    }
+
+    #[test]
+    fn only_the_two_mainnet_blocks_may_break_bip30() {
+        let hash = |s: &str| s.parse::<BlockHash>().unwrap();
+        assert!(is_bip30_exception(91_842, &hash(BIP30_EXCEPTIONS[0].1)));
+        assert!(is_bip30_exception(91_880, &hash(BIP30_EXCEPTIONS[1].1)));
+        assert!(!is_bip30_exception(91_843, &hash(BIP30_EXCEPTIONS[0].1)));
+        assert!(!is_bip30_exception(91_842, &REGTEST.genesis_hash()));
     }
 
     #[test]
