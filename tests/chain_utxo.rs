@@ -237,6 +237,8 @@ fn invalid_blocks_are_rejected_with_sv_reasons_and_leave_the_set_unchanged() {
         ("bad-txns-inputs-missingorspent", vec![coinbase(8, subsidy), child_tx.clone(), parent.clone()]),
         ("bad-txns-in-belowout", vec![coinbase(9, subsidy), spend(mature_op, mature_value + 1)]),
         ("bad-txns-vout-negative", vec![coinbase(10, subsidy), spend(mature_op, -1)]),
+        // Two transactions of one block spending the same coin.
+        ("bad-txns-inputs-missingorspent", vec![coinbase(13, subsidy), parent.clone(), spend(mature_op, 5)]),
     ];
     let before = (utxo.snapshot(), utxo.stats(), utxo.best_height());
     for (reason, txs) in cases {
@@ -246,6 +248,11 @@ fn invalid_blocks_are_rejected_with_sv_reasons_and_leave_the_set_unchanged() {
         assert!(!err.may_be_corrupted(), "{reason}");
         assert_eq!((utxo.snapshot(), utxo.stats(), utxo.best_height()), before, "{reason} changed the set");
     }
+    let genuine = &blocks[TIP as usize];
+    let (before_tip, _) = chain_to(&blocks, TIP - 1);
+    let too_big = connect_block(&before_tip, genuine, TIP, &REGTEST, genuine.size() as u64 - 1, &NoScriptCheck);
+    assert_eq!(too_big.unwrap_err().reject_reason(), "bad-blk-length");
+    assert_eq!(before_tip.best_height(), TIP - 1);
     let mut short_sig = coinbase(11, subsidy).into_fields();
     short_sig.inputs[0].script_sig = Bytes::from_static(&[0x01]);
     let err = connect(&utxo, &child(tip, vec![Transaction::from_fields(short_sig)]), height).unwrap_err();
