@@ -53,7 +53,7 @@ fn chain_to(blocks: &[Block], to: u32) -> (UtxoSet, Vec<BlockUndo>) {
 
 /// Naive replay: every output created (pre-Genesis, OP_RETURN outputs are unspendable and never
 /// stored) minus every output spent.
-fn naive_utxos(blocks: &[Block], to: u32) -> HashMap<OutPoint, i64> {
+fn naive_utxos(blocks: &[Block], to: u32) -> HashMap<OutPoint, (i64, usize)> {
     let mut set = HashMap::new();
     for block in &blocks[1..=to as usize] {
         for tx in &block.transactions {
@@ -64,7 +64,7 @@ fn naive_utxos(blocks: &[Block], to: u32) -> HashMap<OutPoint, i64> {
             }
             for (vout, out) in tx.outputs.iter().enumerate() {
                 if out.script_pubkey.first() != Some(&0x6a) {
-                    set.insert(OutPoint { txid: tx.txid(), vout: vout as u32 }, out.value);
+                    set.insert(OutPoint { txid: tx.txid(), vout: vout as u32 }, (out.value, out.script_pubkey.len()));
                 }
             }
         }
@@ -77,13 +77,14 @@ fn connects_all_fixture_blocks_with_exact_contents_and_stats() {
     let blocks = blocks();
     let (utxo, undos) = chain_to(&blocks, TIP);
     let expected = naive_utxos(&blocks, TIP);
-    let total: i64 = expected.values().sum();
+    let total: i64 = expected.values().map(|(value, _)| value).sum();
+    // Core's and SV Node's bogosize: 50 bytes per coin plus its script.
+    let bogosize: u64 = expected.values().map(|(_, script_len)| 50 + *script_len as u64).sum();
     let tip = blocks[TIP as usize].hash();
-    assert_eq!(
-        utxo.stats(),
-        UtxoStats { height: TIP, best_block: tip, txouts: expected.len() as u64, total_amount: total }
-    );
-    let actual: HashMap<OutPoint, i64> = utxo.snapshot().into_iter().map(|(op, c)| (op, c.value)).collect();
+    let txouts = expected.len() as u64;
+    assert_eq!(utxo.stats(), UtxoStats { height: TIP, best_block: tip, txouts, total_amount: total, bogosize });
+    let actual: HashMap<OutPoint, (i64, usize)> =
+        utxo.snapshot().into_iter().map(|(op, c)| (op, (c.value, c.script_pubkey.len()))).collect();
     assert_eq!(actual, expected);
     assert_eq!(utxo.best_height(), TIP);
     let mut last_11: Vec<u32> = blocks[105..].iter().map(|b| b.header.time).collect();

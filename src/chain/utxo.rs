@@ -93,7 +93,14 @@ pub struct UtxoStats {
     pub txouts: u64,
     /// Sum of their values, in satoshis.
     pub total_amount: i64,
+    /// `gettxoutsetinfo`'s database-independent size estimate: [`BOGO_BYTES_PER_COIN`] plus the
+    /// script length, summed over the coins.
+    pub bogosize: u64,
 }
+
+/// Per-coin overhead in `bogosize`: txid 32 + vout 4 + height/coinbase 4 + amount 8 + script
+/// length 2 (SV Node and Core `ApplyStats`).
+pub const BOGO_BYTES_PER_COIN: u64 = 50;
 
 impl UtxoStats {
     fn add(&mut self, coin: &Coin) {
@@ -101,11 +108,13 @@ impl UtxoStats {
         // Wrapping: every coin added is later subtracted exactly, so the sum stays exact even if a
         // corrupted coin were ever inserted; consensus keeps the true total below MAX_MONEY.
         self.total_amount = self.total_amount.wrapping_add(coin.value);
+        self.bogosize += BOGO_BYTES_PER_COIN + coin.script_pubkey.len() as u64;
     }
 
     fn remove(&mut self, coin: &Coin) {
         self.txouts -= 1;
         self.total_amount = self.total_amount.wrapping_sub(coin.value);
+        self.bogosize -= BOGO_BYTES_PER_COIN + coin.script_pubkey.len() as u64;
     }
 }
 
@@ -318,7 +327,7 @@ impl UtxoSet {
     /// An empty set at the genesis block: its coinbase is unspendable and never added (as in SV Node).
     pub fn new(params: &ChainParams) -> UtxoSet {
         let hasher = SaltedOutPointHasher::random();
-        let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0 };
+        let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0, bogosize: 0 };
         let inner = Inner {
             coins: CoinMap::with_hasher(hasher),
             median_time_past: i64::from(params.genesis_time),
@@ -573,7 +582,8 @@ mod tests {
         let u2 = set.apply_block(&b2, 2).unwrap();
         assert_eq!(u2.spent.len(), 2);
         // OP_RETURN output skipped, t1:0 spent inside the block.
-        assert_eq!(set.stats(), UtxoStats { height: 2, best_block: b2.hash(), txouts: 2, total_amount: 85 });
+        let bogosize = 2 * (BOGO_BYTES_PER_COIN + 1);
+        assert_eq!(set.stats(), UtxoStats { height: 2, best_block: b2.hash(), txouts: 2, total_amount: 85, bogosize });
         assert_eq!(set.best_height(), 2);
 
         assert!(matches!(set.undo_block(&b1, &u1), Err(ConnectError::NotOnTip { .. })));
