@@ -25,8 +25,9 @@
 //! # Layers
 //!
 //! Dependencies point one way: [`wire`] (codec, hashes, limits; depends on nothing inside) ←
-//! [`chain`] (parameters, header tree, proof of work), [`script`] (interpreter, sighash) ←
-//! [`validation`] (transaction checks, the [`validation::CoinView`] interface) ← [`mempool`] ←
+//! [`validation`] (context-free transaction checks, the [`validation::CoinView`] interface; wire
+//! only) ← [`chain`] (parameters, header tree, proof of work, block checks, the UTXO set),
+//! [`script`] (interpreter, sighash) ← [`mempool`] ←
 //! [`peer`] ← [`relay`] ← [`node`]. [`metrics`] is the one cross-cutting module: its label sets
 //! come from the enums of the layers it counts.
 //!

@@ -1,22 +1,34 @@
-//! The chain: network parameters, proof of work and the header tree; blocks and the UTXO set later.
+//! The chain: network parameters, proof of work, the header tree, block checks and the UTXO set.
 //!
-//! Depends only on `wire`. Everything here is plain code over values: no I/O, no clock (callers pass
-//! the adjusted time), so every rule is tested with hand-made chains and a fake clock.
+//! Depends on `wire`, and on `validation`'s transaction checks and `CoinView` interface (which
+//! depend only on `wire`); never on `script`: script verification plugs into block connection
+//! through [`block_check::InputVerifier`]. Everything here is plain code over values: no I/O,
+//! no clock (callers pass the adjusted time), so every rule is tested with hand-made chains and a
+//! fake clock. The one exception is [`utxo::UtxoSet`]: shared state behind locks, read by
+//! validation threads while one writer connects blocks.
 //!
 //! - [`params`]: each network's constants (SV Node's chainparams);
 //! - [`uint256`]: the 256-bit arithmetic targets and chain work need;
 //! - [`pow`]: compact targets, block work, and the nBits each network requires of the next header;
 //! - [`headers`]: the header tree, best chain, reorganisations and headers-first sync helpers;
-//! - [`presync`]: two-pass sync of a chain below the minimum chain work, so it is never stored cheaply.
+//! - [`presync`]: two-pass sync of a chain below the minimum chain work, so it is never stored cheaply;
+//! - [`utxo`]: the in-memory UTXO set with block undo data;
+//! - [`block_check`]: block rules that need no scripts, and connecting/disconnecting blocks.
 
+pub mod block_check;
 pub mod headers;
 pub mod params;
 pub mod pow;
 pub mod presync;
 pub mod uint256;
+pub mod utxo;
 
+pub use block_check::{
+    check_block, check_finality, connect_block, disconnect_block, is_final_tx, BlockError, InputVerifier, NoScriptCheck,
+};
 pub use headers::{AcceptedHeader, BlockRef, HeaderEntry, HeaderError, HeaderStatus, HeaderTree, TipChange};
 pub use params::{ChainParams, Network};
 pub use pow::{block_work, check_proof_of_work, next_work_required, ChainView, HeaderInfo};
 pub use presync::{HeadersSync, SyncError, SyncProgress};
 pub use uint256::U256;
+pub use utxo::{BlockUndo, ConnectError, StagedBlock, UtxoSet, UtxoStats};

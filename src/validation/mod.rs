@@ -1,6 +1,6 @@
 //! Transaction and block validation that needs no chain state. So far: the context-free checks
 //! of a transaction ([`check_tx::check_transaction`]); script verification lives in
-//! [`crate::script`], UTXO and contextual checks come later.
+//! [`crate::script`]; block rules and the UTXO set live in [`crate::chain`] (`block_check`, `utxo`).
 
 pub mod check_tx;
 pub mod coins;

@@ -1,0 +1,453 @@
+//! Block rules that need no script interpreter, and connecting a block to the UTXO set.
+//!
+//! [`check_block`] is SV Node's `CheckBlock` minus proof of work (the header tree checked it) and
+//! sigop counting: merkle root and its CVE-2012-2459 mutation, size, one leading coinbase, and the
+//! context-free checks of every transaction. [`connect_block`] adds lock-time finality
+//! (`ContextualCheckBlock`) and what needs the UTXO set (SV Node `CheckTxInputs` and the coinbase
+//! amount of `ConnectBlock`), then applies the block.
+//!
+//! Invariants:
+//! - checks run in SV Node's order, so the first error reported matches its reject reason;
+//! - `connect_block` is atomic: on any error the UTXO set is exactly as before;
+//! - every non-coinbase input is handed to the [`InputVerifier`] with the coin it spends before the
+//!   block is committed. [`NoScriptCheck`] accepts everything and exists for tests and benchmarks:
+//!   **production must plug the script engine in**, or any signature is accepted.
+//!
+//! Not yet checked here: BIP68 sequence locks (`bad-txns-nonfinal` in `ConnectBlock`, needs the
+//! median time past of each coin's block), pre-Genesis sigop limits (`bad-blk-sigops`), BIP34
+//! coinbase height (never active on regtest), block header rules (the header tree's job).
+
+use thiserror::Error;
+
+use super::params::ChainParams;
+use super::utxo::{BlockUndo, ConnectError, UtxoSet};
+use crate::validation::check_tx::{
+    check_transaction_with_max_size, MAX_MONEY, MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS,
+    MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS,
+};
+use crate::validation::{Coin, TxCheckError};
+use crate::wire::{Block, Hash256, Transaction, TxId};
+
+/// Score for every block failure here: SV Node bans a peer that sends an invalid block at once
+/// (svnode-protocol.md §3.3).
+const INVALID_BLOCK_SCORE: u32 = 100;
+/// Score for a non-final transaction in a block: 10, as in SV Node's `ContextualCheckBlock`
+/// (inherited from Core), since lock-time disagreements can come from clock differences.
+const NONFINAL_SCORE: u32 = 10;
+/// Inputs per verification thread below which starting a thread costs more than it saves: a
+/// signature check takes about 35 µs, a thread start about 20 µs.
+const PARALLEL_MIN_INPUTS: usize = 16;
+/// Lock times below this are block heights, from it on UNIX times (`LOCKTIME_THRESHOLD`).
+const LOCKTIME_THRESHOLD: u32 = 500_000_000;
+/// The sequence number that makes an input final (`CTxIn::SEQUENCE_FINAL`).
+const SEQUENCE_FINAL: u32 = u32::MAX;
+
+/// Why a block is invalid (or, for [`BlockError::may_be_corrupted`], possibly just damaged).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BlockError {
+    #[error("merkle root {computed} does not match the header's {header}")]
+    BadMerkleRoot { header: Hash256, computed: Hash256 },
+    /// CVE-2012-2459: duplicated transactions that keep the genuine block's merkle root.
+    #[error("transaction list is a CVE-2012-2459 mutation (duplicate transactions)")]
+    DuplicateTransactions,
+    #[error("block is {size} bytes, above the limit of {max}")]
+    Oversize { size: u64, max: u64 },
+    #[error("block has no transactions")]
+    Empty,
+    #[error("first transaction is not a coinbase")]
+    NoCoinbase,
+    #[error("transaction {index} is a second coinbase")]
+    MultipleCoinbase { index: usize },
+    #[error("transaction {index} ({txid}) fails its checks: {source}")]
+    Transaction { index: usize, txid: TxId, source: TxCheckError },
+    #[error("transaction {index} ({txid}) is not final at height {height}")]
+    NonFinal { index: usize, txid: TxId, height: u32 },
+    #[error("cannot apply block to the UTXO set: {0}")]
+    Utxo(#[from] ConnectError),
+    #[error("input {input} of {txid} spends a coinbase of height {coin_height} at height {height}")]
+    PrematureCoinbaseSpend { txid: TxId, input: usize, coin_height: u32, height: u32 },
+    #[error("inputs of {txid} are out of range")]
+    InputValuesOutOfRange { txid: TxId },
+    #[error("{txid} spends {inputs} satoshis but creates {outputs}")]
+    InputsBelowOutputs { txid: TxId, inputs: i64, outputs: i64 },
+    #[error("accumulated fees out of range at {txid}")]
+    FeesOutOfRange { txid: TxId },
+    #[error("coinbase pays {paid} satoshis, more than subsidy plus fees {limit}")]
+    CoinbaseAmount { paid: i64, limit: i64 },
+    #[error("input {input} of {txid} fails script verification: {reason}")]
+    Script { txid: TxId, input: usize, reason: String },
+}
+
+impl BlockError {
+    /// SV Node's reject reason.
+    pub fn reject_reason(&self) -> &'static str {
+        match self {
+            Self::BadMerkleRoot { .. } => "bad-txnmrklroot",
+            Self::DuplicateTransactions => "bad-txns-duplicate",
+            Self::Oversize { .. } | Self::Empty => "bad-blk-length",
+            Self::NoCoinbase => "bad-cb-missing",
+            Self::MultipleCoinbase { .. } => "bad-cb-multiple",
+            Self::Transaction { source, .. } => source.reject_reason(),
+            Self::NonFinal { .. } => "bad-txns-nonfinal",
+            Self::Utxo(e) => e.reject_reason(),
+            Self::PrematureCoinbaseSpend { .. } => "bad-txns-premature-spend-of-coinbase",
+            Self::InputValuesOutOfRange { .. } => "bad-txns-inputvalues-outofrange",
+            Self::InputsBelowOutputs { .. } => "bad-txns-in-belowout",
+            Self::FeesOutOfRange { .. } => "bad-txns-accumulated-fee-outofrange",
+            Self::CoinbaseAmount { .. } => "bad-cb-amount",
+            Self::Script { .. } => "blk-bad-inputs",
+        }
+    }
+
+    /// Score for the peer that sent the block; `None` for errors that are our own state's fault
+    /// (undo data that does not match, a block that does not extend the set).
+    pub fn misbehavior(&self) -> Option<u32> {
+        match self {
+            Self::Utxo(ConnectError::WrongHeight { .. })
+            | Self::Utxo(ConnectError::NotOnTip { .. })
+            | Self::Utxo(ConnectError::UndoMismatch { .. })
+            | Self::Utxo(ConnectError::UndoMissingOutput { .. }) => None,
+            Self::NonFinal { .. } => Some(NONFINAL_SCORE),
+            _ => Some(INVALID_BLOCK_SCORE),
+        }
+    }
+
+    /// The transactions may not be the ones the header commits to (damaged or mutated in
+    /// transit): punish the sender, but do not mark the block hash invalid, or a mutated copy
+    /// would make us reject the genuine block forever (SV Node `CheckMerkleRoot`).
+    pub fn may_be_corrupted(&self) -> bool {
+        matches!(self, Self::BadMerkleRoot { .. } | Self::DuplicateTransactions)
+    }
+}
+
+/// Script verification of one input, plugged into [`connect_block`].
+pub trait InputVerifier: Sync {
+    /// Verifies input `input_index` of `tx`, which spends `coin`, for a block at `height`.
+    /// The error is a human-readable reason (the script error).
+    fn verify(&self, tx: &Transaction, input_index: usize, coin: &Coin, height: u32) -> Result<(), String>;
+}
+
+/// Accepts every input without running its script. For tests and benchmarks only: a node that
+/// uses it accepts any spend of any coin.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoScriptCheck;
+
+impl InputVerifier for NoScriptCheck {
+    fn verify(&self, _: &Transaction, _: usize, _: &Coin, _: u32) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The checks of a block that need neither the UTXO set nor scripts (SV Node `CheckBlock`).
+/// `height` selects the transaction size limit of its era; `max_block_size` is `-excessiveblocksize`.
+pub fn check_block(block: &Block, height: u32, params: &ChainParams, max_block_size: u64) -> Result<(), BlockError> {
+    let (computed, mutated) = block.merkle_root();
+    if computed != block.header.merkle_root {
+        return Err(BlockError::BadMerkleRoot { header: block.header.merkle_root, computed });
+    }
+    if mutated {
+        return Err(BlockError::DuplicateTransactions);
+    }
+    if block.transactions.is_empty() {
+        return Err(BlockError::Empty);
+    }
+    let size = block.size() as u64;
+    if size > max_block_size {
+        return Err(BlockError::Oversize { size, max: max_block_size });
+    }
+    if !block.transactions[0].is_coinbase() {
+        return Err(BlockError::NoCoinbase);
+    }
+    if let Some(index) = block.transactions.iter().skip(1).position(Transaction::is_coinbase) {
+        return Err(BlockError::MultipleCoinbase { index: index + 1 });
+    }
+    let max_tx_size = if height >= params.activations.genesis {
+        MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS
+    } else {
+        MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS
+    };
+    for (index, tx) in block.transactions.iter().enumerate() {
+        check_transaction_with_max_size(tx, max_tx_size).map_err(|source| BlockError::Transaction {
+            index,
+            txid: tx.txid(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether `tx` may be included in a block at `height` whose lock-time cutoff is `cutoff`
+/// (SV Node `IsFinalTx`).
+pub fn is_final_tx(tx: &Transaction, height: u32, cutoff: i64) -> bool {
+    if tx.lock_time == 0 {
+        return true;
+    }
+    let limit = if tx.lock_time < LOCKTIME_THRESHOLD { i64::from(height) } else { cutoff };
+    i64::from(tx.lock_time) < limit || tx.inputs.iter().all(|input| input.sequence == SEQUENCE_FINAL)
+}
+
+/// Lock-time finality of every transaction (SV Node `ContextualCheckBlock`): lock times are
+/// compared with the previous block's median time past once CSV (BIP113) is active, before with
+/// the block's own timestamp.
+pub fn check_finality(block: &Block, height: u32, params: &ChainParams, prev_mtp: i64) -> Result<(), BlockError> {
+    let cutoff = if height >= params.activations.csv { prev_mtp } else { i64::from(block.header.time) };
+    match block.transactions.iter().position(|tx| !is_final_tx(tx, height, cutoff)) {
+        Some(index) => Err(BlockError::NonFinal { index, txid: block.transactions[index].txid(), height }),
+        None => Ok(()),
+    }
+}
+
+fn money_range(v: i64) -> bool {
+    (0..=MAX_MONEY).contains(&v)
+}
+
+/// Checks `block` at `height` fully (except what the module docs list) and applies it to `utxo`.
+/// On error the set is unchanged. Returns the undo data that [`disconnect_block`] needs.
+pub fn connect_block(
+    utxo: &UtxoSet,
+    block: &Block,
+    height: u32,
+    params: &ChainParams,
+    max_block_size: u64,
+    verifier: &dyn InputVerifier,
+) -> Result<BlockUndo, BlockError> {
+    check_block(block, height, params, max_block_size)?;
+    // The set's tip is the parent: staging below refuses the block otherwise.
+    check_finality(block, height, params, crate::validation::CoinView::median_time_past(utxo))?;
+    let mut fees: i64 = 0;
+    let staged = utxo.stage_block(block, height, |tx, coins| -> Result<(), BlockError> {
+        if tx.is_coinbase() {
+            return Ok(());
+        }
+        let txid = tx.txid();
+        let mut value_in: i64 = 0;
+        for (input, coin) in coins.iter().enumerate() {
+            if coin.is_coinbase && height.saturating_sub(coin.height) < params.coinbase_maturity {
+                return Err(BlockError::PrematureCoinbaseSpend { txid, input, coin_height: coin.height, height });
+            }
+            value_in = value_in
+                .checked_add(coin.value)
+                .filter(|v| money_range(coin.value) && money_range(*v))
+                .ok_or(BlockError::InputValuesOutOfRange { txid })?;
+        }
+        // check_transaction bounded every output and their sum by MAX_MONEY.
+        let value_out: i64 = tx.outputs.iter().map(|o| o.value).sum();
+        if value_in < value_out {
+            return Err(BlockError::InputsBelowOutputs { txid, inputs: value_in, outputs: value_out });
+        }
+        fees = fees
+            .checked_add(value_in - value_out)
+            .filter(|f| money_range(*f))
+            .ok_or(BlockError::FeesOutOfRange { txid })?;
+        Ok(())
+    })?;
+    let paid: i64 = block.transactions[0].outputs.iter().map(|o| o.value).sum();
+    let limit = fees + params.subsidy(height);
+    if paid > limit {
+        return Err(BlockError::CoinbaseAmount { paid, limit });
+    }
+    // Scripts last, as SV Node waits for its check queue only after the coinbase amount.
+    verify_inputs(block, &staged.undo().spent, height, verifier)?;
+    Ok(staged.commit())
+}
+
+/// Runs `verifier` once on every non-coinbase input (`coins` in block order, as in the undo
+/// data), spread over the available cores. Reports the first failing input in block order, so
+/// the result does not depend on thread timing.
+fn verify_inputs(block: &Block, coins: &[Coin], height: u32, verifier: &dyn InputVerifier) -> Result<(), BlockError> {
+    let inputs: Vec<(&Transaction, usize)> = block
+        .transactions
+        .iter()
+        .filter(|tx| !tx.is_coinbase())
+        .flat_map(|tx| (0..tx.inputs.len()).map(move |input| (tx, input)))
+        .collect();
+    debug_assert_eq!(inputs.len(), coins.len(), "staging returns one coin per non-coinbase input");
+    let verify_range = |start: usize, end: usize| -> Result<(), (usize, String)> {
+        for i in start..end {
+            let (tx, input) = inputs[i];
+            verifier.verify(tx, input, &coins[i], height).map_err(|reason| (i, reason))?;
+        }
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(inputs.len() / PARALLEL_MIN_INPUTS);
+    let result = if threads <= 1 {
+        verify_range(0, inputs.len())
+    } else {
+        let per_thread = inputs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            // The calling thread takes the first range; ranges are in block order, so the first
+            // failing range holds the first failing input.
+            let workers: Vec<_> = (1..threads)
+                .map(|t| {
+                    let (start, end) = (t * per_thread, ((t + 1) * per_thread).min(inputs.len()));
+                    s.spawn(move || verify_range(start, end))
+                })
+                .collect();
+            let first = verify_range(0, per_thread);
+            first.and_then(|()| {
+                workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            })
+        })
+    };
+    result.map_err(|(i, reason)| {
+        let (tx, input) = inputs[i];
+        BlockError::Script { txid: tx.txid(), input, reason }
+    })
+}
+
+/// Removes `block`, the UTXO set's best block, restoring the coins it spent.
+pub fn disconnect_block(utxo: &UtxoSet, block: &Block, undo: &BlockUndo) -> Result<(), BlockError> {
+    Ok(utxo.undo_block(block, undo)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::params::REGTEST;
+    use crate::validation::CoinView;
+    use crate::wire::{BlockHeader, OutPoint, TxFields, TxIn, TxOut};
+    use bytes::Bytes;
+
+    fn coinbase(script_sig: &[u8], value: i64) -> Transaction {
+        Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint::NULL,
+                script_sig: Bytes::copy_from_slice(script_sig),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![TxOut { value, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        })
+    }
+
+    fn block(txs: Vec<Transaction>) -> Block {
+        block_on(REGTEST.genesis_hash(), txs)
+    }
+
+    fn block_on(prev_block: Hash256, txs: Vec<Transaction>) -> Block {
+        let (root, _) = crate::wire::merkle_root(txs.iter().map(Transaction::txid).collect());
+        let header = BlockHeader { version: 1, prev_block, merkle_root: root, time: 0, bits: 0, nonce: 0 };
+        Block::new(header, txs)
+    }
+
+    #[test]
+    fn context_free_reject_reasons() {
+        let r = |b: &Block, max: u64| check_block(b, 1, &REGTEST, max).map_err(|e| e.reject_reason());
+        let cb = coinbase(&[1, 2], 50);
+        assert_eq!(r(&block(vec![cb.clone()]), u64::MAX), Ok(()));
+        assert_eq!(r(&block(vec![cb.clone()]), 10), Err("bad-blk-length"));
+        assert_eq!(r(&block(vec![]), u64::MAX), Err("bad-blk-length"));
+        assert_eq!(r(&block(vec![coinbase(&[1], 50)]), u64::MAX), Err("bad-cb-length"));
+        assert_eq!(r(&block(vec![cb.clone(), coinbase(&[3, 4], 1)]), u64::MAX), Err("bad-cb-multiple"));
+        let mut wrong_root = block(vec![cb.clone()]);
+        wrong_root.header.merkle_root = Hash256([1; 32]);
+        let err = check_block(&wrong_root, 1, &REGTEST, u64::MAX).unwrap_err();
+        assert_eq!(err.reject_reason(), "bad-txnmrklroot");
+        assert!(err.may_be_corrupted());
+        assert_eq!(err.misbehavior(), Some(100));
+    }
+
+    /// A set at height 101 whose height-1 coinbase has `n` mature outputs, the tip, and a block
+    /// at 102 with one transaction per output spending it.
+    fn mature_spends(n: u32) -> (UtxoSet, Block) {
+        let utxo = UtxoSet::new(&REGTEST);
+        let mut cb = coinbase(&[1, 1], 0).into_fields();
+        cb.outputs = vec![TxOut { value: 1000, script_pubkey: Bytes::from_static(&[0x51]) }; n as usize];
+        let cb = Transaction::from_fields(cb);
+        let mut prev = block(vec![cb.clone()]);
+        connect_block(&utxo, &prev, 1, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+        for h in 2..=101u8 {
+            let next = block_on(prev.hash(), vec![coinbase(&[h, h], 1)]);
+            connect_block(&utxo, &next, u32::from(h), &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+            prev = next;
+        }
+        let mut txs = vec![coinbase(&[0, 102], 1)];
+        txs.extend((0..n).map(|vout| {
+            Transaction::from_fields(TxFields {
+                version: 1,
+                inputs: vec![TxIn {
+                    prev_out: OutPoint { txid: cb.txid(), vout },
+                    script_sig: Bytes::new(),
+                    sequence: 0,
+                }],
+                outputs: vec![TxOut { value: 900, script_pubkey: Bytes::new() }],
+                lock_time: 0,
+            })
+        }));
+        (utxo, block_on(prev.hash(), txs))
+    }
+
+    /// Fails the inputs of the listed transactions; counts every call.
+    struct Rejecting {
+        bad: Vec<TxId>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl InputVerifier for Rejecting {
+        fn verify(&self, tx: &Transaction, _: usize, _: &Coin, _: u32) -> Result<(), String> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.bad.contains(&tx.txid()) {
+                Err("SCRIPT_ERR_EVAL_FALSE".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn script_failures_reject_with_blk_bad_inputs() {
+        let (utxo, b) = mature_spends(1);
+        let before = utxo.snapshot();
+        let reject = Rejecting { bad: vec![b.transactions[1].txid()], calls: Default::default() };
+        let err = connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &reject).unwrap_err();
+        assert_eq!((err.reject_reason(), err.misbehavior()), ("blk-bad-inputs", Some(100)));
+        assert_eq!(utxo.snapshot(), before);
+        connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+    }
+
+    #[test]
+    fn parallel_verification_checks_each_input_once_and_reports_the_first_failure() {
+        let (utxo, b) = mature_spends(500);
+        let all_pass = Rejecting { bad: vec![], calls: Default::default() };
+        let undo = connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &all_pass).unwrap();
+        assert_eq!(all_pass.calls.into_inner(), 500);
+        disconnect_block(&utxo, &b, &undo).unwrap();
+
+        let (first, later) = (b.transactions[120].txid(), b.transactions[480].txid());
+        let reject = Rejecting { bad: vec![later, first], calls: Default::default() };
+        let err = connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &reject).unwrap_err();
+        assert_eq!(err, BlockError::Script { txid: first, input: 0, reason: "SCRIPT_ERR_EVAL_FALSE".into() });
+        assert_eq!(utxo.best_height(), 101);
+    }
+
+    #[test]
+    fn finality_uses_height_or_time_cutoff() {
+        let tx = |lock_time: u32, sequence: u32| {
+            Transaction::from_fields(TxFields {
+                version: 1,
+                inputs: vec![TxIn {
+                    prev_out: OutPoint { txid: Hash256([1; 32]), vout: 0 },
+                    script_sig: Bytes::new(),
+                    sequence,
+                }],
+                outputs: vec![TxOut { value: 1, script_pubkey: Bytes::new() }],
+                lock_time,
+            })
+        };
+        assert!(is_final_tx(&tx(0, 0), 10, 0));
+        assert!(is_final_tx(&tx(9, 0), 10, 0));
+        assert!(!is_final_tx(&tx(10, 0), 10, 0));
+        assert!(is_final_tx(&tx(10, SEQUENCE_FINAL), 10, 0));
+        assert!(is_final_tx(&tx(LOCKTIME_THRESHOLD + 5, 0), 10, i64::from(LOCKTIME_THRESHOLD) + 6));
+        assert!(!is_final_tx(&tx(LOCKTIME_THRESHOLD + 5, 0), 10, i64::from(LOCKTIME_THRESHOLD) + 5));
+
+        let mut b = block(vec![coinbase(&[1, 1], 1), tx(LOCKTIME_THRESHOLD + 100, 0)]);
+        // Before CSV the block's own time is the cutoff; after, the previous median time past.
+        b.header.time = LOCKTIME_THRESHOLD + 101;
+        assert_eq!(check_finality(&b, 5, &REGTEST, 0), Ok(()));
+        let err = check_finality(&b, REGTEST.activations.csv, &REGTEST, 0).unwrap_err();
+        assert_eq!((err.reject_reason(), err.misbehavior()), ("bad-txns-nonfinal", Some(10)));
+        assert_eq!(check_finality(&b, REGTEST.activations.csv, &REGTEST, i64::from(LOCKTIME_THRESHOLD) + 101), Ok(()));
+    }
+}

@@ -1,0 +1,713 @@
+//! The in-memory UTXO set: every unspent output of the active chain, with the undo data that
+//! disconnects a block again.
+//!
+//! Concurrency: one writer connects and disconnects blocks while any number of validation threads
+//! read coins through [`CoinView`]. Writers are serialised by a mutex; a block is first *staged*
+//! (every input looked up, every change collected in an overlay) while readers keep reading the
+//! old state, then *committed* under a short write lock. Readers therefore see the set before or
+//! after a block, never half of it.
+//!
+//! Invariants:
+//! - a staged block that fails leaves the set untouched (nothing is written before the commit);
+//! - `stats()` always equals a recount of the map (updated with every insert and removal);
+//! - `undo_block(b, apply_block(b))` restores the exact previous contents, height and stats
+//!   (except for the two mainnet BIP30 exceptions, whose overwritten coins are gone, as in SV Node);
+//! - provably unspendable outputs are never added (SV Node `AddCoin` skips them): before Genesis a
+//!   script starting with OP_RETURN, after Genesis one starting with OP_FALSE OP_RETURN;
+//! - script bytes are copied out of the block, so a coin never pins a whole block's buffer.
+//! - maps are keyed with a random per-set salt ([`SaltedOutPointHasher`]): txids are chosen by
+//!   whoever writes transactions, so an unkeyed hash would let them fill one bucket.
+//!
+//! This module checks only what the set itself needs to stay consistent (the input exists, an
+//! output does not overwrite an unspent one). Consensus rules live in [`super::block_check`].
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use super::params::ChainParams;
+use crate::validation::check_tx::MAX_MONEY;
+use crate::validation::{Coin, CoinView};
+use crate::wire::encode::write_compact_size;
+use crate::wire::{Block, BlockHash, Decodable, DecodeError, Encodable, OutPoint, Reader, Transaction, TxId};
+
+/// `OP_RETURN`: an output script starting with it can never be spent.
+const OP_RETURN: u8 = 0x6a;
+/// `OP_FALSE` (`OP_0`): after Genesis, `OP_FALSE OP_RETURN` marks a data output.
+const OP_FALSE: u8 = 0x00;
+/// Before Genesis a script longer than this can never be spent (SV Node `MAX_SCRIPT_SIZE_BEFORE_GENESIS`).
+const MAX_SCRIPT_SIZE_BEFORE_GENESIS: usize = 10_000;
+/// Smallest encoded undo coin: height code (1) + value (8) + script length (1).
+const MIN_UNDO_COIN_LEN: usize = 10;
+
+/// Why a block cannot be applied to or removed from the set.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConnectError {
+    /// An input spends an outpoint that is not in the set, was spent earlier in the block, or is
+    /// created later in the block.
+    #[error("input {input} of {txid} spends {outpoint:?}, which is missing or spent")]
+    MissingOrSpent { txid: TxId, input: usize, outpoint: OutPoint },
+    /// An output would overwrite an unspent coin with the same outpoint (BIP30; two mainnet
+    /// blocks are exempt, see [`is_bip30_exception`]).
+    #[error("output {outpoint:?} of the block already exists unspent")]
+    OutputExists { outpoint: OutPoint },
+    /// Blocks must be connected one after the other on top of the set's best block.
+    #[error("block at height {got} does not extend the set's best height {best}")]
+    WrongHeight { best: u32, got: u32 },
+    /// A block connected must have the set's best block as parent; one disconnected must be it.
+    #[error("block {block} (parent {parent}) is not on the set's best block {best}")]
+    NotOnTip { best: BlockHash, block: BlockHash, parent: BlockHash },
+    /// The undo data does not belong to this block.
+    #[error("undo data holds {got} coins but the block spends {expected}")]
+    UndoMismatch { expected: usize, got: usize },
+    /// Disconnecting found an output of the block missing: the block is not the set's tip.
+    #[error("output {outpoint:?} of the block being disconnected is not in the set")]
+    UndoMissingOutput { outpoint: OutPoint },
+}
+
+impl ConnectError {
+    /// SV Node's reject reason, for the errors a peer's block can cause.
+    pub const fn reject_reason(&self) -> &'static str {
+        match self {
+            Self::MissingOrSpent { .. } => "bad-txns-inputs-missingorspent",
+            Self::OutputExists { .. } => "bad-txns-BIP30",
+            Self::WrongHeight { .. }
+            | Self::NotOnTip { .. }
+            | Self::UndoMismatch { .. }
+            | Self::UndoMissingOutput { .. } => "bad-undo",
+        }
+    }
+}
+
+/// What `gettxoutsetinfo` reports, kept up to date with every change and read as one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtxoStats {
+    /// Height of the best block the set reflects.
+    pub height: u32,
+    pub best_block: BlockHash,
+    /// Number of unspent outputs.
+    pub txouts: u64,
+    /// Sum of their values, in satoshis.
+    pub total_amount: i64,
+    /// `gettxoutsetinfo`'s database-independent size estimate: [`BOGO_BYTES_PER_COIN`] plus the
+    /// script length, summed over the coins.
+    pub bogosize: u64,
+}
+
+/// Per-coin overhead in `bogosize`: txid 32 + vout 4 + height/coinbase 4 + amount 8 + script
+/// length 2 (SV Node and Core `ApplyStats`).
+pub const BOGO_BYTES_PER_COIN: u64 = 50;
+
+impl UtxoStats {
+    fn add(&mut self, coin: &Coin) {
+        self.txouts += 1;
+        // Wrapping: every coin added is later subtracted exactly, so the sum stays exact even if a
+        // corrupted coin were ever inserted; consensus keeps the true total below MAX_MONEY.
+        self.total_amount = self.total_amount.wrapping_add(coin.value);
+        self.bogosize += BOGO_BYTES_PER_COIN + coin.script_pubkey.len() as u64;
+    }
+
+    fn remove(&mut self, coin: &Coin) {
+        self.txouts -= 1;
+        self.total_amount = self.total_amount.wrapping_sub(coin.value);
+        self.bogosize -= BOGO_BYTES_PER_COIN + coin.script_pubkey.len() as u64;
+    }
+}
+
+/// The coins a block spent, in block order (transaction by transaction, input by input, coinbase
+/// excluded): exactly what is needed to disconnect it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockUndo {
+    pub spent: Vec<Coin>,
+}
+
+impl Encodable for BlockUndo {
+    /// Count, then per coin: CompactSize(height * 2 + is_coinbase) (SV Node's coin code), value as
+    /// 8-byte little-endian, script as var bytes.
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        write_compact_size(out, self.spent.len() as u64);
+        for coin in &self.spent {
+            write_compact_size(out, (u64::from(coin.height) << 1) | u64::from(coin.is_coinbase));
+            out.extend_from_slice(&coin.value.to_le_bytes());
+            crate::wire::encode::write_var_bytes(out, &coin.script_pubkey);
+        }
+    }
+}
+
+impl Decodable for BlockUndo {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = r.read_count("undo coins", u64::MAX, MIN_UNDO_COIN_LEN)?;
+        let mut spent = Vec::with_capacity(count);
+        for _ in 0..count {
+            let code = r.read_compact_size("undo coin code")?;
+            let height = u32::try_from(code >> 1).map_err(|_| DecodeError::InvalidValue {
+                what: "undo coin height",
+                detail: format!("{}", code >> 1),
+            })?;
+            let value = r.read_i64_le("undo coin value")?;
+            if !(0..=MAX_MONEY).contains(&value) {
+                return Err(DecodeError::InvalidValue { what: "undo coin value", detail: value.to_string() });
+            }
+            let script_pubkey = r.read_var_bytes("undo coin script", crate::wire::encode::MAX_SIZE)?;
+            spent.push(Coin { value, script_pubkey, height, is_coinbase: code & 1 == 1 });
+        }
+        Ok(BlockUndo { spent })
+    }
+}
+
+/// The two mainnet blocks allowed to break BIP30: their coinbases repeat the txids of the
+/// still-unspent coinbases of blocks 91812 and 91722 (BIP30 specification; SV Node and Core
+/// `ConnectBlock`). Their outputs overwrite the earlier ones, which are lost for good.
+const BIP30_EXCEPTIONS: [(u32, &str); 2] = [
+    (91_842, "00000000000a4d0a398161ffc163c503763b1f4360639393e0e4c8e300e0caec"),
+    (91_880, "00000000000743f190a18c5577a3c2d2a1f610ae9601ac046a38084ccb7cd721"),
+];
+
+/// Whether the block at `height` with `hash` may overwrite unspent outputs (see [`BIP30_EXCEPTIONS`]).
+pub fn is_bip30_exception(height: u32, hash: &BlockHash) -> bool {
+    BIP30_EXCEPTIONS.iter().any(|(h, exception)| *h == height && hash.to_string() == *exception)
+}
+
+/// Blocks whose timestamps make up the median time past (SV Node `nMedianTimeSpan`, BIP113).
+const MEDIAN_TIME_SPAN: usize = 11;
+
+/// Median of the last `MEDIAN_TIME_SPAN` timestamps (fewer near genesis), as SV Node's
+/// `CBlockIndex::GetMedianTimePast`: sorted, the element at index len / 2.
+fn median_time_past(times: &[u32]) -> i64 {
+    let mut last: Vec<u32> = times[times.len().saturating_sub(MEDIAN_TIME_SPAN)..].to_vec();
+    last.sort_unstable();
+    last.get(last.len() / 2).map_or(0, |t| i64::from(*t))
+}
+
+/// Keys a set's hash maps with random secrets, so nobody can grind txids into one bucket
+/// (the reason Core salts its `SaltedOutpointHasher`), while costing a fraction of SipHash: the
+/// key is already a uniform hash, so one keyed multiply per word spreads it fully. Fields are
+/// the per-set seed and multiplier.
+#[derive(Debug, Clone, Copy)]
+pub struct SaltedOutPointHasher {
+    seed: u64,
+    multiplier: u64,
+}
+
+impl SaltedOutPointHasher {
+    fn random() -> Self {
+        // An odd multiplier keeps the multiply a bijection of the low word.
+        SaltedOutPointHasher { seed: rand::random(), multiplier: rand::random::<u64>() | 1 }
+    }
+}
+
+impl BuildHasher for SaltedOutPointHasher {
+    type Hasher = OutPointHasher;
+    fn build_hasher(&self) -> OutPointHasher {
+        OutPointHasher { state: self.seed, multiplier: self.multiplier }
+    }
+}
+
+/// The hasher [`SaltedOutPointHasher`] builds: folds each 8-byte word in with a keyed 64×64→128
+/// multiply (the high and low halves xored), as foldhash does.
+#[derive(Debug, Clone, Copy)]
+pub struct OutPointHasher {
+    state: u64,
+    multiplier: u64,
+}
+
+impl OutPointHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        let product = u128::from(self.state ^ word) * u128::from(self.multiplier);
+        self.state = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for OutPointHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.mix(u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // hashbrown takes its control byte from the top bits: rotate so both ends are well mixed.
+        self.state.rotate_left(26)
+    }
+}
+
+type CoinMap<V> = HashMap<OutPoint, V, SaltedOutPointHasher>;
+
+/// Whether an output can never be spent, so it is not stored (SV Node `CScript::IsUnspendable`).
+pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
+    if genesis_enabled {
+        script.len() > 1 && script[0] == OP_FALSE && script[1] == OP_RETURN
+    } else {
+        script.first() == Some(&OP_RETURN) || script.len() > MAX_SCRIPT_SIZE_BEFORE_GENESIS
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    coins: CoinMap<Coin>,
+    median_time_past: i64,
+    /// Timestamp of every block of the chain the set reflects, by height (4 bytes a block, so
+    /// 4 MB for a million blocks): enough to keep the median time past exact across disconnects.
+    times: Vec<u32>,
+    stats: UtxoStats,
+}
+
+/// The UTXO set of the active chain. See the module documentation for its concurrency model.
+#[derive(Debug)]
+pub struct UtxoSet {
+    inner: RwLock<Inner>,
+    /// Held by the one writer from staging to commit, so the state it staged against cannot change.
+    writer: Mutex<()>,
+    genesis_height: u32,
+    hasher: SaltedOutPointHasher,
+}
+
+/// A block whose changes are collected but not yet written. Holds the writer lock; dropping it
+/// without [`StagedBlock::commit`] discards the block.
+pub struct StagedBlock<'a> {
+    set: &'a UtxoSet,
+    _writer: MutexGuard<'a, ()>,
+    /// Final value of every outpoint the block touches: `None` = removed.
+    overlay: CoinMap<Option<Coin>>,
+    undo: BlockUndo,
+    new_tip: (u32, BlockHash, u32),
+}
+
+impl StagedBlock<'_> {
+    /// The coins the block spends, in block order.
+    pub fn undo(&self) -> &BlockUndo {
+        &self.undo
+    }
+
+    /// Writes the block's changes under one short write lock and returns its undo data.
+    pub fn commit(self) -> BlockUndo {
+        self.set.write_overlay(self.overlay, self.new_tip);
+        self.undo
+    }
+}
+
+/// Reads through an overlay of pending changes to the locked base map.
+fn lookup<'o>(base: &'o CoinMap<Coin>, overlay: &'o CoinMap<Option<Coin>>, op: &OutPoint) -> Option<&'o Coin> {
+    match overlay.get(op) {
+        Some(pending) => pending.as_ref(),
+        None => base.get(op),
+    }
+}
+
+impl UtxoSet {
+    /// An empty set at the genesis block: its coinbase is unspendable and never added (as in SV Node).
+    pub fn new(params: &ChainParams) -> UtxoSet {
+        let hasher = SaltedOutPointHasher::random();
+        let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0, bogosize: 0 };
+        let inner = Inner {
+            coins: CoinMap::with_hasher(hasher),
+            median_time_past: i64::from(params.genesis_time),
+            times: vec![params.genesis_time],
+            stats,
+        };
+        UtxoSet {
+            inner: RwLock::new(inner),
+            writer: Mutex::new(()),
+            genesis_height: params.activations.genesis,
+            hasher,
+        }
+    }
+
+    // A panic while holding a lock cannot leave `Inner` half-written: commits only insert and
+    // remove after all checks, so a poisoned lock still guards consistent data.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn stats(&self) -> UtxoStats {
+        self.read().stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().coins.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of every coin, for tests and for writing a snapshot.
+    pub fn snapshot(&self) -> HashMap<OutPoint, Coin> {
+        self.read().coins.iter().map(|(outpoint, coin)| (*outpoint, coin.clone())).collect()
+    }
+
+    /// Applies a block without consensus checks: spends its inputs and adds its outputs.
+    pub fn apply_block(&self, block: &Block, height: u32) -> Result<BlockUndo, ConnectError> {
+        Ok(self.stage_block(block, height, |_, _| Ok::<(), ConnectError>(()))?.commit())
+    }
+
+    /// Stages `block` at `height` on top of the set. `check` is called for every transaction in
+    /// order with the coins its inputs spend (empty for a coinbase), before anything is written;
+    /// its first error aborts staging.
+    pub fn stage_block<E: From<ConnectError>>(
+        &self,
+        block: &Block,
+        height: u32,
+        mut check: impl FnMut(&Transaction, &[Coin]) -> Result<(), E>,
+    ) -> Result<StagedBlock<'_>, E> {
+        let writer = self.lock_writer();
+        let inner = self.read();
+        let best = inner.stats;
+        if height != best.height.wrapping_add(1) {
+            return Err(ConnectError::WrongHeight { best: best.height, got: height }.into());
+        }
+        if block.header.prev_block != best.best_block {
+            let (block, parent) = (block.hash(), block.header.prev_block);
+            return Err(ConnectError::NotOnTip { best: best.best_block, block, parent }.into());
+        }
+        let genesis_enabled = height >= self.genesis_height;
+        let may_overwrite = is_bip30_exception(height, &block.hash());
+        let n_outputs: usize = block.transactions.iter().map(|tx| tx.outputs.len() + tx.inputs.len()).sum();
+        let mut overlay = CoinMap::with_capacity_and_hasher(n_outputs, self.hasher);
+        let mut undo = BlockUndo::default();
+        let mut tx_coins = Vec::new();
+        for tx in &block.transactions {
+            let txid = tx.txid();
+            tx_coins.clear();
+            if !tx.is_coinbase() {
+                for (input, txin) in tx.inputs.iter().enumerate() {
+                    let outpoint = txin.prev_out;
+                    let coin = lookup(&inner.coins, &overlay, &outpoint)
+                        .cloned()
+                        .ok_or(ConnectError::MissingOrSpent { txid, input, outpoint })?;
+                    overlay.insert(outpoint, None);
+                    tx_coins.push(coin);
+                }
+            }
+            check(tx, &tx_coins)?;
+            undo.spent.append(&mut tx_coins);
+            for (vout, out) in tx.outputs.iter().enumerate() {
+                if is_unspendable(&out.script_pubkey, genesis_enabled) {
+                    continue;
+                }
+                let outpoint = OutPoint { txid, vout: vout as u32 };
+                if !may_overwrite && lookup(&inner.coins, &overlay, &outpoint).is_some() {
+                    return Err(ConnectError::OutputExists { outpoint }.into());
+                }
+                let coin = Coin {
+                    value: out.value,
+                    script_pubkey: Bytes::copy_from_slice(&out.script_pubkey),
+                    height,
+                    is_coinbase: tx.is_coinbase(),
+                };
+                overlay.insert(outpoint, Some(coin));
+            }
+        }
+        drop(inner);
+        Ok(StagedBlock {
+            set: self,
+            _writer: writer,
+            overlay,
+            undo,
+            new_tip: (height, block.hash(), block.header.time),
+        })
+    }
+
+    /// Disconnects `block`, the set's best block, restoring the coins in `undo`.
+    pub fn undo_block(&self, block: &Block, undo: &BlockUndo) -> Result<(), ConnectError> {
+        let _writer = self.lock_writer();
+        let inner = self.read();
+        let (height, best) = (inner.stats.height, inner.stats.best_block);
+        if height == 0 || block.hash() != best {
+            return Err(ConnectError::NotOnTip { best, block: block.hash(), parent: block.header.prev_block });
+        }
+        let expected: usize = block.transactions.iter().filter(|tx| !tx.is_coinbase()).map(|tx| tx.inputs.len()).sum();
+        if expected != undo.spent.len() {
+            return Err(ConnectError::UndoMismatch { expected, got: undo.spent.len() });
+        }
+        let genesis_enabled = height >= self.genesis_height;
+        let mut overlay = CoinMap::with_capacity_and_hasher(expected * 2, self.hasher);
+        let mut restore = undo.spent.iter().rev();
+        // In reverse, so a coin created and spent inside the block is restored before it is removed.
+        for tx in block.transactions.iter().rev() {
+            let txid = tx.txid();
+            for (vout, out) in tx.outputs.iter().enumerate() {
+                if is_unspendable(&out.script_pubkey, genesis_enabled) {
+                    continue;
+                }
+                let outpoint = OutPoint { txid, vout: vout as u32 };
+                if lookup(&inner.coins, &overlay, &outpoint).is_none() {
+                    return Err(ConnectError::UndoMissingOutput { outpoint });
+                }
+                overlay.insert(outpoint, None);
+            }
+            if tx.is_coinbase() {
+                continue;
+            }
+            for txin in tx.inputs.iter().rev() {
+                let coin = restore.next().expect("undo length was checked against the block's inputs");
+                overlay.insert(txin.prev_out, Some(coin.clone()));
+            }
+        }
+        drop(inner);
+        self.write_overlay(overlay, (height - 1, block.header.prev_block, block.header.time));
+        Ok(())
+    }
+
+    /// Writes `overlay` and moves the tip to `height` / `best_block`; `time` is the timestamp of
+    /// the block connected (pushed) or disconnected (popped).
+    fn write_overlay(&self, overlay: CoinMap<Option<Coin>>, (height, best_block, time): (u32, BlockHash, u32)) {
+        let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let inner = &mut *guard;
+        for (outpoint, value) in overlay {
+            match (inner.coins.entry(outpoint), value) {
+                (Entry::Occupied(mut e), Some(coin)) => {
+                    inner.stats.remove(e.get());
+                    inner.stats.add(&coin);
+                    e.insert(coin);
+                }
+                (Entry::Vacant(e), Some(coin)) => {
+                    inner.stats.add(&coin);
+                    e.insert(coin);
+                }
+                (Entry::Occupied(e), None) => inner.stats.remove(&e.remove()),
+                (Entry::Vacant(_), None) => {}
+            }
+        }
+        if height > inner.stats.height {
+            inner.times.push(time);
+        } else {
+            inner.times.pop();
+        }
+        inner.median_time_past = median_time_past(&inner.times);
+        inner.stats.height = height;
+        inner.stats.best_block = best_block;
+    }
+}
+
+impl CoinView for UtxoSet {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        self.read().coins.get(outpoint).cloned()
+    }
+
+    fn best_height(&self) -> u32 {
+        self.read().stats.height
+    }
+
+    fn median_time_past(&self) -> i64 {
+        self.read().median_time_past
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::params::REGTEST;
+    use crate::wire::{BlockHeader, Hash256, TxFields, TxIn, TxOut};
+
+    fn coinbase(tag: u8, value: i64) -> Transaction {
+        Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint::NULL,
+                script_sig: Bytes::from(vec![tag, tag]),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![TxOut { value, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        })
+    }
+
+    fn spend(prev: OutPoint, outputs: &[(i64, &'static [u8])]) -> Transaction {
+        Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn { prev_out: prev, script_sig: Bytes::new(), sequence: u32::MAX }],
+            outputs: outputs.iter().map(|(v, s)| TxOut { value: *v, script_pubkey: Bytes::from_static(s) }).collect(),
+            lock_time: 0,
+        })
+    }
+
+    fn block(prev_block: BlockHash, txs: Vec<Transaction>) -> Block {
+        let header = BlockHeader { version: 1, prev_block, merkle_root: Hash256::ZERO, time: 0, bits: 0, nonce: 0 };
+        Block::new(header, txs)
+    }
+
+    fn counts(set: &UtxoSet) -> (u64, i64) {
+        let stats = set.stats();
+        (stats.txouts, stats.total_amount)
+    }
+
+    #[test]
+    fn apply_spend_within_block_and_undo() {
+        let set = UtxoSet::new(&REGTEST);
+        assert_eq!(set.stats().best_block, REGTEST.genesis_hash());
+        let cb1 = coinbase(1, 50);
+        let b1 = block(REGTEST.genesis_hash(), vec![cb1.clone()]);
+        let u1 = set.apply_block(&b1, 1).unwrap();
+        assert!(u1.spent.is_empty());
+        assert_eq!(counts(&set), (1, 50));
+        let before = (set.snapshot(), set.stats());
+
+        let t1 = spend(OutPoint { txid: cb1.txid(), vout: 0 }, &[(30, &[0x51]), (10, &[0x6a, 1])]);
+        let t2 = spend(OutPoint { txid: t1.txid(), vout: 0 }, &[(25, &[0x52])]);
+        let b2 = block(b1.hash(), vec![coinbase(2, 60), t1.clone(), t2.clone()]);
+        let u2 = set.apply_block(&b2, 2).unwrap();
+        assert_eq!(u2.spent.len(), 2);
+        // OP_RETURN output skipped, t1:0 spent inside the block.
+        let bogosize = 2 * (BOGO_BYTES_PER_COIN + 1);
+        assert_eq!(set.stats(), UtxoStats { height: 2, best_block: b2.hash(), txouts: 2, total_amount: 85, bogosize });
+        assert_eq!(set.best_height(), 2);
+
+        assert!(matches!(set.undo_block(&b1, &u1), Err(ConnectError::NotOnTip { .. })));
+        set.undo_block(&b2, &u2).unwrap();
+        assert_eq!((set.snapshot(), set.stats()), before);
+        assert_eq!(set.best_height(), 1);
+    }
+
+    #[test]
+    fn failures_leave_the_set_unchanged() {
+        let set = UtxoSet::new(&REGTEST);
+        let cb1 = coinbase(1, 50);
+        let b1 = block(REGTEST.genesis_hash(), vec![cb1.clone()]);
+        set.apply_block(&b1, 1).unwrap();
+        let before = (set.snapshot(), set.stats());
+        let missing = OutPoint { txid: Hash256([7; 32]), vout: 0 };
+        let good_spend = spend(OutPoint { txid: cb1.txid(), vout: 0 }, &[(1, &[1])]);
+        let bad = block(b1.hash(), vec![coinbase(2, 1), good_spend, spend(missing, &[(1, &[1])])]);
+        assert!(matches!(set.apply_block(&bad, 2), Err(ConnectError::MissingOrSpent { input: 0, .. })));
+        assert_eq!((set.snapshot(), set.stats()), before);
+        let dup = block(b1.hash(), vec![coinbase(1, 50)]);
+        assert!(matches!(set.apply_block(&dup, 2), Err(ConnectError::OutputExists { .. })));
+        assert!(matches!(set.apply_block(&dup, 5), Err(ConnectError::WrongHeight { best: 1, got: 5 })));
+        let orphan = block(Hash256([1; 32]), vec![coinbase(3, 50)]);
+        assert!(matches!(set.apply_block(&orphan, 2), Err(ConnectError::NotOnTip { .. })));
+        assert_eq!((set.snapshot(), set.stats()), before);
+    }
+
+    #[test]
+    fn median_time_past_follows_connects_and_disconnects() {
+        assert_eq!(median_time_past(&[5]), 5);
+        assert_eq!(median_time_past(&[3, 1, 2]), 2);
+        assert_eq!(median_time_past(&(0..20).collect::<Vec<_>>()), 14);
+        let set = UtxoSet::new(&REGTEST);
+        assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time));
+        let mut prev = REGTEST.genesis_hash();
+        let mut chain = Vec::new();
+        for h in 1..=15u8 {
+            let mut b = block(prev, vec![coinbase(h, 1)]);
+            b.header.time = REGTEST.genesis_time + 1000 * u32::from(h);
+            let b = Block::new(b.header, b.transactions);
+            chain.push((set.apply_block(&b, u32::from(h)).unwrap(), b.clone()));
+            prev = b.hash();
+        }
+        // Times of heights 5..=15; the median is height 10's.
+        assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time + 10_000));
+        for (undo, b) in chain.iter().rev().take(5) {
+            set.undo_block(b, undo).unwrap();
+        }
+        assert_eq!(set.median_time_past(), i64::from(REGTEST.genesis_time + 5_000));
+    }
+
+    #[test]
+    fn outpoint_hashes_are_keyed_and_spread() {
+        let (a, b) = (SaltedOutPointHasher::random(), SaltedOutPointHasher::random());
+        let op = |n: u8, vout| OutPoint { txid: Hash256([n; 32]), vout };
+        assert_eq!(a.hash_one(op(1, 0)), a.hash_one(op(1, 0)));
+        assert_ne!(a.hash_one(op(1, 0)), a.hash_one(op(1, 1)));
+        assert_ne!(a.hash_one(op(1, 0)), b.hash_one(op(1, 0)), "keys differ between sets");
+        // Consecutive vouts of one transaction fill distinct buckets of a small table.
+        let buckets: std::collections::HashSet<u64> = (0..64).map(|v| a.hash_one(op(7, v)) & 1023).collect();
+        assert!(buckets.len() > 50, "{} distinct buckets of 64", buckets.len());
+    }
+
+    #[test]
+    fn only_the_two_mainnet_blocks_may_break_bip30() {
+        let hash = |s: &str| s.parse::<BlockHash>().unwrap();
+        assert!(is_bip30_exception(91_842, &hash(BIP30_EXCEPTIONS[0].1)));
+        assert!(is_bip30_exception(91_880, &hash(BIP30_EXCEPTIONS[1].1)));
+        assert!(!is_bip30_exception(91_843, &hash(BIP30_EXCEPTIONS[0].1)));
+        assert!(!is_bip30_exception(91_842, &REGTEST.genesis_hash()));
+    }
+
+    #[test]
+    fn unspendable_rule_depends_on_genesis() {
+        assert!(is_unspendable(&[0x6a], false));
+        assert!(!is_unspendable(&[0x6a], true));
+        assert!(is_unspendable(&[0x00, 0x6a], true));
+        assert!(!is_unspendable(&[0x00, 0x6a], false));
+        assert!(!is_unspendable(&[], true));
+    }
+
+    #[test]
+    fn undo_encoding_is_exact_and_round_trips() {
+        let undo = BlockUndo {
+            spent: vec![
+                Coin { value: 5, script_pubkey: Bytes::from_static(&[0xac]), height: 3, is_coinbase: true },
+                Coin { value: MAX_MONEY, script_pubkey: Bytes::new(), height: 0, is_coinbase: false },
+            ],
+        };
+        let bytes = undo.to_bytes();
+        assert_eq!(hex::encode(&bytes), "0207050000000000000001ac000040075af075070000");
+        assert_eq!(BlockUndo::from_slice(&bytes).unwrap(), undo);
+        for cut in 0..bytes.len() {
+            assert!(BlockUndo::from_slice(&bytes[..cut]).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[bytes.len() - 2] = 0xff; // value above MAX_MONEY
+        assert!(BlockUndo::from_slice(&bad).is_err());
+    }
+
+    fn coin_strategy() -> impl proptest::strategy::Strategy<Value = Coin> {
+        use proptest::prelude::*;
+        (0..=MAX_MONEY, proptest::collection::vec(any::<u8>(), 0..300), 0..=u32::MAX >> 1, any::<bool>()).prop_map(
+            |(value, script, height, is_coinbase)| Coin {
+                value,
+                script_pubkey: Bytes::from(script),
+                height,
+                is_coinbase,
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn undo_round_trips(spent in proptest::collection::vec(coin_strategy(), 0..20)) {
+            let undo = BlockUndo { spent };
+            let bytes = undo.to_bytes();
+            proptest::prop_assert_eq!(BlockUndo::from_slice(&bytes).unwrap(), undo);
+        }
+
+        #[test]
+        fn undo_decoding_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = BlockUndo::from_slice(&bytes);
+        }
+    }
+}
