@@ -96,7 +96,7 @@ impl<'a> TxContext<'a> {
         self
     }
 
-    fn heights(&self) -> ActivationHeights {
+    pub(crate) fn heights(&self) -> ActivationHeights {
         let a = &self.params.activations;
         let h = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
         ActivationHeights {
