@@ -179,3 +179,30 @@ fn policy_failures_where_standardness_is_required_are_never_punished() {
     let r = validate_transaction(&nonstd, &view, &relaxed).unwrap_err();
     assert!(r.reason.starts_with("mandatory-script-verify-flag-failed"), "{}", r.reason);
 }
+
+#[test]
+fn bip68_relative_lock_times_are_enforced_after_csv() {
+    use bsv_relay::validation::tx::sequence_locks_satisfied;
+    let view = chain_view(); // tip at 115, so the next block is 116 (CSV is active from 576: use the function)
+    let tx = mempool().into_iter().find(|t| t.inputs.iter().all(|i| view.coins.contains_key(&i.prev_out))).unwrap();
+    let coins: Vec<Coin> = tx.inputs.iter().map(|i| view.coins[&i.prev_out].clone()).collect();
+    let coin_height = coins.iter().map(|c| c.height).max().unwrap();
+    let with = |version: i32, sequence: u32| {
+        mutate(&tx, |f| {
+            f.version = version;
+            for i in f.inputs.iter_mut() {
+                i.sequence = sequence;
+            }
+        })
+    };
+    let next = coin_height + 3;
+    // Version 1 ignores sequence locks; the disable bit too.
+    assert!(sequence_locks_satisfied(&with(1, 10), &coins, next, &view));
+    assert!(sequence_locks_satisfied(&with(2, (1 << 31) | 10), &coins, next, &view));
+    // Height locks: a 3-block lock can be mined 3 blocks after the coin, not 2.
+    assert!(sequence_locks_satisfied(&with(2, 3), &coins, coin_height + 3, &view));
+    assert!(!sequence_locks_satisfied(&with(2, 3), &coins, coin_height + 2, &view));
+    // Time locks: one 512-second unit past the coin's median time is not yet reached at the same time.
+    assert!(!sequence_locks_satisfied(&with(2, (1 << 22) | 1), &coins, next, &view));
+    assert!(sequence_locks_satisfied(&with(2, 1 << 22), &coins, next, &view));
+}

@@ -525,6 +525,12 @@ impl CoinView for UtxoSet {
     fn median_time_past(&self) -> i64 {
         self.read().median_time_past
     }
+
+    fn median_time_past_at(&self, height: u32) -> Option<i64> {
+        let inner = self.read();
+        let end = usize::try_from(height).ok()?.checked_add(1)?;
+        (end <= inner.times.len()).then(|| median_time_past(&inner.times[..end]))
+    }
 }
 
 #[cfg(test)]

@@ -35,4 +35,8 @@ impl CoinView for MempoolView<'_> {
     fn median_time_past(&self) -> i64 {
         self.base.median_time_past()
     }
+
+    fn median_time_past_at(&self, height: u32) -> Option<i64> {
+        self.base.median_time_past_at(height)
+    }
 }

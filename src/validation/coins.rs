@@ -29,6 +29,12 @@ pub trait CoinView: Sync {
 
     /// Median time past of the best block (for lock-time finality, BIP113).
     fn median_time_past(&self) -> i64;
+
+    /// Median time past of the block at `height` on the best chain (for BIP68 time-based
+    /// relative locks); `None` when the view does not know it.
+    fn median_time_past_at(&self, _height: u32) -> Option<i64> {
+        None
+    }
 }
 
 /// A `CoinView` over a plain map, for tests and for layering.
@@ -50,5 +56,10 @@ impl CoinView for MapCoinView {
 
     fn median_time_past(&self) -> i64 {
         self.mtp
+    }
+
+    /// The map has one median time for the whole chain: the tip's.
+    fn median_time_past_at(&self, height: u32) -> Option<i64> {
+        (height <= self.height).then_some(self.mtp)
     }
 }

@@ -179,6 +179,10 @@ pub fn validate_transaction(
     }
     let fee = total_in - total_out;
 
+    if height >= ctx.params.activations.csv && !sequence_locks_satisfied(tx, &coins, height, view) {
+        return Err(TxReject::policy("non-BIP68-final", REJECT_NONSTANDARD));
+    }
+
     if height < ctx.params.activations.genesis {
         check_sigops(tx, &coins, height >= ctx.params.activations.p2sh)?;
     }
@@ -305,6 +309,40 @@ pub fn validate_batch(
         .into_iter()
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every index was taken by a thread"))
         .collect()
+}
+
+/// BIP68 relative lock times (SV Node's `CheckSequenceLocks` for the mempool): for a version 2+
+/// transaction, each input whose sequence does not have the disable bit waits that many blocks
+/// (or that many 512-second units, with the type bit) after the block that created its coin.
+pub fn sequence_locks_satisfied(
+    tx: &Transaction,
+    coins: &[super::coins::Coin],
+    height: u32,
+    view: &dyn CoinView,
+) -> bool {
+    const DISABLE: u32 = 1 << 31;
+    const TYPE_TIME: u32 = 1 << 22;
+    const MASK: u32 = 0x0000_ffff;
+    if tx.version < 2 {
+        return true;
+    }
+    let (mut min_height, mut min_time): (i64, i64) = (-1, -1);
+    for (input, coin) in tx.inputs.iter().zip(coins) {
+        if input.sequence & DISABLE != 0 {
+            continue;
+        }
+        let coin_height = i64::from(coin.height);
+        let value = i64::from(input.sequence & MASK);
+        if input.sequence & TYPE_TIME != 0 {
+            // The median time past of the block *before* the coin's block.
+            let at = coin.height.saturating_sub(1);
+            let Some(coin_time) = view.median_time_past_at(at) else { return false };
+            min_time = min_time.max(coin_time + (value << 9) - 1);
+        } else {
+            min_height = min_height.max(coin_height + value - 1);
+        }
+    }
+    i64::from(height) > min_height && view.median_time_past() > min_time
 }
 
 /// `IsFinalTx`: lock time 0, or below the next height / the median time past, or every input's
