@@ -18,6 +18,8 @@
 //! banned and disconnected, unless it is exempt (whitelisted or `-addnode`).
 
 use super::misbehavior::{BanScore, Misbehavior};
+// A `feefilter` rate must be within MAX_MONEY (SV Node's MoneyRange check).
+use crate::validation::check_tx::MAX_MONEY;
 use crate::wire::message::{Limits, Message, LEGACY_MAX_PAYLOAD, MAX_ADDR, MAX_HEADERS};
 use crate::wire::msg::{reject_code, Protoconf, Reject, Version};
 use crate::wire::{inv_type, DecodeError, NetAddress};
@@ -37,8 +39,6 @@ const BIP0031_VERSION: i32 = 60000;
 /// (SV Node's `-invalidcsfreq` default, src/validation.h:194-195).
 const BAD_CHECKSUM_FLOOD: u32 = 100;
 const BAD_CHECKSUM_INTERVAL: Duration = Duration::from_millis(500);
-/// Largest fee rate a `feefilter` may carry: 21 million coins in satoshis (MoneyRange).
-const MAX_MONEY: i64 = 21_000_000 * 100_000_000;
 
 /// Substrings of a user agent that make SV Node ban a peer on sight (`-banclientua` default).
 pub const BANNED_USER_AGENT_PARTS: [&str; 3] = ["abc", "cash", "bch"];

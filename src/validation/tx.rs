@@ -21,8 +21,7 @@ use crate::script::{
 };
 use crate::wire::Transaction;
 
-/// 21 million coins in satoshis (`MAX_MONEY`).
-pub const MAX_MONEY: i64 = 21_000_000 * 100_000_000;
+pub use super::check_tx::MAX_MONEY;
 /// Lock times below this are block heights, above it Unix times (`LOCKTIME_THRESHOLD`).
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 
