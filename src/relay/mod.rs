@@ -6,6 +6,7 @@
 //! transaction relay and the mempool join it next.
 
 mod addr;
+pub mod blocks;
 pub mod sync;
 
 use crate::chain::HeaderTree;
