@@ -79,6 +79,8 @@ pub enum PeerEvent {
         direction: Direction,
         /// The services the peer advertised in its version.
         services: u64,
+        /// The height of the chain the peer had at the handshake (its version's start height).
+        start_height: i32,
         sender: PeerSender,
     },
     Message {
@@ -472,6 +474,7 @@ impl Connection {
                 local: self.local,
                 direction: self.direction,
                 services: v.services,
+                start_height: v.start_height,
                 sender: self.sender.clone(),
             };
             let _ = self.shared.events.send(event).await;

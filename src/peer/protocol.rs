@@ -474,6 +474,8 @@ impl PeerProtocol {
                     self.offend(Misbehavior::DuplicateSendHeaders, out);
                 }
                 self.sendheaders = true;
+                // The relay announces blocks to this peer by `headers` from now on.
+                out.push(Output::Deliver(Message::SendHeaders));
             }
             Message::FeeFilter(rate) => {
                 if (0..=MAX_MONEY).contains(&rate) {

@@ -57,7 +57,7 @@ pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut s
             _ = shutdown.wait() => return,
         };
         match event {
-            PeerEvent::Connected { id, addr, local, direction, services, sender } => {
+            PeerEvent::Connected { id, addr, local, direction, services, sender, .. } => {
                 let now = unix_now();
                 if direction == crate::peer::Direction::Outbound {
                     book.connected(addr, services, now);
