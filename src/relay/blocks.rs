@@ -170,6 +170,22 @@ impl BlockDownload {
     }
 }
 
+/// Most new blocks announced by `headers` at once (SV Node's `MAX_BLOCKS_TO_ANNOUNCE`,
+/// src/validation.h:206); more than that, and peers get an `inv` of the newest and sync the rest.
+pub const MAX_BLOCKS_TO_ANNOUNCE: usize = 8;
+
+/// How we tell a peer about blocks newly connected to our active chain (ascending height), as SV
+/// Node does: `headers` to a peer that sent `sendheaders`, when there are few enough; an `inv` of
+/// the newest block otherwise.
+pub fn announcement(new_blocks: &[crate::wire::BlockHeader], prefers_headers: bool) -> Option<Message> {
+    let newest = new_blocks.last()?;
+    if prefers_headers && new_blocks.len() <= MAX_BLOCKS_TO_ANNOUNCE {
+        Some(Message::Headers(new_blocks.to_vec()))
+    } else {
+        Some(Message::Inv(vec![InvItem::block(newest.hash())]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +203,23 @@ mod tests {
                 _ => 0,
             })
             .sum()
+    }
+
+    #[test]
+    fn announcements_are_headers_for_peers_that_asked_and_few_blocks() {
+        let params = crate::chain::Network::Regtest.params();
+        let genesis = params.genesis_block().header;
+        let mut headers = Vec::new();
+        let mut prev = genesis;
+        for i in 0..9u32 {
+            prev = crate::wire::BlockHeader { prev_block: prev.hash(), nonce: i, ..prev };
+            headers.push(prev);
+        }
+        assert_eq!(announcement(&headers[..8], true), Some(Message::Headers(headers[..8].to_vec())));
+        let newest_inv = |h: &crate::wire::BlockHeader| Some(Message::Inv(vec![InvItem::block(h.hash())]));
+        assert_eq!(announcement(&headers, true), newest_inv(&headers[8]), "more than 8: inv of the newest");
+        assert_eq!(announcement(&headers[..1], false), newest_inv(&headers[0]));
+        assert_eq!(announcement(&[], true), None);
     }
 
     #[test]
