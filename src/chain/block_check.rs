@@ -211,6 +211,29 @@ pub fn connect_block(
     max_block_size: u64,
     verifier: &dyn InputVerifier,
 ) -> Result<BlockUndo, BlockError> {
+    Ok(check_and_stage(utxo, block, height, params, max_block_size, verifier)?.commit())
+}
+
+/// [`connect_block`], also returning the UTXO changes it made, for the on-disk copy of the set.
+pub fn connect_block_with_changes(
+    utxo: &UtxoSet,
+    block: &Block,
+    height: u32,
+    params: &ChainParams,
+    max_block_size: u64,
+    verifier: &dyn InputVerifier,
+) -> Result<(BlockUndo, crate::chain::utxo::UtxoChanges), BlockError> {
+    Ok(check_and_stage(utxo, block, height, params, max_block_size, verifier)?.commit_with_changes())
+}
+
+fn check_and_stage<'u>(
+    utxo: &'u UtxoSet,
+    block: &Block,
+    height: u32,
+    params: &ChainParams,
+    max_block_size: u64,
+    verifier: &dyn InputVerifier,
+) -> Result<crate::chain::utxo::StagedBlock<'u>, BlockError> {
     check_block(block, height, params, max_block_size)?;
     // The set's tip is the parent: staging below refuses the block otherwise.
     check_finality(block, height, params, crate::validation::CoinView::median_time_past(utxo))?;
@@ -248,7 +271,7 @@ pub fn connect_block(
     }
     // Scripts last, as SV Node waits for its check queue only after the coinbase amount.
     verify_inputs(block, &staged.undo().spent, height, verifier)?;
-    Ok(staged.commit())
+    Ok(staged)
 }
 
 /// Runs `verifier` once on every non-coinbase input (`coins` in block order, as in the undo

@@ -20,6 +20,8 @@ pub mod headers;
 pub mod params;
 pub mod pow;
 pub mod presync;
+pub mod state;
+pub mod store;
 pub mod uint256;
 pub mod utxo;
 

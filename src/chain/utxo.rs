@@ -262,6 +262,10 @@ impl Hasher for OutPointHasher {
 
 type CoinMap<V> = HashMap<OutPoint, V, SaltedOutPointHasher>;
 
+/// The final value of every outpoint a block connection or disconnection touched (`None` = no
+/// longer unspent): what a persistent copy of the set must apply to stay equal to it.
+pub type UtxoChanges = Vec<(OutPoint, Option<Coin>)>;
+
 /// Whether an output can never be spent, so it is not stored (SV Node `CScript::IsUnspendable`).
 pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
     if genesis_enabled {
@@ -310,8 +314,15 @@ impl StagedBlock<'_> {
 
     /// Writes the block's changes under one short write lock and returns its undo data.
     pub fn commit(self) -> BlockUndo {
-        self.set.write_overlay(self.overlay, self.new_tip);
+        self.set.write_overlay(self.overlay, self.new_tip, false);
         self.undo
+    }
+
+    /// Like [`StagedBlock::commit`], and also returns the final value of every outpoint the block
+    /// touched (`None` = spent), for writing the same change to disk.
+    pub fn commit_with_changes(self) -> (BlockUndo, UtxoChanges) {
+        let changes = self.set.write_overlay(self.overlay, self.new_tip, true);
+        (self.undo, changes)
     }
 }
 
@@ -443,6 +454,11 @@ impl UtxoSet {
 
     /// Disconnects `block`, the set's best block, restoring the coins in `undo`.
     pub fn undo_block(&self, block: &Block, undo: &BlockUndo) -> Result<(), ConnectError> {
+        self.undo_block_with_changes(block, undo).map(drop)
+    }
+
+    /// Like [`UtxoSet::undo_block`], returning the final value of every outpoint touched.
+    pub fn undo_block_with_changes(&self, block: &Block, undo: &BlockUndo) -> Result<UtxoChanges, ConnectError> {
         let _writer = self.lock_writer();
         let inner = self.read();
         let (height, best) = (inner.stats.height, inner.stats.best_block);
@@ -478,16 +494,51 @@ impl UtxoSet {
             }
         }
         drop(inner);
-        self.write_overlay(overlay, (height - 1, block.header.prev_block, block.header.time));
-        Ok(())
+        Ok(self.write_overlay(overlay, (height - 1, block.header.prev_block, block.header.time), true))
+    }
+
+    /// A set restored from disk: `coins` as stored, `tip` its best block, `times` the timestamp of
+    /// every block of the active chain by height (genesis first), for the median time past.
+    pub fn restore(
+        params: &ChainParams,
+        coins: impl IntoIterator<Item = (OutPoint, Coin)>,
+        tip: (u32, BlockHash),
+        times: Vec<u32>,
+    ) -> UtxoSet {
+        let set = UtxoSet::new(params);
+        {
+            let mut inner = set.inner.write().unwrap_or_else(PoisonError::into_inner);
+            let inner = &mut *inner;
+            for (outpoint, coin) in coins {
+                inner.stats.add(&coin);
+                if let Some(old) = inner.coins.insert(outpoint, coin) {
+                    inner.stats.remove(&old);
+                }
+            }
+            inner.stats.height = tip.0;
+            inner.stats.best_block = tip.1;
+            inner.median_time_past = median_time_past(&times);
+            inner.times = times;
+        }
+        set
     }
 
     /// Writes `overlay` and moves the tip to `height` / `best_block`; `time` is the timestamp of
     /// the block connected (pushed) or disconnected (popped).
-    fn write_overlay(&self, overlay: CoinMap<Option<Coin>>, (height, best_block, time): (u32, BlockHash, u32)) {
+    /// With `keep`, returns the changes written.
+    fn write_overlay(
+        &self,
+        overlay: CoinMap<Option<Coin>>,
+        (height, best_block, time): (u32, BlockHash, u32),
+        keep: bool,
+    ) -> UtxoChanges {
+        let mut changes = if keep { Vec::with_capacity(overlay.len()) } else { Vec::new() };
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *guard;
         for (outpoint, value) in overlay {
+            if keep {
+                changes.push((outpoint, value.clone()));
+            }
             match (inner.coins.entry(outpoint), value) {
                 (Entry::Occupied(mut e), Some(coin)) => {
                     inner.stats.remove(e.get());
@@ -510,6 +561,7 @@ impl UtxoSet {
         inner.median_time_past = median_time_past(&inner.times);
         inner.stats.height = height;
         inner.stats.best_block = best_block;
+        changes
     }
 }
 
