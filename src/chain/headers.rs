@@ -775,6 +775,67 @@ impl HeaderTree {
         }))
     }
 
+    /// Clears the invalid marks of the block at `hash`, its descendants and its ancestors (SV Node's
+    /// `reconsiderblock`), and moves the best tip to the valid entry with the most work. `None` if
+    /// the hash is unknown; otherwise the change of best tip, if any.
+    pub fn reconsider(&mut self, hash: &BlockHash) -> Option<Option<TipChange>> {
+        let index = self.index_of(hash)?;
+        let mut i = index;
+        loop {
+            self.entries[i].status = HeaderStatus::Valid;
+            match self.entries[i].parent() {
+                Some(p) => i = p,
+                None => break,
+            }
+        }
+        // Descendants: children come after parents, so one forward pass sees each parent first.
+        let mut cleared = vec![false; self.entries.len()];
+        cleared[index] = true;
+        for i in index + 1..self.entries.len() {
+            let parent = self.entries[i].parent as usize;
+            if cleared[parent] && self.entries[i].status == HeaderStatus::InvalidAncestor {
+                self.entries[i].status = HeaderStatus::Valid;
+                cleared[i] = true;
+            }
+        }
+        Some(self.recompute_best())
+    }
+
+    /// Moves the best chain to the valid entry with the most work (first stored wins ties).
+    fn recompute_best(&mut self) -> Option<TipChange> {
+        let old_best = self.best_index();
+        let mut best = 0;
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.status.is_valid() && e.chain_work > self.entries[best].chain_work {
+                best = i;
+            }
+        }
+        if best == old_best {
+            return None;
+        }
+        let fork = self.fork_point(old_best, best);
+        self.best_chain.truncate(self.entries[fork].height as usize + 1);
+        let mut branch = Vec::new();
+        let mut i = best;
+        while i != fork {
+            branch.push(i as u32);
+            i = self.entries[i].parent as usize;
+        }
+        self.best_chain.extend(branch.iter().rev());
+        Some(TipChange { fork: self.block_ref(fork), old_tip: self.block_ref(old_best), new_tip: self.block_ref(best) })
+    }
+
+    /// Re-adds a header loaded from our own block store at start-up: every rule is checked except
+    /// the minimum chain work and the future-time limit (it was accepted before; the clock may have
+    /// been wrong then, or the work limit set since).
+    pub fn accept_stored_header(
+        &mut self,
+        header: &BlockHeader,
+        hash: BlockHash,
+    ) -> Result<AcceptedHeader, HeaderError> {
+        self.accept_one(header, hash, u32::MAX - MAX_FUTURE_BLOCK_TIME, false)
+    }
+
     /// A block locator for our best tip (what we send in `getheaders`).
     pub fn locator(&self) -> Vec<BlockHash> {
         self.locator_from(self.best_index())

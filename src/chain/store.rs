@@ -192,8 +192,7 @@ impl BlockStore {
                     Some(v) => IndexEntry::decode(v.value())?,
                     None => continue,
                 };
-                let status =
-                    if invalid { entry.status | STATUS_INVALID } else { entry.status & !STATUS_INVALID };
+                let status = if invalid { entry.status | STATUS_INVALID } else { entry.status & !STATUS_INVALID };
                 index.insert(&hash.0, &IndexEntry { status, ..entry }.encode()[..])?;
             }
         }
@@ -317,7 +316,12 @@ mod tests {
     fn coins_round_trip_through_their_encoding() {
         for coin in [
             Coin { value: 0, script_pubkey: Bytes::new(), height: 0, is_coinbase: false },
-            Coin { value: 5_000_000_000, script_pubkey: Bytes::from_static(&[0x76, 0xa9]), height: 300, is_coinbase: true },
+            Coin {
+                value: 5_000_000_000,
+                script_pubkey: Bytes::from_static(&[0x76, 0xa9]),
+                height: 300,
+                is_coinbase: true,
+            },
             Coin { value: 1, script_pubkey: Bytes::from(vec![7u8; 300]), height: 1 << 30, is_coinbase: false },
         ] {
             assert_eq!(decode_coin(&encode_coin(&coin)).expect("decodes"), coin);

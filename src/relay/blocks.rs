@@ -164,7 +164,8 @@ impl BlockDownload {
             self.requests.insert(*hash, Request { peer, deadline });
             batches.entry(peer).or_default().push(InvItem::block(*hash));
         }
-        let mut out: Vec<(PeerId, Message)> = batches.into_iter().map(|(p, items)| (p, Message::GetData(items))).collect();
+        let mut out: Vec<(PeerId, Message)> =
+            batches.into_iter().map(|(p, items)| (p, Message::GetData(items))).collect();
         out.sort_by_key(|(p, _)| *p);
         out
     }

@@ -9,7 +9,6 @@ mod addr;
 pub mod blocks;
 pub mod sync;
 
-use crate::chain::HeaderTree;
 use crate::peer::addrbook::AddrBook;
 use crate::peer::connection::{unix_now, PeerEvent, PeerSender};
 use crate::peer::{PeerId, PeerRegistry};
@@ -17,7 +16,6 @@ use crate::shutdown::Shutdown;
 use crate::wire::{inv_type, InvItem, Message};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::RwLock;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -32,8 +30,7 @@ struct Peer {
     useful: u64,
 }
 
-/// The header tree, written by the relay and read by RPC.
-pub type SharedHeaders = Arc<RwLock<HeaderTree>>;
+pub use crate::chain::SharedHeaders;
 
 /// What the relay task needs from the rest of the node.
 pub struct RelayContext {
