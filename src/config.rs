@@ -91,6 +91,13 @@ pub const DEFAULT_P2P_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_P2P_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// SV Node (post-Genesis) has no block size limit by default: `INT64_MAX`.
 pub const DEFAULT_EXCESSIVE_BLOCK_SIZE: u64 = i64::MAX as u64;
+/// SV Node's `-mempoolexpiry` default: two weeks, in hours.
+pub const DEFAULT_MEMPOOL_EXPIRY_HOURS: u64 = 336;
+
+/// Our `-txnpropagationfreq` default. SV Node waits 250 ms plus a 150 ms trickle; a relay whose job
+/// is latency sends every 50 ms, which still batches thousands of transactions per `inv` under load.
+pub const DEFAULT_TXN_PROPAGATION_FREQ: Duration = Duration::from_millis(50);
+
 /// SV Node's `DEFAULT_MAX_MEMPOOL_SIZE`, in megabytes (the unit of `-maxmempool`).
 pub const DEFAULT_MAX_MEMPOOL_MB: u64 = 1000;
 /// SV Node's `DEFAULT_HTTP_WORKQUEUE`: RPC requests served at once before answering "work queue full".
@@ -124,6 +131,9 @@ const KNOWN: &[&str] = &[
     "excessiveblocksize",
     "maxsendbuffer",
     "maxmempool",
+    "mempoolexpiry",
+    "txnpropagationfreq",
+    "minimumchainwork",
     "server",
     "rpcport",
     "rpcbind",
@@ -289,6 +299,12 @@ pub struct Config {
     pub maxsendbuffer_bytes: u64,
     /// `-maxmempool` converted to bytes.
     pub maxmempool_bytes: u64,
+    /// `-mempoolexpiry` (hours) as a duration.
+    pub mempoolexpiry: Duration,
+    /// `-txnpropagationfreq`: how often queued transaction announcements are sent.
+    pub txnpropagationfreq: Duration,
+    /// `-minimumchainwork` (hex); `None` keeps the network's default.
+    pub minimumchainwork: Option<crate::chain::U256>,
     pub server: bool,
     pub rpcport: u16,
     pub rpcbind: Vec<SocketAddr>,
@@ -459,6 +475,25 @@ impl Config {
         let maxmempool_bytes = maxmempool_mb
             .checked_mul(1_000_000)
             .ok_or_else(|| invalid("maxmempool", raw.last("maxmempool").unwrap_or(""), "too large"))?;
+        let minimumchainwork = match raw.last("minimumchainwork") {
+            None | Some("") => None,
+            Some(v) => {
+                let digits = v.trim_start_matches("0x");
+                let padded = format!("{digits:0>64}");
+                Some(
+                    crate::chain::U256::from_be_hex(&padded)
+                        .filter(|_| digits.len() <= 64)
+                        .ok_or_else(|| invalid("minimumchainwork", v, "expected up to 64 hex digits"))?,
+                )
+            }
+        };
+        let txnpropagationfreq = match raw.last("txnpropagationfreq") {
+            None => DEFAULT_TXN_PROPAGATION_FREQ,
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => return Err(invalid("txnpropagationfreq", v, "expected a positive number of milliseconds")),
+            },
+        };
         let rpcworkqueue = match raw.last("rpcworkqueue") {
             None => DEFAULT_RPC_WORK_QUEUE,
             Some(v) => match v.parse::<usize>() {
@@ -503,6 +538,11 @@ impl Config {
             excessiveblocksize: u64_opt("excessiveblocksize", DEFAULT_EXCESSIVE_BLOCK_SIZE)?,
             maxsendbuffer_bytes: u64_opt("maxsendbuffer", DEFAULT_MAX_SEND_BUFFER_KB)?.saturating_mul(1000),
             maxmempool_bytes,
+            mempoolexpiry: Duration::from_secs(
+                u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
+            ),
+            txnpropagationfreq,
+            minimumchainwork,
             server: bool_opt("server", true)?,
             rpcport,
             rpcbind,

@@ -26,6 +26,9 @@ fn usage() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("txgen") {
+        return ExitCode::from(u8::try_from(bsv_relay::txgen::run(&args[1..])).unwrap_or(1));
+    }
     if args.iter().any(|a| matches!(a.as_str(), "-version" | "--version")) {
         println!("bsv-relay version {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;

@@ -31,6 +31,58 @@ pub const PREFIX: &str = "bsv_relay";
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Validation buckets from operators-and-robustness.md §2.3: a power-of-two ladder, 16 µs to 1 s.
+pub const VALIDATION_BUCKETS: &[f64] = &[
+    0.000016, 0.000032, 0.000064, 0.000128, 0.000256, 0.000512, 0.001024, 0.002048, 0.004096, 0.008192, 0.016384,
+    0.032768, 0.065536, 0.131072, 0.262144, 0.524288, 1.048576,
+];
+
+/// The closed set of `tx_rejected_total` reasons (operators-and-robustness.md §2.3).
+pub const TX_REJECT_LABELS: [&str; 13] = [
+    "duplicate_inputs",
+    "bad_value",
+    "empty",
+    "oversize",
+    "missing_inputs",
+    "already_known",
+    "conflict",
+    "fee",
+    "nonstandard",
+    "nonfinal",
+    "script",
+    "invalid",
+    "other",
+];
+
+/// Maps an SV Node reject reason to its `tx_rejected_total` label.
+pub fn tx_reject_label(reason: &str) -> &'static str {
+    match reason {
+        "bad-txns-inputs-duplicate" => "duplicate_inputs",
+        r if r.starts_with("bad-txns-vout-")
+            || r.starts_with("bad-txns-txouttotal")
+            || r.starts_with("bad-txns-inputvalues")
+            || r.starts_with("bad-txns-fee")
+            || r.starts_with("bad-txns-in-belowout") =>
+        {
+            "bad_value"
+        }
+        "bad-txns-vin-empty" | "bad-txns-vout-empty" => "empty",
+        "bad-txns-oversize" | "tx-size" => "oversize",
+        "missing-inputs" => "missing_inputs",
+        "txn-already-known" | "txn-already-in-mempool" => "already_known",
+        "txn-mempool-conflict" | "txn-double-spend-detected" => "conflict",
+        r if r.contains("fee") || r.contains("mempool full") || r.contains("priority") => "fee",
+        "scriptpubkey" | "dust" | "bad-txns-nonstandard-inputs" => "nonstandard",
+        r if r.contains("nonstandard") || r.starts_with("scriptsig-") || r == "version" || r == "multi-op-return" => {
+            "nonstandard"
+        }
+        "bad-txns-nonfinal" | "non-BIP68-final" => "nonfinal",
+        r if r.contains("script-verify-flag") => "script",
+        r if r.starts_with("bad-") => "invalid",
+        _ => "other",
+    }
+}
+
 /// Scrapes served at once; Prometheus scrapes one at a time, a few more cover humans with curl.
 const MAX_SCRAPE_CONNECTIONS: usize = 8;
 
@@ -158,6 +210,28 @@ pub struct Metrics {
     pub chain_header_height: IntGauge,
     /// Headers received, by result (`accepted`, `invalid`, `unconnecting`).
     pub chain_headers_received: IntCounterVec,
+    /// Height of the active (fully validated) chain.
+    pub chain_block_height: IntGauge,
+    /// Timestamp of the best header, for staleness alerts.
+    pub chain_best_header_time: IntGauge,
+    /// Timestamp of the active tip block.
+    pub chain_best_block_time: IntGauge,
+    pub chain_block_validation_seconds: Histogram,
+    pub chain_tips: IntGauge,
+    /// Blocks received from peers, by result (`connected`, `stored`, `duplicate`, `invalid`).
+    pub blocks_received: IntCounterVec,
+    pub mempool_transactions: IntGauge,
+    pub mempool_size_bytes: IntGauge,
+    pub mempool_usage_bytes: IntGauge,
+    pub mempool_max_bytes: IntGauge,
+    pub tx_accepted: IntCounterVec,
+    pub tx_rejected: IntCounterVec,
+    pub mempool_removed: IntCounterVec,
+    pub orphan_transactions: IntGauge,
+    pub orphan_size_bytes: IntGauge,
+    pub tx_validation_duration: HistogramVec,
+    pub tx_relay_latency: HistogramVec,
+    pub tx_announcements_pending: IntGauge,
     pub rpc_requests: IntCounterVec,
     pub rpc_request_duration: HistogramVec,
     pub rpc_active_requests: IntGauge,
@@ -241,6 +315,59 @@ impl Metrics {
         for r in ["accepted", "invalid", "unconnecting"] {
             chain_headers_received.with_label_values(&[r]);
         }
+        let chain_block_height =
+            reg!(IntGauge::new(name("blocks_height"), "Height of the active, fully validated chain.")?);
+        let chain_best_header_time =
+            reg!(IntGauge::new(name("best_header_timestamp_seconds"), "Timestamp of the best header.")?);
+        let chain_best_block_time =
+            reg!(IntGauge::new(name("best_block_timestamp_seconds"), "Timestamp of the active tip block.")?);
+        let chain_block_validation_seconds = reg!(Histogram::with_opts(
+            HistogramOpts::new(name("block_validation_duration_seconds"), "Time to validate and connect a block.")
+                .buckets(VALIDATION_BUCKETS.to_vec())
+        )?);
+        let chain_tips = reg!(IntGauge::new(name("chain_tips"), "Tips of the block tree (getchaintips).")?);
+        let blocks_received =
+            reg!(counter_vec("blocks_received_total", "Blocks received from peers, by result.", &["result"])?);
+        for r in ["connected", "stored", "duplicate", "invalid"] {
+            blocks_received.with_label_values(&[r]);
+        }
+        let mempool_transactions = reg!(IntGauge::new(name("mempool_transactions"), "Transactions in the mempool.")?);
+        let mempool_size_bytes =
+            reg!(IntGauge::new(name("mempool_size_bytes"), "Serialized size of the mempool's transactions.")?);
+        let mempool_usage_bytes =
+            reg!(IntGauge::new(name("mempool_usage_bytes"), "Estimated memory used by the mempool.")?);
+        let mempool_max_bytes = reg!(IntGauge::new(name("mempool_max_bytes"), "The mempool size limit (maxmempool).")?);
+        let tx_accepted =
+            reg!(counter_vec("tx_accepted_total", "Transactions accepted to the mempool, by source.", &["source"])?);
+        for r in ["p2p", "rpc"] {
+            tx_accepted.with_label_values(&[r]);
+        }
+        let tx_rejected = reg!(counter_vec("tx_rejected_total", "Transactions rejected, by reason.", &["reason"])?);
+        for r in TX_REJECT_LABELS {
+            tx_rejected.with_label_values(&[r]);
+        }
+        let mempool_removed =
+            reg!(counter_vec("mempool_removed_total", "Transactions removed from the mempool.", &["reason"])?);
+        for r in ["expiry", "size_limit", "conflict", "block", "reorg"] {
+            mempool_removed.with_label_values(&[r]);
+        }
+        let orphan_transactions = reg!(IntGauge::new(name("orphan_transactions"), "Transactions in the orphan pool.")?);
+        let orphan_size_bytes = reg!(IntGauge::new(name("orphan_size_bytes"), "Bytes in the orphan pool.")?);
+        let tx_validation_duration = reg!(HistogramVec::new(
+            HistogramOpts::new(name("tx_validation_duration_seconds"), "Time to validate one transaction.")
+                .buckets(VALIDATION_BUCKETS.to_vec()),
+            &["result"]
+        )?);
+        let tx_relay_latency = reg!(HistogramVec::new(
+            HistogramOpts::new(name("tx_relay_latency_seconds"), "Transaction relay latency by stage.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["stage"]
+        )?);
+        for r in ["first_seen_to_accept", "accept_to_announce"] {
+            tx_relay_latency.with_label_values(&[r]);
+        }
+        let tx_announcements_pending =
+            reg!(IntGauge::new(name("tx_announcements_pending"), "Transaction announcements waiting to be sent.")?);
         let rpc_requests =
             reg!(counter_vec("rpc_requests_total", "RPC calls by method and result.", &["method", "result"])?);
         let rpc_request_duration = reg!(HistogramVec::new(
@@ -321,6 +448,24 @@ impl Metrics {
             addrbook_entries,
             chain_header_height,
             chain_headers_received,
+            chain_block_height,
+            chain_best_header_time,
+            chain_best_block_time,
+            chain_block_validation_seconds,
+            chain_tips,
+            blocks_received,
+            mempool_transactions,
+            mempool_size_bytes,
+            mempool_usage_bytes,
+            mempool_max_bytes,
+            tx_accepted,
+            tx_rejected,
+            mempool_removed,
+            orphan_transactions,
+            orphan_size_bytes,
+            tx_validation_duration,
+            tx_relay_latency,
+            tx_announcements_pending,
             rpc_requests,
             rpc_request_duration,
             rpc_active_requests,

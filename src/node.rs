@@ -54,6 +54,8 @@ pub enum NodeError {
     P2p(#[from] crate::peer::manager::ManagerError),
     #[error(transparent)]
     AddrBook(#[from] crate::peer::addrbook::AddrBookError),
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -119,9 +121,46 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
 
-    let chain = config.network.params();
-    let headers = Arc::new(std::sync::RwLock::new(crate::chain::HeaderTree::new(chain.clone())));
-    let (p2p, addrbook) = start_p2p(&config, chain, &peers, &bans, &metrics, &headers, &shutdown)?;
+    let params = config.network.params();
+    let chain_opts = crate::chain::ChainOptions {
+        max_block_size: config.excessiveblocksize,
+        minimum_chain_work: config.minimumchainwork,
+    };
+    let chain = Arc::new(crate::chain::ChainState::open(&netdir, params, chain_opts)?);
+    let sig_cache = Arc::new(crate::script::SigCache::new(SIG_CACHE_ENTRIES));
+    let mempool = Arc::new(crate::mempool::Mempool::new(crate::mempool::MempoolConfig {
+        max_bytes: usize::try_from(config.maxmempool_bytes).unwrap_or(usize::MAX),
+        expiry_secs: config.mempoolexpiry.as_secs(),
+        ..crate::mempool::MempoolConfig::default()
+    }));
+    let (outcome_tx, outcome_rx) = tokio::sync::mpsc::channel(crate::mempool::accept::OUTCOME_QUEUE);
+    let txs = crate::mempool::accept::TxPipeline::start(
+        chain.clone(),
+        mempool.clone(),
+        sig_cache.clone(),
+        outcome_tx,
+        metrics.clone(),
+        0,
+    );
+    let (chain_tx, chain_rx) = tokio::sync::mpsc::channel(CHAIN_EVENT_QUEUE);
+    let blocks = crate::relay::block_processor::BlockProcessor::start(
+        chain.clone(),
+        sig_cache.clone(),
+        Some(txs.clone() as Arc<dyn crate::relay::block_processor::MempoolSync>),
+        chain_tx,
+        metrics.clone(),
+    );
+    // Blocks stored but not connected when the node last stopped.
+    let _ = blocks.activate().await;
+    let headers = chain.headers().clone();
+    let p2p_parts = P2pParts {
+        chain: chain.clone(),
+        blocks: blocks.clone(),
+        chain_events: chain_rx,
+        txs: txs.clone(),
+        tx_outcomes: outcome_rx,
+    };
+    let (p2p, addrbook) = start_p2p(&config, params, &peers, &bans, &metrics, p2p_parts, &shutdown)?;
     for addr in &p2p {
         info!(%addr, "P2P listener");
     }
@@ -146,6 +185,10 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             bans: bans.clone(),
             metrics: metrics.clone(),
             headers: headers.clone(),
+            chain: chain.clone(),
+            mempool: mempool.clone(),
+            txs: txs.clone(),
+            blocks: blocks.clone(),
             started: Instant::now(),
             shutdown: trigger.clone(),
         });
@@ -177,6 +220,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     if let Err(e) = addrbook.save() {
         error!(error = %e, "cannot save the address book");
     }
+    if let Err(e) = chain.flush() {
+        error!(error = %e, "cannot flush the chain database");
+    }
     drop(cookie);
     info!("shutdown complete");
     Ok(())
@@ -192,14 +238,30 @@ const ADDRBOOK_FILE: &str = "peers.json";
 /// enough that a stalled relay slows peers down instead of growing memory.
 const PEER_EVENT_QUEUE: usize = 4096;
 
+/// Signatures remembered as verified: each entry is 32 bytes, so 1 M entries cost about 50 MB with
+/// the map's overhead, and cover a mempool of several hundred thousand transactions.
+const SIG_CACHE_ENTRIES: usize = 1 << 20;
+
+/// Chain events queued for the relay task.
+const CHAIN_EVENT_QUEUE: usize = 1024;
+
+/// The chain parts the relay needs.
+struct P2pParts {
+    chain: Arc<crate::chain::ChainState>,
+    blocks: crate::relay::block_processor::BlockProcessor,
+    chain_events: tokio::sync::mpsc::Receiver<crate::relay::block_processor::ChainEvent>,
+    txs: Arc<crate::mempool::accept::TxPipeline>,
+    tx_outcomes: tokio::sync::mpsc::Receiver<crate::mempool::accept::TxOutcome>,
+}
+
 /// Starts the connection manager and the relay; returns the addresses listened on.
 fn start_p2p(
     config: &Config,
-    chain: &'static crate::chain::ChainParams,
+    chain_params: &'static crate::chain::ChainParams,
     peers: &Arc<PeerRegistry>,
     bans: &Arc<BanList>,
     metrics: &Arc<Metrics>,
-    headers: &crate::relay::SharedHeaders,
+    parts: P2pParts,
     shutdown: &shutdown::Shutdown,
 ) -> Result<(Vec<std::net::SocketAddr>, Arc<AddrBook>), NodeError> {
     use crate::peer::addrbook;
@@ -222,7 +284,7 @@ fn start_p2p(
     // SV Node's per-peer send buffer. Serving blocks larger than it will need the block streamed
     // rather than queued whole; until blocks are served, every message is far smaller.
     let max_send_queue = usize::try_from(config.maxsendbuffer_bytes).unwrap_or(usize::MAX);
-    let settings = Arc::new(ConnectionSettings { magic: chain.magic, protocol, max_send_queue });
+    let settings = Arc::new(ConnectionSettings { magic: chain_params.magic, protocol, max_send_queue });
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
     let addrbook = Arc::new(AddrBook::open(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY)?);
     let listen_port = config.listen.then_some(config.port);
@@ -231,7 +293,7 @@ fn start_p2p(
         bans: bans.clone(),
         metrics: metrics.clone(),
         own_nonces: Default::default(),
-        best_height: std::sync::atomic::AtomicI32::new(0),
+        best_height: std::sync::atomic::AtomicI32::new(i32::try_from(parts.chain.tip().0).unwrap_or(i32::MAX)),
         events: events_tx,
         addrbook: addrbook.clone(),
         listen_port,
@@ -254,11 +316,14 @@ fn start_p2p(
     let relay = crate::relay::RelayContext {
         book: addrbook.clone(),
         listen_port,
-        headers: headers.clone(),
+        chain: parts.chain,
+        blocks: parts.blocks,
         registry: peers.clone(),
         metrics: metrics.clone(),
+        txs: parts.txs,
+        propagation: config.txnpropagationfreq,
     };
-    tokio::spawn(crate::relay::run(events_rx, relay, shutdown.clone()));
+    tokio::spawn(crate::relay::run(events_rx, parts.chain_events, parts.tx_outcomes, relay, shutdown.clone()));
     Ok((addrs, addrbook))
 }
 

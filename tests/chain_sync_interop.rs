@@ -23,6 +23,10 @@ fn header_tree_follows_sv_node_through_a_reorganisation() {
     wait_for("our header tree to reach SV Node's tip", DEADLINE, || {
         (best_header(&ours) == (300, sv_tip.clone())).then_some(())
     });
+    // Confirmations count on the active chain: wait for the blocks too.
+    wait_for("our blocks to reach SV Node's tip", DEADLINE, || {
+        (ours.cli(&["getbestblockhash"]).ok().trim() == sv_tip).then_some(())
+    });
     // Every header on the way is known with the right height.
     let h150 = sv.cli(&["getblockhash", "150"]).ok().trim().to_string();
     let header = ours.cli(&["getblockheader", &h150]).json();
@@ -44,6 +48,9 @@ fn header_tree_follows_sv_node_through_a_reorganisation() {
     assert_ne!(fork_tip, sv_tip);
     wait_for("our header tree to follow the reorganisation", DEADLINE, || {
         (best_header(&ours) == (310, fork_tip.clone())).then_some(())
+    });
+    wait_for("our blocks to follow the reorganisation", DEADLINE, || {
+        (ours.cli(&["getbestblockhash"]).ok().trim() == fork_tip).then_some(())
     });
     let old = ours.cli(&["getblockheader", &sv_tip]).json();
     assert_eq!(old["confirmations"], -1, "the abandoned tip is off the best chain");

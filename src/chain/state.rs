@@ -4,6 +4,8 @@
 //! Shared as `Arc<ChainState>`: the relay and RPC read it while one block at a time is connected.
 //! Changes are serialised by `writer`; readers use short read locks on the parts they need
 //! (`active`, `have_data`, the header tree, the UTXO set) and never wait for a block's scripts.
+//! Lock order, to rule out deadlocks: `writer` → header tree → `active` → `have_data` →
+//! `validated`; readers never take `writer`.
 //!
 //! Choosing the active chain: the best *valid* header (most work) is the target. From the point
 //! where its chain leaves the active one, as many blocks as we hold data for are connected, after
@@ -158,8 +160,6 @@ struct Active {
 /// State only the writer touches.
 #[derive(Debug, Default)]
 struct Writer {
-    /// Blocks connected at some point (for `getchaintips`' valid-fork).
-    validated: HashSet<BlockHash>,
     poisoned: Option<String>,
     since_durable: u32,
 }
@@ -174,6 +174,8 @@ pub struct ChainState {
     utxo: UtxoSet,
     active: RwLock<Active>,
     have_data: RwLock<HashSet<BlockHash>>,
+    /// Blocks connected at some point (for `getchaintips`' valid-fork).
+    validated: RwLock<HashSet<BlockHash>>,
     writer: Mutex<Writer>,
     /// Latched once the tip is recent: SV Node never returns to initial block download.
     synced: AtomicBool,
@@ -264,6 +266,7 @@ impl ChainState {
             utxo,
             active: RwLock::new(Active { hashes, tip_header }),
             have_data: RwLock::new(have_data),
+            validated: RwLock::new(HashSet::new()),
             writer: Mutex::new(Writer::default()),
             synced: AtomicBool::new(false),
         };
@@ -526,7 +529,7 @@ impl ChainState {
                             a.hashes.push(hash);
                             a.tip_header = block.header;
                         }
-                        w.validated.insert(hash);
+                        write(&self.validated).insert(hash);
                         update.connected.push((block, height));
                     }
                     Err(e) if e.misbehavior().is_none() => {
@@ -626,7 +629,7 @@ impl ChainState {
         let tree = self.headers.read().unwrap_or_else(PoisonError::into_inner);
         let active = read(&self.active);
         let have = read(&self.have_data);
-        let validated = self.lock_writer().validated.clone();
+        let validated = read(&self.validated);
         let entries = tree.entries();
         let mut has_child = vec![false; entries.len()];
         for e in entries {

@@ -8,6 +8,7 @@
 //! Depends on `wire` and `validation` (for `CoinView`); validation workers insert directly from
 //! many threads, without queuing behind one task.
 
+pub mod accept;
 pub mod orphans;
 pub mod pool;
 #[cfg(test)]

@@ -81,6 +81,8 @@ pub enum PeerEvent {
         services: u64,
         /// The height of the chain the peer had at the handshake (its version's start height).
         start_height: i32,
+        /// Its version's relay flag: false means no transaction announcements.
+        relay: bool,
         sender: PeerSender,
     },
     Message {
@@ -110,6 +112,14 @@ impl PeerSender {
     pub fn send(&self, msg: &Message) -> bool {
         let frame = Bytes::from(encode_frame(self.magic, msg));
         self.send_frame(crate::metrics::command_label(msg.command()), frame)
+    }
+
+    /// Queues a message whose payload is already serialized (a stored block), framing it here.
+    pub fn send_payload(&self, command: &'static str, payload: &[u8]) -> bool {
+        let cmd = crate::wire::Command::new(command).expect("callers pass protocol command names");
+        let checksum = crate::wire::Hash256(crate::wire::hash::sha256d(payload)).checksum();
+        let frame = crate::wire::frame::frame_bytes(self.magic, cmd, payload, checksum);
+        self.send_frame(crate::metrics::command_label(command), Bytes::from(frame))
     }
 
     /// Queues an already encoded frame (to send the same bytes to many peers).
@@ -475,6 +485,7 @@ impl Connection {
                 direction: self.direction,
                 services: v.services,
                 start_height: v.start_height,
+                relay,
                 sender: self.sender.clone(),
             };
             let _ = self.shared.events.send(event).await;

@@ -480,6 +480,8 @@ impl PeerProtocol {
             Message::FeeFilter(rate) => {
                 if (0..=MAX_MONEY).contains(&rate) {
                     self.fee_filter = rate;
+                    // The relay filters its announcements to this peer by it.
+                    out.push(Output::Deliver(Message::FeeFilter(rate)));
                 }
             }
             Message::Inv(ref items) if items.iter().any(|i| i.kind != inv_type::TX && i.kind != inv_type::BLOCK) => {

@@ -1,26 +1,44 @@
 //! The protocol brain: what to do with the messages peers deliver once the handshake is done.
 //!
 //! One task owns the relay state (the ready peers, their senders and per-peer sync state) and
-//! consumes `PeerEvent`s from every connection: address gossip (`addr`), headers-first sync of the
-//! header tree (`sync`), and `notfound` for transactions we do not have. Block download,
-//! transaction relay and the mempool join it next.
+//! consumes `PeerEvent`s from every connection and `ChainEvent`s from the block thread: address
+//! gossip (`addr`), headers-first sync of the header tree (`sync`), block download from several
+//! peers (`blocks`), serving our blocks and headers, and announcing new blocks. Blocks are
+//! validated and connected on the block thread ([`block_processor`]), never here.
 
 mod addr;
+pub mod block_processor;
 pub mod blocks;
 pub mod sync;
+pub mod txrelay;
 
+use crate::chain::ChainState;
+use crate::mempool::accept::{TxOutcome, TxPipeline, TxSource};
 use crate::peer::addrbook::AddrBook;
 use crate::peer::connection::{unix_now, PeerEvent, PeerSender};
-use crate::peer::{PeerId, PeerRegistry};
+use crate::peer::{Misbehavior, PeerId, PeerRegistry};
 use crate::shutdown::Shutdown;
-use crate::wire::{inv_type, InvItem, Message};
+use crate::validation::RejectKind;
+use crate::wire::{inv_type, BlockHash, InvItem, Message};
+use block_processor::{BlockProcessor, BlockSource, ChainEvent};
+use blocks::BlockDownload;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+use txrelay::TxRelay;
+
+pub use crate::chain::SharedHeaders;
 
 /// Our services, advertised with our own address.
 const OUR_SERVICES: u64 = crate::peer::protocol::OUR_SERVICES;
+
+/// How often download deadlines are checked.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Blocks asked of the chain state per scheduling round: enough for 16 in flight at many peers.
+const SCHEDULE_BATCH: usize = 512;
 
 struct Peer {
     sender: PeerSender,
@@ -28,138 +46,481 @@ struct Peer {
     sync: sync::PeerSync,
     /// New blocks and transactions it delivered first (for the address book when it leaves).
     useful: u64,
+    /// It sent `sendheaders`: new blocks are announced to it by `headers`.
+    prefers_headers: bool,
 }
-
-pub use crate::chain::SharedHeaders;
 
 /// What the relay task needs from the rest of the node.
 pub struct RelayContext {
     pub book: Arc<AddrBook>,
     pub listen_port: Option<u16>,
-    pub headers: SharedHeaders,
+    pub chain: Arc<ChainState>,
+    pub blocks: BlockProcessor,
     pub registry: Arc<PeerRegistry>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub txs: Arc<TxPipeline>,
+    /// `-txnpropagationfreq`.
+    pub propagation: Duration,
 }
+
+/// How long an announced transaction stays available to `getdata` after it left the mempool (mined
+/// or evicted): peers that saw our `inv` must still get it (SV Node and Core keep a relay map).
+const RELAY_CACHE_MS: u64 = 15 * 60 * 1000;
+
+/// How often the mempool is expired and trimmed.
+const HOUSEKEEPING_MS: u64 = 60_000;
 
 /// NODE_NETWORK: peers without it cannot serve the chain, so we do not sync from them.
 const NODE_NETWORK: u64 = 1;
 
-/// Consumes peer events until shutdown or until every connection has gone.
-pub async fn run(mut events: mpsc::Receiver<PeerEvent>, ctx: RelayContext, mut shutdown: Shutdown) {
-    let RelayContext { book, listen_port, headers, registry, metrics } = ctx;
-    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
+struct Relay {
+    ctx: RelayContext,
+    peers: HashMap<PeerId, Peer>,
+    download: BlockDownload,
+    /// Blocks received and queued on the block thread: not requested again meanwhile.
+    processing: std::collections::HashSet<BlockHash>,
+    txrelay: TxRelay,
+    /// Recently accepted transactions, for `getdata` after they left the mempool.
+    relay_cache: HashMap<crate::wire::TxId, Arc<crate::wire::Transaction>>,
+    relay_cache_order: std::collections::VecDeque<(u64, crate::wire::TxId)>,
+    /// Acceptance times of transactions not yet announced (for the relay latency metric).
+    accepted_since_flush: Vec<std::time::Instant>,
+    last_housekeeping: u64,
+}
+
+/// Consumes peer and chain events until shutdown or until every connection has gone.
+pub async fn run(
+    mut events: mpsc::Receiver<PeerEvent>,
+    mut chain_events: mpsc::Receiver<ChainEvent>,
+    mut tx_outcomes: mpsc::Receiver<TxOutcome>,
+    ctx: RelayContext,
+    mut shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush = tokio::time::interval(ctx.propagation);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut relay = Relay {
+        ctx,
+        peers: HashMap::new(),
+        download: BlockDownload::new(),
+        processing: Default::default(),
+        txrelay: TxRelay::new(),
+        relay_cache: HashMap::new(),
+        relay_cache_order: Default::default(),
+        accepted_since_flush: Vec::new(),
+        last_housekeeping: millis_now(),
+    };
     loop {
-        let event = tokio::select! {
-            e = events.recv() => match e { Some(e) => e, None => return },
+        tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => relay.on_peer_event(e),
+                None => return,
+            },
+            Some(e) = chain_events.recv() => relay.on_chain_event(e),
+            Some(o) = tx_outcomes.recv() => relay.on_tx_outcome(o),
+            _ = flush.tick() => relay.flush_announcements(),
+            _ = tick.tick() => relay.on_tick(),
             _ = shutdown.wait() => return,
-        };
-        match event {
-            PeerEvent::Connected { id, addr, local, direction, services, sender, .. } => {
-                let now = unix_now();
-                if direction == crate::peer::Direction::Outbound {
-                    book.connected(addr, services, now);
-                }
-                for msg in addr::on_connected(direction, local, listen_port, OUR_SERVICES, now) {
-                    sender.send(&msg);
-                }
-                if services & NODE_NETWORK != 0 {
-                    let tree = headers.read().unwrap_or_else(|e| e.into_inner());
-                    sender.send(&sync::getheaders(&tree, crate::wire::Hash256::ZERO));
-                }
-                let state = addr::AddrState { addr, direction, answered_getaddr: false };
-                peers.insert(id, Peer { sender, addr: state, sync: sync::PeerSync::default(), useful: 0 });
-            }
-            PeerEvent::Disconnected { id } => {
-                if let Some(peer) = peers.remove(&id) {
-                    // An outbound peer's address is where it listens: remember how useful it was.
-                    if peer.addr.direction == crate::peer::Direction::Outbound && peer.useful > 0 {
-                        book.record_useful(peer.addr.addr, peer.useful);
-                    }
-                }
-            }
-            PeerEvent::Message { id, msg } => {
-                let Some(peer) = peers.get_mut(&id) else { continue };
-                match &msg {
-                    Message::Addr(list) => {
-                        addr::on_addr(&book, &peer.addr, list, unix_now());
-                        metrics.addrbook_entries.set(i64::try_from(book.len()).unwrap_or(i64::MAX));
-                    }
-                    Message::GetAddr => {
-                        if let Some(reply) = addr::on_getaddr(&book, &mut peer.addr) {
-                            peer.sender.send(&reply);
-                        }
-                    }
-                    Message::Headers(list) => {
-                        let now = u32::try_from(unix_now()).unwrap_or(u32::MAX);
-                        let actions = {
-                            let mut tree = headers.write().unwrap_or_else(|e| e.into_inner());
-                            sync::on_headers(&mut tree, &mut peer.sync, list, now)
-                        };
-                        for reply in &actions.reply {
-                            peer.sender.send(reply);
-                        }
-                        if let Some(offence) = actions.offence {
-                            let _ = registry.punish(id, offence);
-                        }
-                        let result = match (&actions.offence, actions.reply.is_empty()) {
-                            (Some(_), _) => "invalid",
-                            (None, false) if list.len() < 2000 => "unconnecting",
-                            _ => "accepted",
-                        };
-                        metrics.chain_headers_received.with_label_values(&[result]).inc_by(list.len() as u64);
-                        if let Some((height, hash)) = actions.new_best {
-                            metrics.chain_header_height.set(i64::from(height));
-                            info!(height, %hash, "new best header");
-                            // This peer told us of a new best chain first: that is reputation.
-                            let (now, blocks) = (unix_now(), u64::from(actions.new_blocks));
-                            registry.update(id, |i| {
-                                i.blocks_first += blocks;
-                                i.last_useful = now;
-                            });
-                            peer.useful += blocks;
-                        }
-                    }
-                    Message::GetHeaders(locator) => {
-                        let reply = sync::on_getheaders(&headers.read().unwrap_or_else(|e| e.into_inner()), locator);
-                        peer.sender.send(&reply);
-                    }
-                    Message::Inv(items) => {
-                        for item in items {
-                            let kind = match item.kind {
-                                inv_type::TX => "tx",
-                                inv_type::BLOCK => "block",
-                                _ => "other",
-                            };
-                            metrics.inv_items_received.with_label_values(&[kind]).inc();
-                        }
-                        let ask = sync::on_block_inv(&headers.read().unwrap_or_else(|e| e.into_inner()), items);
-                        if let Some(ask) = ask {
-                            peer.sender.send(&ask);
-                        }
-                    }
-                    _ => {
-                        let replies = answer(&msg);
-                        if replies.is_empty() {
-                            debug!(peer = %id, command = msg.command(), "not handled yet");
-                        }
-                        for reply in &replies {
-                            peer.sender.send(reply);
-                        }
-                    }
-                }
-            }
         }
     }
 }
 
-/// The replies a node holding no block data gives, if any.
-fn answer(msg: &Message) -> Vec<Message> {
-    match msg {
-        Message::GetData(items) => {
-            let missing: Vec<InvItem> = items.iter().filter(|i| i.kind == inv_type::TX).copied().collect();
-            inventory_chunks(&missing).map(|c| Message::NotFound(c.to_vec())).collect()
+fn millis_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Relay {
+    fn on_peer_event(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Connected { id, addr, local, direction, services, start_height, relay, sender } => {
+                self.txrelay.add_peer(id, relay);
+                let now = unix_now();
+                let ctx = &self.ctx;
+                if direction == crate::peer::Direction::Outbound {
+                    ctx.book.connected(addr, services, now);
+                }
+                for msg in addr::on_connected(direction, local, ctx.listen_port, OUR_SERVICES, now) {
+                    sender.send(&msg);
+                }
+                if services & NODE_NETWORK != 0 {
+                    let tree = ctx.chain.headers().read().unwrap_or_else(|e| e.into_inner());
+                    sender.send(&sync::getheaders(&tree, crate::wire::Hash256::ZERO));
+                    drop(tree);
+                    self.download.add_peer(id, u32::try_from(start_height).unwrap_or(0));
+                }
+                let state = addr::AddrState { addr, direction, answered_getaddr: false };
+                let peer =
+                    Peer { sender, addr: state, sync: sync::PeerSync::default(), useful: 0, prefers_headers: false };
+                self.peers.insert(id, peer);
+                self.schedule();
+            }
+            PeerEvent::Disconnected { id } => {
+                if let Some(peer) = self.peers.remove(&id) {
+                    // An outbound peer's address is where it listens: remember how useful it was.
+                    if peer.addr.direction == crate::peer::Direction::Outbound && peer.useful > 0 {
+                        self.ctx.book.record_useful(peer.addr.addr, peer.useful);
+                    }
+                }
+                if !self.download.remove_peer(id).is_empty() {
+                    self.schedule();
+                }
+                for (to, msg) in self.txrelay.remove_peer(id, millis_now()) {
+                    self.send(to, &msg);
+                }
+                self.ctx.txs.peer_gone(id);
+            }
+            PeerEvent::Message { id, msg } => self.on_message(id, msg),
         }
-        _ => Vec::new(),
+    }
+
+    fn on_message(&mut self, id: PeerId, msg: Message) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let ctx = &self.ctx;
+        match msg {
+            Message::Addr(list) => {
+                addr::on_addr(&ctx.book, &peer.addr, &list, unix_now());
+                ctx.metrics.addrbook_entries.set(i64::try_from(ctx.book.len()).unwrap_or(i64::MAX));
+            }
+            Message::GetAddr => {
+                if let Some(reply) = addr::on_getaddr(&ctx.book, &mut peer.addr) {
+                    peer.sender.send(&reply);
+                }
+            }
+            Message::SendHeaders => peer.prefers_headers = true,
+            Message::Headers(list) => self.on_headers(id, &list),
+            Message::GetHeaders(locator) => {
+                let reply = {
+                    let tree = ctx.chain.headers().read().unwrap_or_else(|e| e.into_inner());
+                    sync::on_getheaders(&tree, &locator)
+                };
+                // Only what we can also serve: the part of the reply on our active chain.
+                let reply = match reply {
+                    Message::Headers(h) => Message::Headers(
+                        h.into_iter().take_while(|h| ctx.chain.active_height_of(&h.hash()).is_some()).collect(),
+                    ),
+                    other => other,
+                };
+                peer.sender.send(&reply);
+            }
+            Message::GetBlocks(locator) => {
+                let hashes = {
+                    let tree = ctx.chain.headers().read().unwrap_or_else(|e| e.into_inner());
+                    tree.block_hashes_after(&locator.hashes, &locator.stop)
+                };
+                let items: Vec<InvItem> = hashes
+                    .into_iter()
+                    .take_while(|h| ctx.chain.active_height_of(h).is_some())
+                    .map(InvItem::block)
+                    .collect();
+                if !items.is_empty() {
+                    peer.sender.send(&Message::Inv(items));
+                }
+            }
+            Message::Inv(items) => {
+                for item in &items {
+                    let kind = match item.kind {
+                        inv_type::TX => "tx",
+                        inv_type::BLOCK => "block",
+                        _ => "other",
+                    };
+                    ctx.metrics.inv_items_received.with_label_values(&[kind]).inc();
+                }
+                let ask = sync::on_block_inv(&ctx.chain.headers().read().unwrap_or_else(|e| e.into_inner()), &items);
+                if let Some(ask) = ask {
+                    peer.sender.send(&ask);
+                }
+                let txids: Vec<crate::wire::TxId> =
+                    items.iter().filter(|i| i.kind == inv_type::TX).map(|i| i.hash).collect();
+                if !txids.is_empty() {
+                    let ibd = ctx.chain.is_initial_block_download(unix_now());
+                    let txs = &ctx.txs;
+                    if let Some(getdata) = self.txrelay.on_inv(id, &txids, ibd, |t| txs.knows(t), millis_now()) {
+                        peer.sender.send(&getdata);
+                    }
+                }
+            }
+            Message::Tx(tx) => {
+                let txid = tx.txid();
+                self.txrelay.on_tx(id, &txid);
+                if let Err(e) = ctx.txs.submit_from_peer(Arc::new(tx), id) {
+                    debug!(peer = %id, %txid, error = %e, "transaction dropped");
+                }
+            }
+            Message::FeeFilter(rate) => self.txrelay.set_fee_filter(id, rate),
+            Message::GetData(items) => {
+                let mut missing = Vec::new();
+                for item in &items {
+                    match item.kind {
+                        inv_type::BLOCK => match ctx.chain.block_bytes(&item.hash) {
+                            Some(raw) => {
+                                peer.sender.send_payload("block", &raw);
+                            }
+                            None => missing.push(*item),
+                        },
+                        inv_type::TX => {
+                            let tx = ctx.txs.mempool().get(&item.hash).map(|e| e.tx.clone());
+                            match tx.or_else(|| self.relay_cache.get(&item.hash).cloned()) {
+                                Some(tx) => {
+                                    peer.sender.send(&Message::Tx((*tx).clone()));
+                                }
+                                None => missing.push(*item),
+                            }
+                        }
+                        _ => missing.push(*item),
+                    }
+                }
+                for chunk in inventory_chunks(&missing) {
+                    peer.sender.send(&Message::NotFound(chunk.to_vec()));
+                }
+            }
+            Message::NotFound(items) => {
+                for item in items.iter().filter(|i| i.kind == inv_type::BLOCK) {
+                    self.download.not_found(id, &item.hash);
+                }
+                let txids: Vec<crate::wire::TxId> =
+                    items.iter().filter(|i| i.kind == inv_type::TX).map(|i| i.hash).collect();
+                for (to, msg) in self.txrelay.on_notfound(id, &txids, millis_now()) {
+                    self.send(to, &msg);
+                }
+                self.schedule();
+            }
+            Message::Block(block) => self.on_block(id, block),
+            other => debug!(peer = %id, command = other.command(), "not handled"),
+        }
+    }
+
+    fn on_headers(&mut self, id: PeerId, list: &[crate::wire::BlockHeader]) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let ctx = &self.ctx;
+        let now = u32::try_from(unix_now()).unwrap_or(u32::MAX);
+        let (actions, last_height) = {
+            let mut tree = ctx.chain.headers().write().unwrap_or_else(|e| e.into_inner());
+            let actions = sync::on_headers(&mut tree, &mut peer.sync, list, now);
+            let last = list.last().and_then(|h| tree.get(&h.hash())).map(|e| e.height);
+            ctx.metrics.chain_best_header_time.set(i64::from(tree.best_tip().header.time));
+            (actions, last)
+        };
+        for reply in &actions.reply {
+            peer.sender.send(reply);
+        }
+        if let Some(offence) = actions.offence {
+            let _ = ctx.registry.punish(id, offence);
+        }
+        let result = match (&actions.offence, actions.reply.is_empty()) {
+            (Some(_), _) => "invalid",
+            (None, false) if list.len() < 2000 => "unconnecting",
+            _ => "accepted",
+        };
+        ctx.metrics.chain_headers_received.with_label_values(&[result]).inc_by(list.len() as u64);
+        if let Some((height, hash)) = actions.new_best {
+            ctx.metrics.chain_header_height.set(i64::from(height));
+            info!(height, %hash, "new best header");
+            // This peer told us of a new best chain first: that is reputation.
+            let (now, blocks) = (unix_now(), u64::from(actions.new_blocks));
+            ctx.registry.update(id, |i| {
+                i.blocks_first += blocks;
+                i.last_useful = now;
+            });
+            peer.useful += blocks;
+        }
+        if let Some(height) = last_height {
+            self.download.peer_height(id, height);
+        }
+        self.schedule();
+    }
+
+    fn on_block(&mut self, id: PeerId, block: crate::wire::Block) {
+        let hash = block.hash();
+        let solicited = self.download.received(id, &hash);
+        if !solicited {
+            debug!(peer = %id, %hash, "unsolicited block");
+        }
+        match self.ctx.blocks.submit_from_peer(Arc::new(block), id) {
+            Ok(()) => {
+                self.processing.insert(hash);
+            }
+            Err(e) => warn!(peer = %id, %hash, error = %e, "block dropped; it will be requested again"),
+        }
+    }
+
+    fn on_chain_event(&mut self, event: ChainEvent) {
+        if let Some(hash) = &event.hash {
+            self.processing.remove(hash);
+        }
+        let ctx = &self.ctx;
+        let peer = match event.source {
+            BlockSource::Peer(id) => Some(id),
+            BlockSource::Local => None,
+        };
+        match &event.result {
+            Ok(update) => {
+                let label = if update.duplicate {
+                    "duplicate"
+                } else if update.invalid.iter().any(|(h, _)| Some(*h) == event.hash) {
+                    "invalid"
+                } else if update.connected.iter().any(|(b, _)| Some(b.hash()) == event.hash) {
+                    "connected"
+                } else {
+                    "stored"
+                };
+                if peer.is_some() {
+                    ctx.metrics.blocks_received.with_label_values(&[label]).inc();
+                }
+                for (hash, err) in &update.invalid {
+                    if let (Some(id), true) = (peer, Some(*hash) == event.hash) {
+                        if err.misbehavior().is_some() {
+                            let _ = ctx.registry.punish(id, Misbehavior::InvalidBlock);
+                        }
+                    }
+                }
+                if let Some((height, hash)) = update.new_tip {
+                    info!(height, %hash, connected = update.connected.len(), disconnected = update.disconnected.len(), "new tip");
+                    if let Some(id) = peer {
+                        let now = unix_now();
+                        ctx.registry.update(id, |i| i.last_useful = now);
+                    }
+                    self.announce(&update.connected, peer);
+                }
+            }
+            Err(e) => {
+                if let Some(id) = peer {
+                    ctx.metrics.blocks_received.with_label_values(&["invalid"]).inc();
+                    let offence = match e {
+                        crate::chain::ChainError::Header(h) => sync::offence(h),
+                        crate::chain::ChainError::Block(b) if b.misbehavior().is_some() => {
+                            Some(Misbehavior::InvalidBlock)
+                        }
+                        _ => None,
+                    };
+                    if let Some(offence) = offence {
+                        let _ = ctx.registry.punish(id, offence);
+                    }
+                }
+            }
+        }
+        ctx.metrics.chain_tips.set(ctx.chain.chain_tips().len() as i64);
+        self.schedule();
+    }
+
+    /// Tells every peer but the one that sent them about newly connected blocks (not during
+    /// initial block download, as SV Node).
+    fn announce(&self, connected: &[(Arc<crate::wire::Block>, u32)], source: Option<PeerId>) {
+        if connected.is_empty() || self.ctx.chain.is_initial_block_download(unix_now()) {
+            return;
+        }
+        let headers: Vec<crate::wire::BlockHeader> = connected.iter().map(|(b, _)| b.header).collect();
+        for (id, peer) in &self.peers {
+            if Some(*id) == source {
+                continue;
+            }
+            if let Some(msg) = blocks::announcement(&headers, peer.prefers_headers) {
+                peer.sender.send(&msg);
+            }
+        }
+    }
+
+    fn send(&self, to: PeerId, msg: &Message) {
+        if let Some(peer) = self.peers.get(&to) {
+            peer.sender.send(msg);
+        }
+    }
+
+    fn on_tx_outcome(&mut self, outcome: TxOutcome) {
+        let ctx = &self.ctx;
+        match outcome {
+            TxOutcome::Accepted { tx, fee, source, .. } => {
+                let txid = tx.txid();
+                let peer = match source {
+                    TxSource::Peer(p) => Some(p),
+                    TxSource::Rpc => None,
+                };
+                if let Some(id) = peer {
+                    // Reputation: this peer brought us a new valid transaction first.
+                    let now = unix_now();
+                    ctx.registry.update(id, |i| {
+                        i.txs_first += 1;
+                        i.last_useful = now;
+                    });
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.useful += 1;
+                    }
+                }
+                let fee_rate = (fee.max(0) as u64).saturating_mul(1000) / tx.size().max(1) as u64;
+                self.txrelay.on_accepted(txid, fee_rate, peer);
+                self.accepted_since_flush.push(std::time::Instant::now());
+                let now = millis_now();
+                self.relay_cache.insert(txid, tx);
+                self.relay_cache_order.push_back((now + RELAY_CACHE_MS, txid));
+            }
+            TxOutcome::Rejected { txid, source: TxSource::Peer(id), reject } => {
+                // Only consensus failures are offences; policy failures never are.
+                if reject.kind == RejectKind::Consensus && reject.score > 0 {
+                    let offence =
+                        if reject.score >= 100 { Misbehavior::InvalidTx } else { Misbehavior::InvalidTxMinor };
+                    debug!(peer = %id, %txid, reason = %reject.reason, "invalid transaction");
+                    let _ = ctx.registry.punish(id, offence);
+                }
+            }
+            TxOutcome::Orphan { source: TxSource::Peer(id), missing, .. } => {
+                if let Some(getdata) = self.txrelay.request_parents(id, &missing, millis_now()) {
+                    self.send(id, &getdata);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the queued transaction announcements (every `-txnpropagationfreq`).
+    fn flush_announcements(&mut self) {
+        let batches = self.txrelay.flush();
+        for (to, msg) in &batches {
+            self.send(*to, msg);
+        }
+        let latency = &self.ctx.metrics.tx_relay_latency;
+        for accepted in self.accepted_since_flush.drain(..) {
+            latency.with_label_values(&["accept_to_announce"]).observe(accepted.elapsed().as_secs_f64());
+        }
+        self.ctx.metrics.tx_announcements_pending.set(self.txrelay.pending() as i64);
+    }
+
+    fn on_tick(&mut self) {
+        let now = millis_now();
+        for (to, msg) in self.txrelay.expire(now) {
+            self.send(to, &msg);
+        }
+        while self.relay_cache_order.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, txid)) = self.relay_cache_order.pop_front() {
+                self.relay_cache.remove(&txid);
+            }
+        }
+        if now >= self.last_housekeeping + HOUSEKEEPING_MS {
+            self.last_housekeeping = now;
+            let txs = self.ctx.txs.clone();
+            tokio::task::spawn_blocking(move || txs.housekeeping());
+        }
+        let late = self.download.expire(millis_now());
+        for (hash, peer) in &late {
+            debug!(%hash, %peer, "block download timed out; asking another peer");
+        }
+        self.schedule();
+    }
+
+    /// Asks peers for the blocks the chain lacks.
+    fn schedule(&mut self) {
+        let wanted = self.ctx.chain.blocks_to_download(SCHEDULE_BATCH, blocks::DOWNLOAD_WINDOW);
+        if wanted.is_empty() {
+            return;
+        }
+        let wanted: Vec<(BlockHash, u32)> = wanted
+            .into_iter()
+            .filter(|(h, _)| !self.download.is_requested(h) && !self.processing.contains(h))
+            .collect();
+        for (id, msg) in self.download.schedule(&wanted, millis_now()) {
+            if let Some(peer) = self.peers.get(&id) {
+                peer.sender.send(&msg);
+            }
+        }
     }
 }
 
@@ -177,21 +538,13 @@ mod tests {
     use crate::wire::Hash256;
 
     #[test]
-    fn unknown_transactions_are_notfound_and_blocks_are_ignored() {
-        let tx = InvItem::tx(Hash256([1; 32]));
-        let block = InvItem::block(Hash256([2; 32]));
-        assert_eq!(answer(&Message::GetData(vec![tx, block])), vec![Message::NotFound(vec![tx])]);
-        assert!(answer(&Message::GetData(vec![block])).is_empty());
-    }
-
-    #[test]
-    fn replies_are_split_to_fit_a_one_mebibyte_peer() {
+    fn inventory_is_split_to_fit_a_one_mebibyte_peer() {
         let many: Vec<InvItem> = (0..58_254u32).map(|i| InvItem::tx(Hash256::sha256d(&i.to_le_bytes()))).collect();
-        let replies = answer(&Message::GetData(many));
-        assert_eq!(replies.len(), 58_254usize.div_ceil(29_126));
-        for r in &replies {
+        let chunks: Vec<&[InvItem]> = inventory_chunks(&many).collect();
+        assert_eq!(chunks.len(), 58_254usize.div_ceil(29_126));
+        for c in chunks {
             let mut payload = Vec::new();
-            r.encode_payload(&mut payload);
+            Message::NotFound(c.to_vec()).encode_payload(&mut payload);
             assert!(payload.len() as u64 <= crate::wire::message::LEGACY_MAX_PAYLOAD);
         }
     }

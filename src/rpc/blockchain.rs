@@ -1,9 +1,6 @@
-//! Blockchain RPCs over the header tree: `getblockchaininfo`, `getblockcount`, `getbestblockhash`,
-//! `getblockheader`.
-//!
-//! bsv-relay does not download blocks yet, so its validated chain is the genesis block: `blocks` is
-//! 0 and `bestblockhash` is genesis, while `headers` and `getblockheader` show the header chain it
-//! has synced and validated. That is what SV Node reports during initial block download too.
+//! Blockchain RPCs over the chain state: `getblockchaininfo`, `getblockcount`, `getbestblockhash`,
+//! `getblockheader`. `blocks`, `bestblockhash` and confirmations follow the active chain (fully
+//! validated blocks); `headers` and `bestheaderhash` the best valid header, as in SV Node.
 
 use serde_json::{json, Value};
 
@@ -56,33 +53,36 @@ fn tree(ctx: &RpcContext) -> std::sync::RwLockReadGuard<'_, HeaderTree> {
 
 fn getblockchaininfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
+    let (height, hash) = ctx.chain.tip();
+    let ibd = ctx.chain.is_initial_block_download(crate::rpc::network::unix_now());
     let t = tree(ctx);
-    let genesis = t.genesis();
     let best = t.best_tip();
+    let index = t.index_of(&hash).expect("the active tip is in the tree");
+    let tip = t.entry(index);
     Ok(json!({
         "chain": t.params().network.name(),
-        "blocks": 0,
+        "blocks": height,
         "headers": best.height,
-        "bestblockhash": genesis.hash.to_string(),
+        "bestblockhash": hash.to_string(),
         "bestheaderhash": best.hash.to_string(),
-        "difficulty": difficulty(genesis.header.bits),
-        "mediantime": t.median_time_past(0),
-        "verificationprogress": 0.0,
-        "initialblockdownload": true,
-        "chainwork": work_hex(genesis.chain_work),
+        "difficulty": difficulty(tip.header.bits),
+        "mediantime": t.median_time_past(index),
+        "verificationprogress": if best.height == 0 { 1.0 } else { f64::from(height) / f64::from(best.height.max(height)) },
+        "initialblockdownload": ibd,
+        "chainwork": work_hex(tip.chain_work),
         "headerschainwork": work_hex(best.chain_work),
         "pruned": false,
     }))
 }
 
-fn getblockcount(_: &RpcContext, p: &Params) -> Result<Value, RpcError> {
+fn getblockcount(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
-    Ok(json!(0))
+    Ok(json!(ctx.chain.tip().0))
 }
 
 fn getbestblockhash(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
-    Ok(json!(tree(ctx).genesis().hash.to_string()))
+    Ok(json!(ctx.chain.tip().1.to_string()))
 }
 
 fn getblockheader(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
@@ -92,17 +92,31 @@ fn getblockheader(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
         .parse()
         .map_err(|_| RpcError::InvalidParameter { message: "hash must be of length 64 (not a valid hash)".into() })?;
     let verbose = verbosity(p.get(1))? != 0;
-    let t = tree(ctx);
-    let index = t.index_of(&hash).ok_or_else(|| RpcError::NotFound { message: "Block not found".into() })?;
-    let entry = t.entry(index);
     if !verbose {
-        return Ok(json!(hex::encode(entry.header.to_bytes())));
+        let t = tree(ctx);
+        let index = t.index_of(&hash).ok_or_else(|| RpcError::NotFound { message: "Block not found".into() })?;
+        return Ok(json!(hex::encode(t.entry(index).header.to_bytes())));
     }
-    Ok(header_json(&t, index, entry))
+    header_json_active(ctx, &hash).ok_or_else(|| RpcError::NotFound { message: "Block not found".into() })
+}
+
+/// A header as `getblockheader` shows it, with confirmations counted on the active chain.
+pub(crate) fn header_json_active(ctx: &RpcContext, hash: &Hash256) -> Option<Value> {
+    let (tip_height, _) = ctx.chain.tip();
+    let active_height = ctx.chain.active_height_of(hash);
+    let next = active_height.and_then(|h| ctx.chain.active_hash_at(h + 1));
+    let t = tree(ctx);
+    let index = t.index_of(hash)?;
+    let e = t.entry(index);
+    let confirmations = match active_height {
+        Some(h) => i64::from(tip_height) - i64::from(h) + 1,
+        None => -1,
+    };
+    Some(header_json(&t, index, e, confirmations, next))
 }
 
 /// SV Node's `verbosity`: a bool, a number or a name (bitcoin-cli sends what it was given as a string).
-fn verbosity(v: Option<&Value>) -> Result<u8, RpcError> {
+pub(crate) fn verbosity(v: Option<&Value>) -> Result<u8, RpcError> {
     let bad = || RpcError::InvalidParameter { message: "Invalid verbosity".into() };
     match v {
         None | Some(Value::Null) => Ok(1),
@@ -111,17 +125,14 @@ fn verbosity(v: Option<&Value>) -> Result<u8, RpcError> {
         Some(Value::String(s)) => match s.as_str() {
             "false" | "0" | "RAW_HEADER" => Ok(0),
             "true" | "1" | "DECODE_HEADER" => Ok(1),
-            "2" | "DECODE_HEADER_EXTENDED" => Ok(2),
+            "2" | "DECODE_HEADER_EXTENDED" | "DECODE_TRANSACTIONS" => Ok(2),
             _ => Err(bad()),
         },
         Some(_) => Err(bad()),
     }
 }
 
-fn header_json(t: &HeaderTree, index: usize, e: &HeaderEntry) -> Value {
-    let on_best = t.is_on_best_chain(index);
-    let confirmations = if on_best { i64::from(t.best_height()) - i64::from(e.height) + 1 } else { -1 };
-    let next = if on_best { t.best_at_height(e.height + 1).map(|n| n.hash.to_string()) } else { None };
+fn header_json(t: &HeaderTree, index: usize, e: &HeaderEntry, confirmations: i64, next: Option<Hash256>) -> Value {
     let mut v = json!({
         "hash": e.hash.to_string(),
         "confirmations": confirmations,
@@ -140,7 +151,7 @@ fn header_json(t: &HeaderTree, index: usize, e: &HeaderEntry) -> Value {
         v["previousblockhash"] = json!(e.header.prev_block.to_string());
     }
     if let Some(n) = next {
-        v["nextblockhash"] = json!(n);
+        v["nextblockhash"] = json!(n.to_string());
     }
     v
 }

@@ -15,10 +15,14 @@
 //! Handlers reach the node through [`RpcContext`] and never block: they read snapshots or send commands.
 
 pub mod blockchain;
+pub mod blocks;
 pub mod control;
 pub mod http;
+pub mod mempool;
+pub mod mining;
 pub mod network;
 pub mod params;
+pub mod txjson;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -96,6 +100,9 @@ pub enum RpcError {
     TooLarge { length: usize, max: usize },
     #[error("Internal error: {message}")]
     Internal { message: String },
+    /// An error with SV Node's code for it (-22 decode, -25 missing inputs, -26 rejected, -27 in chain…).
+    #[error("{message}")]
+    Coded { code: i32, message: String },
 }
 
 impl RpcError {
@@ -122,6 +129,7 @@ impl RpcError {
                 _ => -1,
             },
             Self::WorkQueueFull | Self::TooLarge { .. } | Self::Internal { .. } => -32603,
+            Self::Coded { code, .. } => *code,
         }
     }
 
@@ -187,6 +195,10 @@ fn write_json(v: &Value, out: &mut String) {
 /// What handlers can reach. Other modules add their handles here (mempool, chain) as they arrive.
 pub struct RpcContext {
     pub config: Arc<Config>,
+    pub chain: Arc<crate::chain::ChainState>,
+    pub mempool: Arc<crate::mempool::Mempool>,
+    pub txs: Arc<crate::mempool::accept::TxPipeline>,
+    pub blocks: crate::relay::block_processor::BlockProcessor,
     pub peers: Arc<PeerRegistry>,
     pub bans: Arc<BanList>,
     pub metrics: Arc<Metrics>,
@@ -220,6 +232,9 @@ impl Router {
         let mut r = Self::default();
         network::register(&mut r);
         blockchain::register(&mut r);
+        blocks::register(&mut r);
+        mining::register(&mut r);
+        mempool::register(&mut r);
         control::register(&mut r);
         r
     }

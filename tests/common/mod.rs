@@ -205,6 +205,18 @@ impl TestNode {
         node
     }
 
+    /// Kills the node with SIGKILL (no clean-up at all) and starts it again on the same datadir and ports.
+    pub fn kill9_restart(mut self) -> Self {
+        self.signal("KILL");
+        let _ = self.wait_exit();
+        let dir = TempDir(std::mem::take(&mut self.dir.0));
+        let extra: Vec<String> = std::mem::take(&mut self.extra);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let mut node = Self::spawn_with_ports(dir, self.auth, &extra, self.rpcport, self.p2pport);
+        node.wait_ready();
+        node
+    }
+
     /// The value of one sample on `/metrics` (needs `-metricsbind`); 0 if absent.
     /// `labels` is the text inside the braces, e.g. `reason="bad_magic"`.
     pub fn metric(&self, name: &str, labels: &str) -> f64 {

@@ -1,0 +1,405 @@
+//! Transaction acceptance on every core: the path from a received or submitted transaction into the
+//! mempool.
+//!
+//! One worker thread per core takes jobs from one bounded queue, validates the transaction against
+//! the UTXO set with the mempool layered on top ([`MempoolView`]), and inserts it into the concurrent
+//! [`Mempool`] itself — no single task serialises admission. Each outcome goes to the relay task on
+//! a bounded channel (to announce, to blame, or to ask for missing parents); RPC callers also get it
+//! on a oneshot.
+//!
+//! Orphans (missing inputs) wait in the [`OrphanPool`]; when a transaction is accepted its waiting
+//! children are validated again right away by the same worker.
+//!
+//! Consistency with blocks: workers hold the `gate` shared from validation to insertion; the block
+//! thread takes it exclusively ([`MempoolSync::exclusive`]) to change the UTXO set and remove mined
+//! and conflicting transactions, so no transaction validated against the old UTXO set is inserted
+//! after its conflicts were removed.
+
+use std::collections::HashSet;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use super::orphans::{OrphanPool, OrphanPoolConfig, PeerId as OrphanPeer};
+use super::pool::{InsertError, Mempool};
+use super::view::MempoolView;
+use crate::chain::ChainState;
+use crate::metrics::{tx_reject_label, Metrics};
+use crate::peer::PeerId;
+use crate::relay::block_processor::MempoolSync;
+use crate::script::SigCache;
+use crate::validation::{validate_transaction, CoinView, RejectKind, TxContext, TxReject};
+use crate::wire::{Block, Transaction, TxId};
+
+/// Transactions waiting for a worker. At 40,000 tx/s this is a quarter of a second of work: enough
+/// to absorb bursts, small enough that a flood slows the senders (their reads pause) instead of
+/// growing memory.
+const JOB_QUEUE: usize = 10_000;
+
+/// Outcomes waiting for the relay task.
+pub const OUTCOME_QUEUE: usize = 50_000;
+
+/// Recently rejected txids remembered so a flood of copies costs one lookup each (SV Node keeps a
+/// rolling filter of 120,000).
+const RECENT_REJECTS: usize = 120_000;
+
+/// Where a transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxSource {
+    Peer(PeerId),
+    Rpc,
+}
+
+impl TxSource {
+    fn label(self) -> &'static str {
+        match self {
+            TxSource::Peer(_) => "p2p",
+            TxSource::Rpc => "rpc",
+        }
+    }
+}
+
+/// What happened to one transaction.
+#[derive(Debug, Clone)]
+pub enum TxOutcome {
+    Accepted {
+        tx: Arc<Transaction>,
+        fee: i64,
+        source: TxSource,
+        received: Instant,
+    },
+    Rejected {
+        txid: TxId,
+        source: TxSource,
+        reject: TxReject,
+    },
+    /// Missing inputs: kept as an orphan; `missing` are the parents to ask the source for.
+    Orphan {
+        txid: TxId,
+        source: TxSource,
+        missing: Vec<TxId>,
+    },
+    /// Already in the mempool or waiting as an orphan.
+    Known {
+        txid: TxId,
+        source: TxSource,
+    },
+}
+
+struct Job {
+    tx: Arc<Transaction>,
+    source: TxSource,
+    received: Instant,
+    reply: Option<oneshot::Sender<TxOutcome>>,
+}
+
+/// Why a job was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the validation queue is full")]
+    Busy,
+    #[error("the node is shutting down")]
+    Closed,
+}
+
+/// The shared acceptance state; workers and the block thread hold it through an `Arc`.
+pub struct TxPipeline {
+    chain: Arc<ChainState>,
+    mempool: Arc<Mempool>,
+    orphans: OrphanPool,
+    sig_cache: Arc<SigCache>,
+    gate: RwLock<()>,
+    jobs: SyncSender<Job>,
+    outcomes: mpsc::Sender<TxOutcome>,
+    recent_rejects: Mutex<(HashSet<TxId>, std::collections::VecDeque<TxId>)>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for TxPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxPipeline")
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl TxPipeline {
+    /// Starts `workers` validation threads (0: one per core). Outcomes go to `outcomes`.
+    pub fn start(
+        chain: Arc<ChainState>,
+        mempool: Arc<Mempool>,
+        sig_cache: Arc<SigCache>,
+        outcomes: mpsc::Sender<TxOutcome>,
+        metrics: Arc<Metrics>,
+        workers: usize,
+    ) -> Arc<TxPipeline> {
+        let (jobs, rx) = sync_channel(JOB_QUEUE);
+        let pipeline = Arc::new(TxPipeline {
+            chain,
+            mempool,
+            orphans: OrphanPool::new(OrphanPoolConfig::default()),
+            sig_cache,
+            gate: RwLock::new(()),
+            jobs,
+            outcomes,
+            recent_rejects: Mutex::new(Default::default()),
+            metrics,
+        });
+        metrics_max(&pipeline);
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = if workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { workers };
+        for i in 0..workers {
+            let (p, rx) = (Arc::downgrade(&pipeline), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("validate-{i}"))
+                .spawn(move || worker(p, rx))
+                .expect("a validation thread starts");
+        }
+        pipeline
+    }
+
+    pub fn mempool(&self) -> &Arc<Mempool> {
+        &self.mempool
+    }
+
+    pub fn orphans(&self) -> &OrphanPool {
+        &self.orphans
+    }
+
+    /// Queues a transaction from a peer without waiting; `Busy` when the queue is full (the
+    /// transaction is dropped; the peer may announce it again).
+    pub fn submit_from_peer(&self, tx: Arc<Transaction>, peer: PeerId) -> Result<(), SubmitError> {
+        let job = Job { tx, source: TxSource::Peer(peer), received: Instant::now(), reply: None };
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::Busy,
+            TrySendError::Disconnected(_) => SubmitError::Closed,
+        })
+    }
+
+    /// Submits a transaction from RPC and waits for its outcome.
+    pub async fn submit_rpc(&self, tx: Arc<Transaction>) -> Result<TxOutcome, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job { tx, source: TxSource::Rpc, received: Instant::now(), reply: Some(reply) };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(SubmitError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(SubmitError::Closed),
+        }
+        rx.await.map_err(|_| SubmitError::Closed)
+    }
+
+    /// Whether the txid is in the mempool or the orphan pool.
+    pub fn knows(&self, txid: &TxId) -> bool {
+        self.mempool.contains(txid) || self.orphans.contains(txid)
+    }
+
+    /// Drops the orphans a disconnected peer sent.
+    pub fn peer_gone(&self, peer: PeerId) {
+        self.orphans.remove_peer(OrphanPeer(peer.0));
+        self.update_gauges();
+    }
+
+    /// Expires old mempool entries and orphans, and trims the pool to its size limit.
+    pub fn housekeeping(&self) {
+        let now = unix_now();
+        let expired = self.mempool.expire(now).len();
+        let trimmed = self.mempool.trim_to_size(now).len();
+        self.metrics.mempool_removed.with_label_values(&["expiry"]).inc_by(expired as u64);
+        self.metrics.mempool_removed.with_label_values(&["size_limit"]).inc_by(trimmed as u64);
+        self.orphans.expire(now);
+        self.update_gauges();
+    }
+
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        m.mempool_transactions.set(self.mempool.len() as i64);
+        m.mempool_size_bytes.set(self.mempool.bytes() as i64);
+        m.mempool_usage_bytes.set(self.mempool.usage() as i64);
+        m.orphan_transactions.set(self.orphans.len() as i64);
+        m.orphan_size_bytes.set(self.orphans.bytes() as i64);
+    }
+
+    fn recently_rejected(&self, txid: &TxId) -> bool {
+        self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner).0.contains(txid)
+    }
+
+    fn remember_reject(&self, txid: TxId) {
+        let mut r = self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner);
+        if r.0.insert(txid) {
+            r.1.push_back(txid);
+            if r.1.len() > RECENT_REJECTS {
+                if let Some(old) = r.1.pop_front() {
+                    r.0.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Validates one transaction and, if it is accepted, the orphans waiting for it.
+    fn process(&self, job: Job) {
+        let mut stack = vec![job];
+        while let Some(job) = stack.pop() {
+            let outcome = self.process_one(&job);
+            if let TxOutcome::Accepted { tx, .. } = &outcome {
+                for (child, peer) in self.orphans.take_children_of(&tx.txid()) {
+                    let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
+                    stack.push(Job { tx: child, source, received: Instant::now(), reply: None });
+                }
+            }
+            if let Some(reply) = job.reply {
+                let _ = reply.send(outcome.clone());
+            }
+            // Peers' outcomes must reach the relay (announcements); if it is far behind, wait.
+            if self.outcomes.blocking_send(outcome).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn process_one(&self, job: &Job) -> TxOutcome {
+        let tx = &job.tx;
+        let txid = tx.txid();
+        let source = job.source;
+        if self.knows(&txid) {
+            return TxOutcome::Known { txid, source };
+        }
+        if self.recently_rejected(&txid) && source != TxSource::Rpc {
+            return TxOutcome::Known { txid, source };
+        }
+        let started = Instant::now();
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let view = MempoolView { base: self.chain.utxo(), pool: &self.mempool };
+        let ctx = TxContext::new(self.chain.params()).with_sig_cache(&self.sig_cache);
+        let result = validate_transaction(tx, &view, &ctx);
+        let outcome = match result {
+            Ok(v) => match self.mempool.insert(tx.clone(), v.fee, unix_now()) {
+                Ok(_) => TxOutcome::Accepted { tx: tx.clone(), fee: v.fee, source, received: job.received },
+                Err(InsertError::AlreadyKnown) => TxOutcome::Known { txid, source },
+                Err(e) => TxOutcome::Rejected {
+                    txid,
+                    source,
+                    reject: TxReject {
+                        reason: e.reason().to_owned(),
+                        code: insert_code(&e),
+                        score: 0,
+                        kind: RejectKind::Policy,
+                    },
+                },
+            },
+            Err(reject) if reject.kind == RejectKind::MissingInputs => {
+                let missing: Vec<TxId> = tx
+                    .inputs
+                    .iter()
+                    .filter(|i| view.coin(&i.prev_out).is_none())
+                    .map(|i| i.prev_out.txid)
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                // An input spent in the chain looks missing too; if every parent is known to the
+                // mempool or chain, it is a double spend, not an orphan — SV Node keeps it as an
+                // orphan anyway, which expires.
+                let peer = match source {
+                    TxSource::Peer(p) => OrphanPeer(p.0),
+                    TxSource::Rpc => OrphanPeer(u64::MAX),
+                };
+                if source == TxSource::Rpc {
+                    TxOutcome::Rejected { txid, source, reject }
+                } else {
+                    self.orphans.add(tx.clone(), missing.clone(), peer, unix_now());
+                    TxOutcome::Orphan { txid, source, missing }
+                }
+            }
+            Err(reject) => TxOutcome::Rejected { txid, source, reject },
+        };
+        drop(_gate);
+        let elapsed = started.elapsed().as_secs_f64();
+        let m = &self.metrics;
+        match &outcome {
+            TxOutcome::Accepted { received, .. } => {
+                m.tx_validation_duration.with_label_values(&["accepted"]).observe(elapsed);
+                m.tx_accepted.with_label_values(&[source.label()]).inc();
+                m.tx_relay_latency
+                    .with_label_values(&["first_seen_to_accept"])
+                    .observe(received.elapsed().as_secs_f64());
+                m.mempool_transactions.set(self.mempool.len() as i64);
+                m.mempool_size_bytes.set(self.mempool.bytes() as i64);
+            }
+            TxOutcome::Rejected { reject, .. } => {
+                m.tx_validation_duration.with_label_values(&["rejected"]).observe(elapsed);
+                m.tx_rejected.with_label_values(&[tx_reject_label(&reject.reason)]).inc();
+                if reject.kind == RejectKind::Consensus {
+                    self.remember_reject(txid);
+                }
+                debug!(%txid, reason = %reject.reason, "transaction rejected");
+            }
+            TxOutcome::Orphan { .. } => {
+                m.tx_rejected.with_label_values(&["missing_inputs"]).inc();
+                m.orphan_transactions.set(self.orphans.len() as i64);
+            }
+            TxOutcome::Known { .. } => m.tx_rejected.with_label_values(&["already_known"]).inc(),
+        }
+        outcome
+    }
+}
+
+fn metrics_max(p: &TxPipeline) {
+    p.metrics.mempool_max_bytes.set(i64::try_from(p.mempool.config().max_bytes).unwrap_or(i64::MAX));
+}
+
+/// SV Node's reject codes for pool insertion failures (none is sent as an offence).
+fn insert_code(e: &InsertError) -> u8 {
+    match e {
+        InsertError::AlreadyKnown => 0x12,
+        InsertError::Conflict { .. } => 0x12,
+        InsertError::TooLongChain { .. } => 0x40,
+        InsertError::FeeTooLow { .. } => 0x42,
+    }
+}
+
+fn worker(pipeline: std::sync::Weak<TxPipeline>, rx: Arc<Mutex<Receiver<Job>>>) {
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let Some(p) = pipeline.upgrade() else { return };
+        p.process(job);
+    }
+}
+
+impl MempoolSync for TxPipeline {
+    fn exclusive(&self, f: &mut dyn FnMut()) {
+        let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        f();
+    }
+
+    fn block_connected(&self, block: &Block, _height: u32) {
+        let (mined, conflicts) = self.mempool.remove_for_block(&block.transactions);
+        self.metrics.mempool_removed.with_label_values(&["block"]).inc_by(mined.len() as u64);
+        self.metrics.mempool_removed.with_label_values(&["conflict"]).inc_by(conflicts.len() as u64);
+        for tx in &block.transactions {
+            self.orphans.remove(&tx.txid());
+        }
+        self.update_gauges();
+    }
+
+    fn block_disconnected(&self, block: &Block) {
+        // The block's transactions go back through validation (queued; the caller holds the gate,
+        // so they are validated after the chain change completes). Coinbases cannot return.
+        for tx in block.transactions.iter().filter(|t| !t.is_coinbase()) {
+            let job = Job { tx: Arc::new(tx.clone()), source: TxSource::Rpc, received: Instant::now(), reply: None };
+            if self.jobs.try_send(job).is_err() {
+                break;
+            }
+        }
+        self.metrics.mempool_removed.with_label_values(&["reorg"]).inc_by(0);
+    }
+}

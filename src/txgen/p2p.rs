@@ -1,0 +1,157 @@
+//! The generator's P2P side: a blocking connection that completes the handshake, sends `tx`
+//! messages, and (as a listener) collects the txids a node announces.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::wire::frame::FrameDecoder;
+use crate::wire::msg::Version;
+use crate::wire::{encode_frame, inv_type, Limits, Message, NetAddress, TxId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("connection to {addr} failed: {detail}")]
+    Broken { addr: SocketAddr, detail: String },
+}
+
+pub struct Conn {
+    addr: SocketAddr,
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    magic: [u8; 4],
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr, magic: [u8; 4]) -> Result<Conn, P2pError> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|source| P2pError::Connect { addr, source })?;
+        stream.set_nodelay(true).ok();
+        let mut c =
+            Conn { addr, stream, decoder: FrameDecoder::new(magic, Limits::default()), buf: BytesMut::new(), magic };
+        c.handshake()?;
+        Ok(c)
+    }
+
+    fn broken(&self, detail: impl ToString) -> P2pError {
+        P2pError::Broken { addr: self.addr, detail: detail.to_string() }
+    }
+
+    pub fn send(&mut self, msg: &Message) -> Result<(), P2pError> {
+        let frame = encode_frame(self.magic, msg);
+        self.stream.write_all(&frame).map_err(|e| self.broken(e))
+    }
+
+    /// Writes many frames in one call.
+    pub fn send_raw(&mut self, frames: &[u8]) -> Result<(), P2pError> {
+        self.stream.write_all(frames).map_err(|e| self.broken(e))
+    }
+
+    pub fn magic(&self) -> [u8; 4] {
+        self.magic
+    }
+
+    fn read(&mut self, until: Instant) -> Result<Option<Message>, P2pError> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    if let Ok(m) = frame.message(&Limits::default()) {
+                        return Ok(Some(m));
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.broken(e)),
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.stream.set_read_timeout(Some(left.min(Duration::from_millis(200)))).ok();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(self.broken("closed by the node")),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(self.broken(e)),
+            }
+        }
+    }
+
+    fn handshake(&mut self) -> Result<(), P2pError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.send(&Message::Version(Version {
+            version: 70016,
+            services: 0,
+            timestamp: now as i64,
+            receiver: NetAddress::unspecified(0),
+            sender: NetAddress::unspecified(0),
+            nonce: rand::random(),
+            user_agent: format!("/bsv-relay-txgen:{}/", env!("CARGO_PKG_VERSION")),
+            start_height: 0,
+            relay: true,
+            association_id: None,
+        }))?;
+        let until = Instant::now() + Duration::from_secs(10);
+        let (mut version, mut verack) = (false, false);
+        while !(version && verack) {
+            match self.read(until)? {
+                Some(Message::Version(_)) => {
+                    version = true;
+                    self.send(&Message::Verack)?;
+                }
+                Some(Message::Verack) => verack = true,
+                Some(_) => {}
+                None => return Err(self.broken("no handshake within 10 s")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads forever, answering pings and adding announced txids to `seen` (a listener).
+    pub fn listen(mut self, seen: Arc<Mutex<HashSet<TxId>>>) {
+        loop {
+            match self.read(Instant::now() + Duration::from_secs(1)) {
+                Ok(Some(Message::Ping(n))) => {
+                    let _ = self.send(&Message::Pong(n));
+                }
+                Ok(Some(Message::Inv(items))) => {
+                    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    s.extend(items.iter().filter(|i| i.kind == inv_type::TX).map(|i| i.hash));
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads and answers pings without blocking the sender for long (call between batches).
+    pub fn drain(&mut self) -> Result<(), P2pError> {
+        self.stream.set_nonblocking(true).ok();
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.stream.set_nonblocking(false).ok();
+                    return Err(self.broken("closed by the node"));
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => break,
+            }
+        }
+        self.stream.set_nonblocking(false).ok();
+        while let Ok(Some(frame)) = self.decoder.decode(&mut self.buf) {
+            if let Ok(Message::Ping(n)) = frame.message(&Limits::default()) {
+                self.send(&Message::Pong(n))?;
+            }
+        }
+        Ok(())
+    }
+}
