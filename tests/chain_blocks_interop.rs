@@ -5,7 +5,7 @@
 mod common;
 
 use common::svnode::SvNode;
-use common::{wait_for, TestNode, DEADLINE};
+use common::{wait_for, TestNode};
 use std::time::Duration;
 
 /// Longer than DEADLINE: a 300-block chain with transactions, validated with every script.

@@ -453,14 +453,13 @@ impl Relay {
                 self.relay_cache.insert(txid, tx);
                 self.relay_cache_order.push_back((now + RELAY_CACHE_MS, txid));
             }
-            TxOutcome::Rejected { txid, source: TxSource::Peer(id), reject } => {
-                // Only consensus failures are offences; policy failures never are.
-                if reject.kind == RejectKind::Consensus && reject.score > 0 {
-                    let offence =
-                        if reject.score >= 100 { Misbehavior::InvalidTx } else { Misbehavior::InvalidTxMinor };
-                    debug!(peer = %id, %txid, reason = %reject.reason, "invalid transaction");
-                    let _ = ctx.registry.punish(id, offence);
-                }
+            // Only consensus failures are offences; policy failures never are.
+            TxOutcome::Rejected { txid, source: TxSource::Peer(id), reject }
+                if reject.kind == RejectKind::Consensus && reject.score > 0 =>
+            {
+                let offence = if reject.score >= 100 { Misbehavior::InvalidTx } else { Misbehavior::InvalidTxMinor };
+                debug!(peer = %id, %txid, reason = %reject.reason, "invalid transaction");
+                let _ = ctx.registry.punish(id, offence);
             }
             TxOutcome::Orphan { source: TxSource::Peer(id), missing, .. } => {
                 if let Some(getdata) = self.txrelay.request_parents(id, &missing, millis_now()) {

@@ -132,7 +132,7 @@ impl TxRelay {
         have: impl Fn(&TxId) -> bool,
         now: u64,
     ) -> Option<Message> {
-        let Some(p) = self.peers.get_mut(&peer) else { return None };
+        let p = self.peers.get_mut(&peer)?;
         let mut ask = Vec::new();
         for txid in txids {
             p.known.insert(*txid);
@@ -140,11 +140,8 @@ impl TxRelay {
                 continue;
             }
             match self.requests.get_mut(txid) {
-                Some(r) => {
-                    if r.peer != peer && !r.others.contains(&peer) {
-                        r.others.push_back(peer);
-                    }
-                }
+                Some(r) if r.peer != peer && !r.others.contains(&peer) => r.others.push_back(peer),
+                Some(_) => {}
                 None if p.in_flight < MAX_TX_IN_FLIGHT_PER_PEER => {
                     p.in_flight += 1;
                     self.requests.insert(

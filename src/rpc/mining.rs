@@ -97,7 +97,7 @@ fn next_template(ctx: &RpcContext) -> Template {
     let index = tree.index_of(&prev_hash).expect("the active tip is in the tree");
     let mtp = tree.median_time_past(index);
     let now = u32::try_from(crate::rpc::network::unix_now()).unwrap_or(u32::MAX);
-    let time = now.max(u32::try_from(mtp).unwrap_or(0) + 1);
+    let time = now.max(mtp.saturating_add(1));
     let bits = tree.next_work_required(index, time);
     Template { prev_hash, height: height + 1, bits, time }
 }

@@ -602,14 +602,39 @@ mod tests {
     fn context() -> (Arc<RpcContext>, Shutdown) {
         let config = Config::load(&["-regtest", "-datadir=/"], None).expect("config");
         let (shutdown, _complete) = crate::shutdown::channel();
+        let params = crate::chain::Network::Regtest.params();
+        let opts = crate::chain::ChainOptions { max_block_size: u64::MAX, minimum_chain_work: None };
+        let chain = Arc::new(crate::chain::ChainState::in_memory(params, opts));
+        let metrics = Arc::new(Metrics::new("regtest", "test").expect("metrics"));
+        let mempool = Arc::new(crate::mempool::Mempool::new(Default::default()));
+        let sig_cache = Arc::new(crate::script::SigCache::new(1024));
+        let (outcomes, _) = tokio::sync::mpsc::channel(16);
+        let txs = crate::mempool::accept::TxPipeline::start(
+            chain.clone(),
+            mempool.clone(),
+            sig_cache.clone(),
+            outcomes,
+            metrics.clone(),
+            1,
+        );
+        let (events, _) = tokio::sync::mpsc::channel(16);
+        let blocks = crate::relay::block_processor::BlockProcessor::start(
+            chain.clone(),
+            sig_cache,
+            None,
+            events,
+            metrics.clone(),
+        );
         let ctx = RpcContext {
             config: Arc::new(config),
+            chain: chain.clone(),
+            mempool,
+            txs,
+            blocks,
             peers: Arc::new(PeerRegistry::new()),
             bans: Arc::new(BanList::in_memory(DEFAULT_BANTIME)),
-            metrics: Arc::new(Metrics::new("regtest", "test").expect("metrics")),
-            headers: Arc::new(std::sync::RwLock::new(crate::chain::HeaderTree::new(
-                crate::chain::Network::Regtest.params().clone(),
-            ))),
+            metrics,
+            headers: chain.headers().clone(),
             started: Instant::now(),
             shutdown: shutdown.trigger_handle(),
         };
