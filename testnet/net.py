@@ -22,14 +22,20 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / "testnet" / "run"
+# The e2e test runs its own network beside a user's: it moves the state folder and the ports.
+RUN = Path(os.environ.get("BSV_RELAY_TESTNET_RUN", ROOT / "testnet" / "run"))
 STATE = RUN / "state.json"
 BINARY = ROOT / "target" / "release" / "bsv-relay"
 USER, PASSWORD = "u", "p"
-BASE_PORT = 18600
-SV_PORT, SV_RPC = 18590, 18591
-PROMETHEUS_PORT = 18599
+BASE_PORT = int(os.environ.get("BSV_RELAY_TESTNET_PORT", "18600"))
+SV_PORT, SV_RPC = BASE_PORT - 10, BASE_PORT - 9
+PROMETHEUS_PORT = BASE_PORT - 1
 MINE_INTERVAL_SECS = 5
+# Load while the network is up: a modest rate, for an hour (the generator pre-signs all of it).
+DEFAULT_RATE = 20
+LOAD_SECS = 3600
+# Regtest P2PKH address of the all-zero key hash: coins mined to it are spendable by nobody.
+BURN_ADDRESS = "mfWxJ45yp2SFn7UciZyNpvDKrzbhyfKrY8"
 
 
 def node_ports(i):
@@ -85,6 +91,28 @@ def cli(rpcport, *args, timeout=30):
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def rpc_call(port, method, *params, timeout=60):
+    """JSON-RPC to a node over HTTP (no bitcoin-cli needed); returns the result or None."""
+    body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers={"Content-Type": "application/json"})
+    import base64
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read())["result"]
+    except (OSError, ValueError):
+        return None
+
+
+def mine_loop(args):
+    """Mines a block on a node every few seconds until it goes away (a process `up` records)."""
+    failures = 0
+    while failures < 5:
+        time.sleep(MINE_INTERVAL_SECS)
+        ok = rpc_call(args.rpc, "generatetoaddress", 1, BURN_ADDRESS) is not None
+        failures = 0 if ok else failures + 1
+
+
 def spawn(state, name, argv, log):
     logf = open(log, "ab")
     proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -127,7 +155,8 @@ def up(args):
         state["nodes"].append({"name": f"node{i}", "p2p": p2p, "rpc": rpc, "metrics": metrics, "log": str(log)})
         save_state(state)
     for node in state["nodes"]:
-        wait_until(f"{node['name']} RPC", lambda node=node: cli(node["rpc"], "getnetworkinfo") is not None)
+        wait_until(f"{node['name']} RPC", lambda node=node: rpc_call(node["rpc"], "getnetworkinfo") is not None)
+    first = state["nodes"][0]
 
     if args.with_svnode:
         bin_dir = svnode_bin()
@@ -142,14 +171,22 @@ def up(args):
         spawn(state, "svnode", argv, datadir / "console.log")
         state["svnode"] = {"p2p": SV_PORT, "rpc": SV_RPC, "log": str(datadir / "regtest" / "bitcoind.log")}
         save_state(state)
-        wait_until("SV Node RPC", lambda: cli(SV_RPC, "getnetworkinfo") is not None)
-        address = cli(SV_RPC, "getnewaddress")
-        print("SV Node mines the first 101 blocks…", flush=True)
-        cli(SV_RPC, "generatetoaddress", "101", address, timeout=120)
-        miner = ["bash", "-c", f"while true; do sleep {MINE_INTERVAL_SECS}; "
-                 f"'{bin_dir / 'bitcoin-cli'}' -regtest -rpcport={SV_RPC} -rpcuser={USER} -rpcpassword={PASSWORD} "
-                 f"generatetoaddress 1 {address} >/dev/null || exit 0; done"]
+        wait_until("SV Node RPC", lambda: rpc_call(SV_RPC, "getnetworkinfo") is not None)
+
+    print(f"{first['name']} mines the first 101 blocks…", flush=True)
+    if rpc_call(first["rpc"], "generatetoaddress", 101, BURN_ADDRESS, timeout=120) is None:
+        sys.exit("mining the first blocks failed; see " + first["log"])
+    if args.mine:
+        miner = [sys.executable, str(Path(__file__).resolve()), "mine-loop", str(first["rpc"])]
         spawn(state, "miner", miner, RUN / "miner.log")
+    if args.rate > 0:
+        target = state["nodes"][1 if len(state["nodes"]) > 1 else 0]
+        load = [str(BINARY), "txgen", "--rpc", f"127.0.0.1:{first['rpc']}", "--rpcuser", USER, "--rpcpassword", PASSWORD,
+                "--connect", f"127.0.0.1:{target['p2p']}", "--rate", str(args.rate), "--duration", str(args.load_secs),
+                "--json", "--txids-out", str(RUN / "txgen-accepted.txt")]
+        spawn(state, "txgen", load, RUN / "txgen.log")
+        state["txgen"] = {"rate": args.rate, "log": str(RUN / "txgen.log")}
+        save_state(state)
 
     if not args.no_prometheus:
         prom = shutil.which("prometheus")
@@ -161,7 +198,7 @@ def up(args):
         else:
             # The committed testnet/prometheus.yml covers the default 3 nodes; other sizes get their own.
             config = ROOT / "testnet" / "prometheus.yml"
-            if len(state["nodes"]) != 3:
+            if len(state["nodes"]) != 3 or BASE_PORT != 18600:
                 config = RUN / "prometheus.yml"
                 config.write_text(prometheus_config(state["nodes"]))
             argv = [prom, f"--config.file={config}", f"--storage.tsdb.path={RUN / 'prometheus-data'}",
@@ -185,8 +222,11 @@ def print_where(state):
               f"  metrics http://127.0.0.1:{node['metrics']}/metrics  log {node['log']}")
     if state.get("svnode"):
         sv = state["svnode"]
-        print(f"  SV Node: p2p 127.0.0.1:{sv['p2p']}  rpc {sv['rpc']}  log {sv['log']}  (mines a block every "
-              f"{MINE_INTERVAL_SECS} s)")
+        print(f"  SV Node: p2p 127.0.0.1:{sv['p2p']}  rpc {sv['rpc']}  log {sv['log']}")
+    if any(p["name"] == "miner" for p in state["processes"]):
+        print(f"  mining: {state['nodes'][0]['name']} mines a block every {MINE_INTERVAL_SECS} s")
+    if state.get("txgen"):
+        print(f"  load: txgen at {state['txgen']['rate']} tx/s, log {state['txgen']['log']}")
     if state.get("prometheus"):
         print(f"  Prometheus: {state['prometheus']['url']}")
     print("testnet/status shows the network, testnet/down stops it.")
@@ -197,22 +237,24 @@ def status(_args):
     if not state["nodes"]:
         print("no network: start one with testnet/up")
         return
-    rows = [("name", "up", "headers", "best header", "peers", "banned")]
+    rows = [("name", "up", "height", "best block", "mempool", "peers", "accepted/s", "banned")]
     for node in state["nodes"]:
-        info = cli(node["rpc"], "getblockchaininfo", timeout=5)
-        peers = cli(node["rpc"], "getconnectioncount", timeout=5)
-        banned = cli(node["rpc"], "listbanned", timeout=5)
+        info = rpc_call(node["rpc"], "getblockchaininfo", timeout=5)
         if info is None:
-            rows.append((node["name"], "no", "-", "-", "-", "-"))
+            rows.append((node["name"], "no", "-", "-", "-", "-", "-", "-"))
             continue
-        info = json.loads(info)
-        rows.append((node["name"], "yes", str(info["headers"]), info["bestheaderhash"][:16] + "…", peers or "-",
-                     str(len(json.loads(banned))) if banned else "-"))
+        pool = rpc_call(node["rpc"], "getmempoolinfo", timeout=5) or {}
+        peers = rpc_call(node["rpc"], "getconnectioncount", timeout=5)
+        banned = rpc_call(node["rpc"], "listbanned", timeout=5) or []
+        rate = accepted_rate(node["metrics"])
+        rows.append((node["name"], "yes", str(info["blocks"]), info["bestblockhash"][:16] + "…", str(pool.get("size", "-")),
+                     str(peers), rate, str(len(banned))))
     if state.get("svnode"):
-        count = cli(SV_RPC, "getblockcount", timeout=5)
-        best = cli(SV_RPC, "getbestblockhash", timeout=5)
-        peers = cli(SV_RPC, "getconnectioncount", timeout=5)
-        rows.append(("svnode", "yes" if count else "no", count or "-", (best or "-")[:16] + "…", peers or "-", "-"))
+        info = rpc_call(SV_RPC, "getblockchaininfo", timeout=5)
+        pool = rpc_call(SV_RPC, "getmempoolinfo", timeout=5) or {}
+        peers = rpc_call(SV_RPC, "getconnectioncount", timeout=5)
+        rows.append(("svnode", "yes" if info else "no", str(info["blocks"]) if info else "-",
+                     (info["bestblockhash"][:16] + "…") if info else "-", str(pool.get("size", "-")), str(peers), "-", "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
@@ -224,6 +266,20 @@ def status(_args):
             print(f"Prometheus {state['prometheus']['url']}: {ups.count('1')}/{len(ups)} targets up")
         except OSError:
             print(f"Prometheus {state['prometheus']['url']}: not answering")
+
+
+def accepted_rate(metrics_port):
+    """Transactions accepted per second, from two scrapes of the node's counter one second apart."""
+    def total():
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=3).read().decode()
+        except OSError:
+            return None
+        return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("bsv_relay_tx_accepted_total{"))
+    a = total()
+    time.sleep(1)
+    b = total()
+    return "-" if a is None or b is None else f"{b - a:.0f}"
 
 
 def down(_args):
@@ -261,10 +317,15 @@ def main():
     p_up.add_argument("-n", "--nodes", type=int, default=3, help="bsv-relay nodes (default 3)")
     p_up.add_argument("--with-svnode", action="store_true", help="add a real SV Node v1.0.13, which mines")
     p_up.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    p_up.add_argument("--rate", type=int, default=DEFAULT_RATE, help=f"load in tx/s (default {DEFAULT_RATE}; 0: none)")
+    p_up.add_argument("--no-mining", dest="mine", action="store_false", help="do not mine a block every few seconds")
+    p_up.add_argument("--load-secs", type=int, default=LOAD_SECS, help=f"how long the load runs (default {LOAD_SECS})")
     sub.add_parser("status", help="show the network")
     sub.add_parser("down", help="stop everything up started")
+    p_mine = sub.add_parser("mine-loop", help=argparse.SUPPRESS)
+    p_mine.add_argument("rpc", type=int)
     args = parser.parse_args()
-    {"up": up, "status": status, "down": down}[args.command](args)
+    {"up": up, "status": status, "down": down, "mine-loop": mine_loop}[args.command](args)
 
 
 if __name__ == "__main__":

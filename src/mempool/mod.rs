@@ -9,6 +9,8 @@
 //! many threads, without queuing behind one task.
 
 pub mod accept;
+#[cfg(test)]
+mod accept_tests;
 pub mod orphans;
 pub mod pool;
 #[cfg(test)]

@@ -219,7 +219,12 @@ impl TxRelay {
     /// A transaction entered the mempool: queue it for every peer that should hear of it.
     pub fn on_accepted(&mut self, txid: TxId, fee_rate: u64, source: Option<PeerId>) {
         for (id, p) in &mut self.peers {
-            if Some(*id) == source || !p.relay || fee_rate < p.fee_filter {
+            if Some(*id) == source {
+                // It sent it to us: it has it.
+                p.known.insert(txid);
+                continue;
+            }
+            if !p.relay || fee_rate < p.fee_filter {
                 continue;
             }
             if p.known.insert(txid) {

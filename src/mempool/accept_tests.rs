@@ -1,0 +1,179 @@
+//! The acceptance pipeline over a real in-memory chain state mined with our own miner.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::accept::{TxOutcome, TxPipeline, TxSource};
+use super::pool::{Mempool, MempoolConfig};
+use crate::chain::{ChainOptions, ChainState, Network, NoScriptCheck};
+use crate::mining::{assemble, Template};
+use crate::peer::PeerId;
+use crate::relay::block_processor::MempoolSync;
+use crate::validation::RejectKind;
+use crate::wallet::{Key, SIGHASH_ALL_FORKID};
+use crate::wire::{Block, OutPoint, Transaction, TxFields, TxIn, TxOut};
+
+struct Setup {
+    chain: Arc<ChainState>,
+    pipeline: Arc<TxPipeline>,
+    outcomes: mpsc::Receiver<TxOutcome>,
+    key: Key,
+    coins: Vec<(OutPoint, i64)>,
+}
+
+fn mine(chain: &ChainState, payout: &[u8], txs: &[Arc<super::Entry>]) -> Block {
+    let params = chain.params();
+    let (height, prev_hash) = chain.tip();
+    let time = chain.tip_header().time + 1;
+    let t = Template { prev_hash, height: height + 1, bits: chain.tip_header().bits, time };
+    let block = assemble(params, &t, txs, payout, u64::from(height));
+    chain.accept_block(Arc::new(block.clone()), &NoScriptCheck).expect("block connects");
+    block
+}
+
+fn setup() -> Setup {
+    let params = Network::Regtest.params();
+    let chain =
+        Arc::new(ChainState::in_memory(params, ChainOptions { max_block_size: u64::MAX, minimum_chain_work: None }));
+    let key = Key::from_seed(b"accept tests");
+    let mut coins = Vec::new();
+    for _ in 0..110 {
+        let b = mine(&chain, &key.p2pkh_script(), &[]);
+        let cb = &b.transactions[0];
+        coins.push((OutPoint { txid: cb.txid(), vout: 0 }, cb.outputs[0].value));
+    }
+    coins.truncate(8); // mature ones
+    let metrics = Arc::new(crate::metrics::Metrics::new("regtest", "test").expect("metrics"));
+    let (tx, outcomes) = mpsc::channel(10_000);
+    let mempool = Arc::new(Mempool::new(MempoolConfig::default()));
+    let pipeline =
+        TxPipeline::start(chain.clone(), mempool, Arc::new(crate::script::SigCache::new(1 << 16)), tx, metrics, 2);
+    Setup { chain, pipeline, outcomes, key, coins }
+}
+
+fn pay(key: &Key, coin: (OutPoint, i64), value: i64) -> Transaction {
+    let mut fields = TxFields {
+        version: 1,
+        inputs: vec![TxIn { prev_out: coin.0, script_sig: Bytes::new(), sequence: u32::MAX }],
+        outputs: vec![TxOut { value, script_pubkey: Bytes::from(key.p2pkh_script()) }],
+        lock_time: 0,
+    };
+    let sig = key.sign(&fields, 0, &key.p2pkh_script(), coin.1, SIGHASH_ALL_FORKID);
+    fields.inputs[0].script_sig = Bytes::from(crate::wallet::push_all(&[&sig, &key.pubkey()]));
+    Transaction::from_fields(fields)
+}
+
+fn next(s: &mut Setup) -> TxOutcome {
+    s.outcomes.blocking_recv().expect("an outcome")
+}
+
+const PEER: PeerId = PeerId(7);
+
+#[test]
+fn an_orphan_waits_for_its_parent_and_then_both_are_accepted() {
+    let mut s = setup();
+    let parent = pay(&s.key, s.coins[0], s.coins[0].1 - 1000);
+    let child = pay(&s.key, (OutPoint { txid: parent.txid(), vout: 0 }, s.coins[0].1 - 1000), s.coins[0].1 - 2000);
+    s.pipeline.submit_from_peer(Arc::new(child.clone()), PEER).expect("queued");
+    match next(&mut s) {
+        TxOutcome::Orphan { missing, source, .. } => {
+            assert_eq!(missing, vec![parent.txid()]);
+            assert_eq!(source, TxSource::Peer(PEER));
+        }
+        other => panic!("{other:?}"),
+    }
+    s.pipeline.submit_from_peer(Arc::new(parent.clone()), PEER).expect("queued");
+    let mut accepted = Vec::new();
+    for _ in 0..2 {
+        if let TxOutcome::Accepted { tx, .. } = next(&mut s) {
+            accepted.push(tx.txid());
+        }
+    }
+    assert_eq!(accepted, vec![parent.txid(), child.txid()]);
+    assert!(s.pipeline.orphans().is_empty());
+    s.pipeline.mempool().check_consistency().expect("consistent");
+}
+
+#[test]
+fn conflicts_are_policy_and_bad_signatures_are_consensus_failures() {
+    let mut s = setup();
+    let first = pay(&s.key, s.coins[1], s.coins[1].1 - 1000);
+    let second = pay(&s.key, s.coins[1], s.coins[1].1 - 5000);
+    s.pipeline.submit_from_peer(Arc::new(first), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Accepted { .. }));
+    s.pipeline.submit_from_peer(Arc::new(second), PEER).expect("queued");
+    match next(&mut s) {
+        TxOutcome::Rejected { reject, .. } => {
+            assert_eq!(reject.reason, "txn-mempool-conflict");
+            assert_eq!((reject.kind, reject.score), (RejectKind::Policy, 0));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut forged: TxFields = (*pay(&s.key, s.coins[2], s.coins[2].1 - 1000)).clone();
+    let mut script = forged.inputs[0].script_sig.to_vec();
+    script[8] ^= 1;
+    forged.inputs[0].script_sig = Bytes::from(script);
+    s.pipeline.submit_from_peer(Arc::new(Transaction::from_fields(forged)), PEER).expect("queued");
+    match next(&mut s) {
+        TxOutcome::Rejected { reject, .. } => assert_eq!((reject.kind, reject.score), (RejectKind::Consensus, 100)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_connected_block_removes_its_transactions_and_a_disconnected_one_returns_them() {
+    let mut s = setup();
+    let tx = pay(&s.key, s.coins[3], s.coins[3].1 - 1000);
+    s.pipeline.submit_from_peer(Arc::new(tx.clone()), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Accepted { .. }));
+    let entries = s.pipeline.mempool().entries();
+    let mut block = None;
+    s.pipeline.exclusive(&mut || {
+        let b = mine(&s.chain, &[0x51], &entries);
+        s.pipeline.block_connected(&b, s.chain.tip().0);
+        block = Some(b);
+    });
+    assert!(!s.pipeline.mempool().contains(&tx.txid()));
+    let block = block.expect("mined");
+    let hash = block.hash();
+    s.pipeline.exclusive(&mut || {
+        let update = s.chain.invalidate_block(&hash, &NoScriptCheck).expect("invalidate");
+        for (b, _) in &update.disconnected {
+            s.pipeline.block_disconnected(b);
+        }
+    });
+    match next(&mut s) {
+        TxOutcome::Accepted { tx: back, .. } => assert_eq!(back.txid(), tx.txid()),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.pipeline.mempool().contains(&tx.txid()));
+}
+
+#[test]
+fn concurrent_submissions_keep_the_pool_consistent() {
+    let mut s = setup();
+    // Each coin spent by four different transactions from four threads: exactly one wins per coin.
+    let coins = s.coins.clone();
+    std::thread::scope(|scope| {
+        for t in 0..4i64 {
+            let (p, key, coins) = (&s.pipeline, &s.key, &coins);
+            scope.spawn(move || {
+                for c in coins {
+                    let tx = pay(key, *c, c.1 - 1000 - t);
+                    while p.submit_from_peer(Arc::new(tx.clone()), PeerId(t as u64)).is_err() {}
+                }
+            });
+        }
+    });
+    let mut accepted = 0;
+    for _ in 0..coins.len() * 4 {
+        if matches!(next(&mut s), TxOutcome::Accepted { .. }) {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, coins.len());
+    assert_eq!(s.pipeline.mempool().len(), coins.len());
+    s.pipeline.mempool().check_consistency().expect("consistent");
+}
