@@ -34,13 +34,14 @@ use crate::script::SigCache;
 use crate::validation::{validate_transaction, CoinView, RejectKind, TxContext, TxReject};
 use crate::wire::{Block, Transaction, TxId};
 
-/// Transactions waiting for a worker. At 40,000 tx/s this is a quarter of a second of work: enough
-/// to absorb bursts, small enough that a flood slows the senders (their reads pause) instead of
-/// growing memory.
-const JOB_QUEUE: usize = 10_000;
+/// Transactions waiting for a worker: a few seconds of work at 40,000 tx/s, about 30 MB of typical
+/// transactions. Enough that a burst of 100,000 from one peer is queued, not dropped; bounded, so a
+/// flood beyond it is dropped (the sender may announce again) instead of growing memory.
+const JOB_QUEUE: usize = 100_000;
 
-/// Outcomes waiting for the relay task.
-pub const OUTCOME_QUEUE: usize = 50_000;
+/// Outcomes waiting for the relay task: more than the job queue, so workers never wait for the
+/// relay while it waits for them.
+pub const OUTCOME_QUEUE: usize = 200_000;
 
 /// Recently rejected txids remembered so a flood of copies costs one lookup each (SV Node keeps a
 /// rolling filter of 120,000).

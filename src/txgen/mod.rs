@@ -31,6 +31,8 @@ use rpc::Rpc;
 const SPEND_FEE: i64 = 500;
 /// Fee of a fan-out transaction.
 const FANOUT_FEE: i64 = 100_000;
+/// Fan-out outputs mined per block: their sigops stay under the pre-Genesis block limit.
+const SIGOPS_PER_BLOCK: u64 = 10_000;
 /// How long to wait for the last announcements after sending.
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -202,6 +204,7 @@ fn generate(o: &Options) -> Result<(), TxgenError> {
     }
     // Fan out, and mine the fan-outs so the spends are independent of each other.
     let mut outputs = Vec::new();
+    let mut pending_sigops = 0;
     for coin in &coins {
         let each = (coin.value - FANOUT_FEE) / o.fanout as i64;
         let outs =
@@ -211,6 +214,12 @@ fn generate(o: &Options) -> Result<(), TxgenError> {
         outputs.extend(
             (0..o.fanout as u32).map(|vout| Utxo { outpoint: OutPoint { txid: tx.txid(), vout }, value: each }),
         );
+        // Each P2PKH output is a legacy sigop: keep each block under the pre-Genesis limit (20,000 per MB).
+        pending_sigops += o.fanout;
+        if pending_sigops + o.fanout > SIGOPS_PER_BLOCK {
+            rpc.call("generatetoaddress", json!([1, burn]))?;
+            pending_sigops = 0;
+        }
     }
     rpc.call("generatetoaddress", json!([1, burn]))?;
     outputs.truncate(o.count as usize);

@@ -45,13 +45,39 @@ impl Rpc {
         s.read_to_end(&mut raw).map_err(io)?;
         let text = String::from_utf8_lossy(&raw);
         let bad = |detail: String| RpcError::Reply { method: method.to_owned(), detail };
-        let body = text.split("\r\n\r\n").nth(1).ok_or_else(|| bad("no HTTP body".into()))?;
+        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| bad("no HTTP body".into()))?;
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body).ok_or_else(|| bad("bad chunked encoding".into()))?
+        } else {
+            body.to_owned()
+        };
         let v: Value = serde_json::from_str(body.trim()).map_err(|e| bad(format!("{e}: {body}")))?;
         if !v["error"].is_null() {
             return Err(RpcError::Call { method: method.to_owned(), message: v["error"]["message"].to_string() });
         }
         Ok(v["result"].clone())
     }
+}
+
+/// Joins the chunks of an HTTP/1.1 chunked body (SV Node's server sends large replies so).
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn chunked_bodies_are_joined() {
+    assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(), Some("abcde"));
+    assert_eq!(dechunk("5\r\nabc"), None);
 }
 
 /// Base64 for the Authorization header (the one place the generator needs it).

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Transaction acceptance throughput, bsv-relay against SV Node v1.0.13, in the same run.
+
+Starts a fresh regtest SV Node and a fresh bsv-relay (each alone), and for each runs
+`bsv-relay txgen --rate 0 --count N`: the generator mines and fans out coins on that node, pre-signs
+N independent 1-input 1-output P2PKH transactions, pushes them over one P2P connection and counts a
+transaction accepted when the node announces it on a second connection. Prints accepted tx/s for
+both and the ratio.
+
+    testnet/bench/throughput.py [N]     (default 50000)
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = ROOT / "target" / "release" / "bsv-relay"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_rpc(cli, args):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if subprocess.run([*cli, *args, "getnetworkinfo"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    sys.exit("node did not start")
+
+
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def histogram_quantiles(port, name):
+    """p50 and p99 upper bucket bounds of each `stage` of a histogram on /metrics."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            labels, value = line[len(name) + 8:].rsplit("} ", 1)
+            fields = dict(kv.split("=", 1) for kv in labels.split(","))
+            stage, le = fields["stage"].strip('"'), fields["le"].strip('"')
+            buckets.setdefault(stage, []).append((float("inf") if le == "+Inf" else float(le), float(value)))
+    out = {}
+    for stage, bs in buckets.items():
+        bs.sort()
+        total = bs[-1][1]
+        if total == 0:
+            continue
+        q = lambda p: next(le for le, c in bs if c >= p * total)
+        out[stage] = (q(0.5), q(0.99))
+    return out
+
+
+def txgen(rpc, p2p, n, seed):
+    out = subprocess.run([str(BINARY), "txgen", "--rpc", f"127.0.0.1:{rpc}", "--rpcuser", "u", "--rpcpassword", "p",
+                          "--connect", f"127.0.0.1:{p2p}", "--rate", "0", "--count", str(n), "--seed", str(seed),
+                          "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"txgen failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    bin_dir = Path(subprocess.run([str(ROOT / "testnet" / "install-svnode")], check=True, capture_output=True,
+                                  text=True).stdout.strip().splitlines()[-1])
+    work = Path(tempfile.mkdtemp(prefix="bsv-relay-bench-"))
+    procs = []
+    try:
+        results = {}
+        # SV Node, as svnode-regtest.md describes (consistency checks off).
+        sv_dir, sv_p2p, sv_rpc = work / "sv", free_port(), free_port()
+        sv_dir.mkdir()
+        procs.append(subprocess.Popen([str(bin_dir / "bitcoind"), "-regtest", f"-datadir={sv_dir}", f"-port={sv_p2p}",
+                                       "-bind=127.0.0.1", "-listen=1", "-server=1", f"-rpcport={sv_rpc}",
+                                       "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p",
+                                       "-excessiveblocksize=1000000000", "-maxstackmemoryusageconsensus=100000000",
+                                       "-minminingtxfee=0.00000500", "-checkmempool=0", "-checkblockindex=0",
+                                       "-whitelist=127.0.0.1", "-discover=0", "-dnsseed=0", "-printtoconsole=0"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        cli = [str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={sv_rpc}", "-rpcuser=u", "-rpcpassword=p"]
+        wait_rpc(cli, [])
+        results["SV Node v1.0.13"] = txgen(sv_rpc, sv_p2p, n, 1)
+        # bsv-relay with its defaults.
+        ours_dir, p2p, rpc, metrics = work / "ours", free_port(), free_port(), free_port()
+        ours_dir.mkdir()
+        ours = subprocess.Popen([str(BINARY), "-regtest", f"-datadir={ours_dir}", f"-port={p2p}",
+                                 "-bind=127.0.0.1", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p",
+                                 f"-metricsbind=127.0.0.1:{metrics}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(ours)
+        cli = [str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"]
+        wait_rpc(cli, [])
+        rss_before = rss_kb(ours.pid)
+        results["bsv-relay"] = txgen(rpc, p2p, n, 1)
+        rss_after = rss_kb(ours.pid)
+        pool = json.loads(subprocess.run([*cli, "getmempoolinfo"], capture_output=True, text=True).stdout)
+        latency = histogram_quantiles(metrics, "bsv_relay_tx_relay_latency_seconds")
+        print(f"\n{n} transactions over one P2P connection, {os.cpu_count()} cores:")
+        print("| node | accepted | seconds | accepted tx/s |")
+        print("|---|---|---|---|")
+        for name, r in results.items():
+            print(f"| {name} | {r['accepted']} | {r['seconds']:.2f} | {r['accepted_per_second']:.0f} |")
+        ratio = results["bsv-relay"]["accepted_per_second"] / max(results["SV Node v1.0.13"]["accepted_per_second"], 1e-9)
+        print(f"\nratio bsv-relay / SV Node: {ratio:.2f}x")
+        grown = (rss_after - rss_before) * 1024
+        print(f"bsv-relay memory: mempool {pool['size']} txs, {pool['bytes']} raw bytes; resident size grew "
+              f"{grown / 1e6:.1f} MB = {grown / max(pool['bytes'], 1):.2f}x the raw bytes")
+        for stage, q in latency.items():
+            print(f"bsv-relay relay latency {stage}: p50 {q[0] * 1000:.1f} ms, p99 {q[1] * 1000:.1f} ms (histogram bucket bounds)")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
