@@ -387,7 +387,17 @@ impl MempoolSync for TxPipeline {
         self.metrics.mempool_removed.with_label_values(&["block"]).inc_by(mined.len() as u64);
         self.metrics.mempool_removed.with_label_values(&["conflict"]).inc_by(conflicts.len() as u64);
         for tx in &block.transactions {
-            self.orphans.remove(&tx.txid());
+            let txid = tx.txid();
+            self.orphans.remove(&txid);
+            // Orphans waiting for a transaction that was mined (never seen loose) can now be
+            // validated: queue them, they run once the chain change is complete.
+            for (child, peer) in self.orphans.take_children_of(&txid) {
+                let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
+                let job = Job { tx: child, source, received: Instant::now(), reply: None };
+                if self.jobs.try_send(job).is_err() {
+                    break;
+                }
+            }
         }
         self.update_gauges();
     }

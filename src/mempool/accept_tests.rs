@@ -177,3 +177,26 @@ fn concurrent_submissions_keep_the_pool_consistent() {
     assert_eq!(s.pipeline.mempool().len(), coins.len());
     s.pipeline.mempool().check_consistency().expect("consistent");
 }
+
+#[test]
+fn orphans_of_a_mined_parent_are_validated_when_its_block_connects() {
+    let mut s = setup();
+    let parent = pay(&s.key, s.coins[4], s.coins[4].1 - 1000);
+    let child = pay(&s.key, (OutPoint { txid: parent.txid(), vout: 0 }, s.coins[4].1 - 1000), s.coins[4].1 - 2000);
+    s.pipeline.submit_from_peer(Arc::new(child.clone()), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Orphan { .. }));
+    // The parent is never seen loose: it arrives mined in a block.
+    let entry = {
+        let pool = Mempool::new(MempoolConfig::default());
+        pool.insert(Arc::new(parent.clone()), 1000, 0).expect("entry")
+    };
+    s.pipeline.exclusive(&mut || {
+        let b = mine(&s.chain, &[0x51], &[entry.clone()]);
+        s.pipeline.block_connected(&b, s.chain.tip().0);
+    });
+    match next(&mut s) {
+        TxOutcome::Accepted { tx, .. } => assert_eq!(tx.txid(), child.txid()),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.pipeline.orphans().is_empty());
+}

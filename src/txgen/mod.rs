@@ -68,7 +68,7 @@ pub struct Options {
 pub const USAGE: &str =
     "Usage: bsv-relay txgen --rpc HOST:PORT --rpcuser U --rpcpassword P --connect IP:PORT [--connect ...]\n\
   [--rate TX_PER_S (0 = as fast as possible)] [--count N | --duration SECONDS] [--seed N] [--fanout N]\n\
-  [--json] [--txids-out FILE] [--no-listen]\n";
+  [--json] [--txids-out FILE (accepted txids; with --no-listen, sent ones)] [--no-listen]\n";
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, TxgenError> {
@@ -283,6 +283,9 @@ fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenErr
         }
     }
     let send_secs = start.elapsed().as_secs_f64();
+    for conn in senders {
+        conn.finish();
+    }
     // Wait for the last announcements, until every transaction was seen or nothing new comes.
     let mut accepted = count_accepted(&seen, &sent_ids);
     let settle_until = Instant::now() + SETTLE;
@@ -296,7 +299,9 @@ fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenErr
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(accepted);
     if let Some(path) = &o.txids_out {
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
-        let lines: Vec<String> = sent_ids.iter().filter(|t| s.contains(t)).map(ToString::to_string).collect();
+        // Without listeners nothing is seen: then the file lists what was sent.
+        let lines: Vec<String> =
+            sent_ids.iter().filter(|t| o.no_listen || s.contains(t)).map(ToString::to_string).collect();
         std::fs::write(path, lines.join("\n") + "\n")
             .map_err(|e| TxgenError::Chain(format!("{}: {e}", path.display())))?;
     }

@@ -132,6 +132,18 @@ impl Conn {
         }
     }
 
+    /// Closes gracefully: stop writing, then read until the node closes (or 2 s). Closing with unread
+    /// input would make the kernel reset the connection, and the node could lose the last batch.
+    pub fn finish(mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if self.read(until).is_err() {
+                return;
+            }
+        }
+    }
+
     /// Reads and answers pings without blocking the sender for long (call between batches).
     pub fn drain(&mut self) -> Result<(), P2pError> {
         self.stream.set_nonblocking(true).ok();
