@@ -191,7 +191,7 @@ fn orphans_of_a_mined_parent_are_validated_when_its_block_connects() {
         pool.insert(Arc::new(parent.clone()), 1000, 0).expect("entry")
     };
     s.pipeline.exclusive(&mut || {
-        let b = mine(&s.chain, &[0x51], &[entry.clone()]);
+        let b = mine(&s.chain, &[0x51], std::slice::from_ref(&entry));
         s.pipeline.block_connected(&b, s.chain.tip().0);
     });
     match next(&mut s) {
