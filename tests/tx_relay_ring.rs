@@ -62,6 +62,20 @@ fn a_transaction_submitted_anywhere_reaches_every_node_of_a_ring() {
             (n.cli(&["getbestblockhash"]).ok().trim() == tip).then_some(())
         });
     }
+    // getblock verbosity 2 decodes the coinbase and names the address it pays.
+    let h1 = nodes[4].cli(&["getblockhash", "1"]).ok().trim().to_string();
+    let decoded = nodes[4].cli(&["getblock", &h1, "2"]).json();
+    assert!(decoded["tx"][0]["vin"][0]["coinbase"].is_string(), "{decoded}");
+    assert_eq!(decoded["tx"][0]["vout"][0]["scriptPubKey"]["type"], "pubkeyhash");
+    assert_eq!(decoded["tx"][0]["vout"][0]["scriptPubKey"]["addresses"][0], key.address(0x6f));
+    // `generate` at another node pays the node's own key; every node follows.
+    let mined = nodes[7].cli(&["generate", "1"]).json();
+    let tip = mined[0].as_str().expect("a block hash").to_string();
+    for (i, n) in nodes.iter().enumerate() {
+        wait_for(&format!("node {i} to follow node 7's block"), DEADLINE, || {
+            (n.cli(&["getbestblockhash"]).ok().trim() == tip).then_some(())
+        });
+    }
     for (from, height) in [(5usize, 1u32), (9, 2), (0, 3)] {
         let tx = spend(&key, &nodes[0], height);
         let mut raw = Vec::new();
