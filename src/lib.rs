@@ -4,7 +4,7 @@
 //!
 //! `main` parses the [`config`] and runs [`node::run`], the composition root. It takes the
 //! data-directory lock, builds the shared state once — [`peer::PeerRegistry`], [`peer::BanList`],
-//! the address book, [`metrics::Metrics`], the header tree — and hands `Arc`s to the tasks it
+//! the address book, [`metrics::Metrics`], the [`chain::ChainState`], the mempool — and hands `Arc`s to the tasks it
 //! spawns:
 //!
 //! - [`peer::manager`]: one accept loop per listener and one dialler per `-connect`/`-addnode`
@@ -16,11 +16,22 @@
 //!   message order, ping, timeouts, offences and bans — as plain code over `(now, event)`.
 //! - [`relay`]: one task that owns the relay state and receives every delivered message through a
 //!   bounded channel (a busy relay slows reading, it never buffers without limit): address
-//!   gossip, headers-first sync of the [`chain::HeaderTree`], answers to `getheaders`/`getdata`.
-//! - [`rpc`] (JSON-RPC for `bitcoin-cli`) and the `/metrics` listener read the shared state.
+//!   gossip, headers-first sync of the [`chain::HeaderTree`], the block download schedule,
+//!   transaction announcements and requests ([`relay::txrelay`]), answers to
+//!   `getheaders`/`getblocks`/`getdata`.
+//! - [`mempool::accept`]: one validation thread per core, fed by a bounded queue; each validates a
+//!   transaction against the UTXO set plus the mempool and inserts it into the concurrent
+//!   [`mempool::Mempool`] itself; outcomes go back to the relay on a bounded channel.
+//! - [`relay::block_processor`]: one thread that connects blocks (from peers, `submitblock` and the
+//!   regtest miner) to the [`chain::ChainState`] in arrival order, with the mempool held still
+//!   through an exclusive gate while the UTXO set and the mempool change together; the chain state
+//!   keeps blocks, undo data and the UTXO set in one redb file.
+//! - [`rpc`] (JSON-RPC for `bitcoin-cli`) and the `/metrics` listener read the shared state; RPC
+//!   submissions go through the same queues as peers' messages.
 //!
 //! Shutdown is one [`shutdown`] channel: listeners close, connections flush what is queued,
-//! the ban list and address book are written, and the node waits for every task.
+//! the ban list and address book are written, the chain database is flushed, and the node waits
+//! for every task.
 //!
 //! # Layers
 //!
@@ -35,7 +46,8 @@
 //!
 //! Every input from a peer is bounded before it is allocated: payload size per command at header
 //! time, item counts, string lengths, a per-message completion deadline, byte-bounded send queues,
-//! a bounded event channel, bounded address book and orphan pool. See the module docs of
+//! a bounded event channel, bounded address book and orphan pool, bounded validation and block
+//! queues, bounded per-peer known-inventory sets and in-flight requests. See the module docs of
 //! [`wire::encode`], [`wire::frame`] and [`peer::connection`].
 
 pub mod chain;
