@@ -50,8 +50,9 @@ fn http_get(port: u16, path: &str) -> String {
 #[test]
 fn up_load_prometheus_svnode_mining_and_down() {
     let run = TempDir::new();
-    // A free range of 30 ports: nodes at base + 10 i, SV Node at base - 10, Prometheus at base - 1.
-    let base = 20_000 + (std::process::id() % 400) as u16 * 100;
+    // A range of 30 ports: nodes at base + 10 i, SV Node at base - 10, Prometheus at base - 1.
+    // Below common::free_port()'s range and below the ephemeral range (32768+).
+    let base = 10_100 + (std::process::id() % 140) as u16 * 100;
     let up = net(&run.0, base, &["up", "--with-svnode", "--rate", "0", "--no-mining"]);
     let state_file = run.0.join("state.json");
     let guard = Down { run: run.0.clone(), base };

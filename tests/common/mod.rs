@@ -22,9 +22,28 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// Poll interval while waiting for a condition.
 const POLL: Duration = Duration::from_millis(20);
 
+/// A port no other process listens on, from 25000–32767: below Linux's ephemeral range (32768+),
+/// so an outgoing connection of another test can never take it between now and the node's bind
+/// (ports the kernel hands out for `:0` are in that range, which made tests flaky under load).
+/// Never the same port twice in one test binary.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    loop {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), 25_000..32_768u16);
+        if given.contains(&port) {
+            continue;
+        }
+        let v4 = TcpListener::bind(("0.0.0.0", port)).is_ok();
+        let v6 = TcpListener::bind(("::", port)).is_ok();
+        if v4 && v6 {
+            given.insert(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some` or `deadline` passes.
