@@ -753,26 +753,7 @@ impl HeaderTree {
         if self.entries[old_best].status.is_valid() {
             return Some(None);
         }
-        let mut best = 0;
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.status.is_valid() && e.chain_work > self.entries[best].chain_work {
-                best = i;
-            }
-        }
-        let fork = self.fork_point(old_best, best);
-        self.best_chain.truncate(self.entries[fork].height as usize + 1);
-        let mut branch = Vec::new();
-        let mut i = best;
-        while i != fork {
-            branch.push(i as u32);
-            i = self.entries[i].parent as usize;
-        }
-        self.best_chain.extend(branch.iter().rev());
-        Some(Some(TipChange {
-            fork: self.block_ref(fork),
-            old_tip: self.block_ref(old_best),
-            new_tip: self.block_ref(best),
-        }))
+        Some(self.recompute_best())
     }
 
     /// Clears the invalid marks of the block at `hash`, its descendants and its ancestors (SV Node's

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import BINARY, ROOT, free_port  # noqa: E402
+from throughput import BINARY, ROOT, free_port, stop  # noqa: E402
 
 AUTH = "Basic " + base64.b64encode(b"u:p").decode()
 
@@ -160,14 +159,7 @@ def main():
         ok2 = phase("after failures", nodes, live, pollers, txgen, per_phase, 2)
         sys.exit(0 if ok1 and ok2 else 1)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(procs, work)
 
 
 if __name__ == "__main__":

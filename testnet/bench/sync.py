@@ -8,7 +8,6 @@ SV Node each sync the chain from A, one after the other; each is timed from its 
     testnet/bench/sync.py [N]
 """
 
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import BINARY, ROOT, free_port, wait_rpc  # noqa: E402
+from throughput import BINARY, ROOT, free_port, stop, wait_rpc  # noqa: E402
 
 SV_FLAGS = ["-excessiveblocksize=1000000000", "-maxstackmemoryusageconsensus=100000000",
             "-minminingtxfee=0.00000500", "-checkmempool=0", "-checkblockindex=0", "-discover=0", "-dnsseed=0",
@@ -71,14 +70,7 @@ def main():
         print(f"| node | seconds |\n|---|---|\n| bsv-relay | {ours:.2f} |\n| SV Node v1.0.13 | {theirs:.2f} |")
         print(f"\nratio SV Node / bsv-relay time: {theirs / ours:.2f}x")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(procs, work)
 
 
 if __name__ == "__main__":

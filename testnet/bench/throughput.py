@@ -39,6 +39,18 @@ def wait_rpc(cli, args):
     sys.exit("node did not start")
 
 
+def stop(procs, work):
+    """Stops the benchmark's processes (gracefully, then by force) and removes its folder."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def rss_kb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -127,14 +139,7 @@ def main():
         for stage, q in latency.items():
             print(f"bsv-relay relay latency {stage}: p50 {q[0] * 1000:.1f} ms, p99 {q[1] * 1000:.1f} ms (histogram bucket bounds)")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(procs, work)
 
 
 if __name__ == "__main__":

@@ -216,18 +216,18 @@ impl TestNode {
         self.signal("TERM");
         let status = self.wait_exit();
         assert!(status.success(), "clean exit before restart: {status:?}");
-        let dir = TempDir(std::mem::take(&mut self.dir.0));
-        let extra: Vec<String> = std::mem::take(&mut self.extra);
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let mut node = Self::spawn_with_ports(dir, self.auth, &extra, self.rpcport, self.p2pport);
-        node.wait_ready();
-        node
+        self.respawn()
     }
 
     /// Kills the node with SIGKILL (no clean-up at all) and starts it again on the same datadir and ports.
     pub fn kill9_restart(mut self) -> Self {
         self.signal("KILL");
         let _ = self.wait_exit();
+        self.respawn()
+    }
+
+    /// Starts a stopped node again on the same datadir, ports and options.
+    fn respawn(mut self) -> Self {
         let dir = TempDir(std::mem::take(&mut self.dir.0));
         let extra: Vec<String> = std::mem::take(&mut self.extra);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
