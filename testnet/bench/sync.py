@@ -15,19 +15,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import BINARY, ROOT, free_port, stop, wait_rpc  # noqa: E402
+from throughput import BINARY, SV_FLAGS, free_port, prepare, stop, wait_rpc  # noqa: E402
 
-SV_FLAGS = ["-excessiveblocksize=1000000000", "-maxstackmemoryusageconsensus=100000000",
-            "-minminingtxfee=0.00000500", "-checkmempool=0", "-checkblockindex=0", "-discover=0", "-dnsseed=0",
-            "-printtoconsole=0", "-whitelist=127.0.0.1", "-listen=1", "-server=1", "-rpcbind=127.0.0.1",
-            "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p", "-bind=127.0.0.1"]
 
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    bin_dir = Path(subprocess.run([str(ROOT / "testnet" / "install-svnode")], check=True, capture_output=True,
-                                  text=True).stdout.strip().splitlines()[-1])
+    bin_dir = prepare()
     work = Path(tempfile.mkdtemp(prefix="bsv-relay-sync-"))
     procs = []
 

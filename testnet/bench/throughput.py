@@ -39,6 +39,21 @@ def wait_rpc(cli, args):
     sys.exit("node did not start")
 
 
+# SV Node v1.0.13 on regtest for benchmarks, as svnode-regtest.md describes: the three mandatory
+# options, consistency checks off (they make acceptance quadratic), loopback only.
+SV_FLAGS = ["-excessiveblocksize=1000000000", "-maxstackmemoryusageconsensus=100000000",
+            "-minminingtxfee=0.00000500", "-checkmempool=0", "-checkblockindex=0", "-discover=0", "-dnsseed=0",
+            "-printtoconsole=0", "-whitelist=127.0.0.1", "-listen=1", "-server=1", "-rpcbind=127.0.0.1",
+            "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p", "-bind=127.0.0.1"]
+
+
+def prepare():
+    """Builds the release binary and installs SV Node; returns SV Node's bin folder."""
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    out = subprocess.run([str(ROOT / "testnet" / "install-svnode")], check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def stop(procs, work):
     """Stops the benchmark's processes (gracefully, then by force) and removes its folder."""
     for p in procs:
@@ -91,9 +106,7 @@ def txgen(rpc, p2p, n, seed):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    bin_dir = Path(subprocess.run([str(ROOT / "testnet" / "install-svnode")], check=True, capture_output=True,
-                                  text=True).stdout.strip().splitlines()[-1])
+    bin_dir = prepare()
     work = Path(tempfile.mkdtemp(prefix="bsv-relay-bench-"))
     procs = []
     try:
@@ -102,11 +115,7 @@ def main():
         sv_dir, sv_p2p, sv_rpc = work / "sv", free_port(), free_port()
         sv_dir.mkdir()
         procs.append(subprocess.Popen([str(bin_dir / "bitcoind"), "-regtest", f"-datadir={sv_dir}", f"-port={sv_p2p}",
-                                       "-bind=127.0.0.1", "-listen=1", "-server=1", f"-rpcport={sv_rpc}",
-                                       "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p",
-                                       "-excessiveblocksize=1000000000", "-maxstackmemoryusageconsensus=100000000",
-                                       "-minminingtxfee=0.00000500", "-checkmempool=0", "-checkblockindex=0",
-                                       "-whitelist=127.0.0.1", "-discover=0", "-dnsseed=0", "-printtoconsole=0"],
+                                       f"-rpcport={sv_rpc}", *SV_FLAGS],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         cli = [str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={sv_rpc}", "-rpcuser=u", "-rpcpassword=p"]
         wait_rpc(cli, [])
