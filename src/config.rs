@@ -133,6 +133,7 @@ const KNOWN: &[&str] = &[
     "maxmempool",
     "mempoolexpiry",
     "txnpropagationfreq",
+    "txnvalidationqueuesmaxmemory",
     "minimumchainwork",
     "server",
     "rpcport",
@@ -303,6 +304,8 @@ pub struct Config {
     pub mempoolexpiry: Duration,
     /// `-txnpropagationfreq`: how often queued transaction announcements are sent.
     pub txnpropagationfreq: Duration,
+    /// `-txnvalidationqueuesmaxmemory` (MB) in bytes: transactions waiting for validation.
+    pub txnvalidationqueuesmaxmemory_bytes: u64,
     /// `-minimumchainwork` (hex); `None` keeps the network's default.
     pub minimumchainwork: Option<crate::chain::U256>,
     pub server: bool,
@@ -542,6 +545,11 @@ impl Config {
                 u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
             ),
             txnpropagationfreq,
+            txnvalidationqueuesmaxmemory_bytes: u64_opt(
+                "txnvalidationqueuesmaxmemory",
+                crate::mempool::accept::DEFAULT_MAX_QUEUE_MB,
+            )?
+            .saturating_mul(1 << 20),
             minimumchainwork,
             server: bool_opt("server", true)?,
             rpcport,

@@ -140,7 +140,10 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         sig_cache.clone(),
         outcome_tx,
         metrics.clone(),
-        0,
+        crate::mempool::accept::PipelineConfig {
+            workers: 0,
+            max_queue_bytes: usize::try_from(config.txnvalidationqueuesmaxmemory_bytes).unwrap_or(usize::MAX),
+        },
     );
     let (chain_tx, chain_rx) = tokio::sync::mpsc::channel(CHAIN_EVENT_QUEUE);
     let blocks = crate::relay::block_processor::BlockProcessor::start(

@@ -16,7 +16,8 @@
 //! after its conflicts were removed.
 
 use std::collections::HashSet;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -34,10 +35,14 @@ use crate::script::SigCache;
 use crate::validation::{validate_transaction, CoinView, RejectKind, TxContext, TxReject};
 use crate::wire::{Block, Transaction, TxId};
 
-/// Transactions waiting for a worker: a few seconds of work at 40,000 tx/s, about 30 MB of typical
-/// transactions. Enough that a burst of 100,000 from one peer is queued, not dropped; bounded, so a
-/// flood beyond it is dropped (the sender may announce again) instead of growing memory.
-const JOB_QUEUE: usize = 100_000;
+/// SV Node's `-txnvalidationqueuesmaxmemory` default (MB): the memory transactions waiting for
+/// validation may take. A burst of millions of transactions from one peer is queued, not dropped;
+/// beyond it a transaction is dropped (the sender may announce it again) instead of growing memory.
+pub const DEFAULT_MAX_QUEUE_MB: u64 = 2048;
+
+/// Jobs a worker takes from the queue at once: under load, one wake-up and one lock per batch
+/// instead of per transaction; when idle, a batch is whatever is queued (often one).
+const WORKER_BATCH: usize = 16;
 
 /// Outcomes waiting for the relay task: more than the job queue, so workers never wait for the
 /// relay while it waits for them.
@@ -97,6 +102,33 @@ struct Job {
     reply: Option<oneshot::Sender<TxOutcome>>,
 }
 
+impl Job {
+    /// Memory the queued job holds: the raw bytes and the decoded form.
+    fn cost(&self) -> usize {
+        use std::mem::size_of;
+        self.tx.size()
+            + size_of::<Job>()
+            + size_of::<Transaction>()
+            + self.tx.inputs.len() * size_of::<crate::wire::TxIn>()
+            + self.tx.outputs.len() * size_of::<crate::wire::TxOut>()
+    }
+}
+
+/// How the pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Validation threads; 0 is one per core.
+    pub workers: usize,
+    /// Bytes of queued transactions (see [`Job::cost`]) beyond which new ones are refused.
+    pub max_queue_bytes: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { workers: 0, max_queue_bytes: (DEFAULT_MAX_QUEUE_MB as usize) << 20 }
+    }
+}
+
 /// Why a job was not queued.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -113,7 +145,9 @@ pub struct TxPipeline {
     orphans: OrphanPool,
     sig_cache: Arc<SigCache>,
     gate: RwLock<()>,
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    queued_bytes: AtomicUsize,
+    max_queue_bytes: usize,
     outcomes: mpsc::Sender<TxOutcome>,
     recent_rejects: Mutex<(HashSet<TxId>, std::collections::VecDeque<TxId>)>,
     metrics: Arc<Metrics>,
@@ -130,16 +164,16 @@ fn unix_now() -> u64 {
 }
 
 impl TxPipeline {
-    /// Starts `workers` validation threads (0: one per core). Outcomes go to `outcomes`.
+    /// Starts the validation threads. Outcomes go to `outcomes`.
     pub fn start(
         chain: Arc<ChainState>,
         mempool: Arc<Mempool>,
         sig_cache: Arc<SigCache>,
         outcomes: mpsc::Sender<TxOutcome>,
         metrics: Arc<Metrics>,
-        workers: usize,
+        config: PipelineConfig,
     ) -> Arc<TxPipeline> {
-        let (jobs, rx) = sync_channel(JOB_QUEUE);
+        let (jobs, rx) = channel();
         let pipeline = Arc::new(TxPipeline {
             chain,
             mempool,
@@ -147,13 +181,18 @@ impl TxPipeline {
             sig_cache,
             gate: RwLock::new(()),
             jobs,
+            queued_bytes: AtomicUsize::new(0),
+            max_queue_bytes: config.max_queue_bytes,
             outcomes,
             recent_rejects: Mutex::new(Default::default()),
             metrics,
         });
         metrics_max(&pipeline);
         let rx = Arc::new(Mutex::new(rx));
-        let workers = if workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { workers };
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         for i in 0..workers {
             let (p, rx) = (Arc::downgrade(&pipeline), rx.clone());
             std::thread::Builder::new()
@@ -172,25 +211,36 @@ impl TxPipeline {
         &self.orphans
     }
 
+    /// Queues a job unless the queue holds `max_queue_bytes` already.
+    fn enqueue(&self, job: Job) -> Result<(), SubmitError> {
+        let cost = job.cost();
+        let before = self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+        if before + cost > self.max_queue_bytes {
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+            self.metrics.tx_rejected.with_label_values(&["queue_full"]).inc();
+            return Err(SubmitError::Busy);
+        }
+        self.jobs.send(job).map_err(|_| {
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+            SubmitError::Closed
+        })
+    }
+
+    /// Bytes of transactions waiting for a worker.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
+    }
+
     /// Queues a transaction from a peer without waiting; `Busy` when the queue is full (the
     /// transaction is dropped; the peer may announce it again).
     pub fn submit_from_peer(&self, tx: Arc<Transaction>, peer: PeerId) -> Result<(), SubmitError> {
-        let job = Job { tx, source: TxSource::Peer(peer), received: Instant::now(), reply: None };
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => SubmitError::Busy,
-            TrySendError::Disconnected(_) => SubmitError::Closed,
-        })
+        self.enqueue(Job { tx, source: TxSource::Peer(peer), received: Instant::now(), reply: None })
     }
 
     /// Submits a transaction from RPC and waits for its outcome.
     pub async fn submit_rpc(&self, tx: Arc<Transaction>) -> Result<TxOutcome, SubmitError> {
         let (reply, rx) = oneshot::channel();
-        let job = Job { tx, source: TxSource::Rpc, received: Instant::now(), reply: Some(reply) };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(SubmitError::Busy),
-            Err(TrySendError::Disconnected(_)) => return Err(SubmitError::Closed),
-        }
+        self.enqueue(Job { tx, source: TxSource::Rpc, received: Instant::now(), reply: Some(reply) })?;
         rx.await.map_err(|_| SubmitError::Closed)
     }
 
@@ -241,8 +291,9 @@ impl TxPipeline {
         }
     }
 
-    /// Validates one transaction and, if it is accepted, the orphans waiting for it.
-    fn process(&self, job: Job) {
+    /// Validates one transaction and, if it is accepted, the orphans waiting for it; the outcomes
+    /// for the relay are added to `out`.
+    fn process(&self, job: Job, out: &mut Vec<TxOutcome>) {
         let mut stack = vec![job];
         while let Some(job) = stack.pop() {
             let outcome = self.process_one(&job);
@@ -255,10 +306,7 @@ impl TxPipeline {
             if let Some(reply) = job.reply {
                 let _ = reply.send(outcome.clone());
             }
-            // Peers' outcomes must reach the relay (announcements); if it is far behind, wait.
-            if self.outcomes.blocking_send(outcome).is_err() {
-                return;
-            }
+            out.push(outcome);
         }
     }
 
@@ -363,16 +411,34 @@ fn insert_code(e: &InsertError) -> u8 {
 }
 
 fn worker(pipeline: std::sync::Weak<TxPipeline>, rx: Arc<Mutex<Receiver<Job>>>) {
+    let mut batch = Vec::with_capacity(WORKER_BATCH);
+    let mut outcomes = Vec::new();
     loop {
-        let job = {
+        {
             let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
             match rx.recv() {
-                Ok(job) => job,
+                Ok(job) => batch.push(job),
                 Err(_) => return,
             }
-        };
+            while batch.len() < WORKER_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let Some(p) = pipeline.upgrade() else { return };
-        p.process(job);
+        let cost: usize = batch.iter().map(Job::cost).sum();
+        p.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        for job in batch.drain(..) {
+            p.process(job, &mut outcomes);
+        }
+        // Peers' outcomes must reach the relay (announcements); if it is far behind, wait.
+        for outcome in outcomes.drain(..) {
+            if p.outcomes.blocking_send(outcome).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -394,7 +460,7 @@ impl MempoolSync for TxPipeline {
             for (child, peer) in self.orphans.take_children_of(&txid) {
                 let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
                 let job = Job { tx: child, source, received: Instant::now(), reply: None };
-                if self.jobs.try_send(job).is_err() {
+                if self.enqueue(job).is_err() {
                     break;
                 }
             }
@@ -407,7 +473,7 @@ impl MempoolSync for TxPipeline {
         // so they are validated after the chain change completes). Coinbases cannot return.
         for tx in block.transactions.iter().filter(|t| !t.is_coinbase()) {
             let job = Job { tx: Arc::new(tx.clone()), source: TxSource::Rpc, received: Instant::now(), reply: None };
-            if self.jobs.try_send(job).is_err() {
+            if self.enqueue(job).is_err() {
                 break;
             }
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::accept::{TxOutcome, TxPipeline, TxSource};
+use super::accept::{PipelineConfig, TxOutcome, TxPipeline, TxSource};
 use super::pool::{Mempool, MempoolConfig};
 use crate::chain::{ChainOptions, ChainState, Network, NoScriptCheck};
 use crate::mining::{assemble, Template};
@@ -34,6 +34,10 @@ fn mine(chain: &ChainState, payout: &[u8], txs: &[Arc<super::Entry>]) -> Block {
 }
 
 fn setup() -> Setup {
+    setup_with(PipelineConfig { workers: 2, ..Default::default() })
+}
+
+fn setup_with(config: PipelineConfig) -> Setup {
     let params = Network::Regtest.params();
     let chain =
         Arc::new(ChainState::in_memory(params, ChainOptions { max_block_size: u64::MAX, minimum_chain_work: None }));
@@ -48,8 +52,8 @@ fn setup() -> Setup {
     let metrics = Arc::new(crate::metrics::Metrics::new("regtest", "test").expect("metrics"));
     let (tx, outcomes) = mpsc::channel(10_000);
     let mempool = Arc::new(Mempool::new(MempoolConfig::default()));
-    let pipeline =
-        TxPipeline::start(chain.clone(), mempool, Arc::new(crate::script::SigCache::new(1 << 16)), tx, metrics, 2);
+    let sig_cache = Arc::new(crate::script::SigCache::new(1 << 16));
+    let pipeline = TxPipeline::start(chain.clone(), mempool, sig_cache, tx, metrics, config);
     Setup { chain, pipeline, outcomes, key, coins }
 }
 
@@ -199,4 +203,38 @@ fn orphans_of_a_mined_parent_are_validated_when_its_block_connects() {
         other => panic!("{other:?}"),
     }
     assert!(s.pipeline.orphans().is_empty());
+}
+
+#[test]
+fn the_queue_is_bounded_by_bytes_and_loses_nothing_it_took() {
+    // Room for at least 20 queued copies of a ~191-byte transaction (each counted with its decoded
+    // form, a few hundred bytes more).
+    let probe = pay(&Key::from_seed(b"probe"), (OutPoint { txid: Default::default(), vout: 0 }, 1000), 500);
+    let one = probe.size() + 400;
+    let mut s = setup_with(PipelineConfig { workers: 1, max_queue_bytes: 20 * one });
+    let tx = Arc::new(pay(&s.key, s.coins[0], s.coins[0].1 - 1000));
+    let pipeline = s.pipeline.clone();
+    let mut queued = 0;
+    let mut refused = 0;
+    // While the block side holds the gate the worker cannot finish a job, so the queue fills.
+    pipeline.exclusive(&mut || {
+        for _ in 0..200 {
+            match pipeline.submit_from_peer(tx.clone(), PEER) {
+                Ok(()) => queued += 1,
+                Err(super::accept::SubmitError::Busy) => refused += 1,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    });
+    assert!(refused > 0, "a full queue refuses");
+    // The bytes of 20 to 30 waiting jobs, plus at most one batch the worker took before blocking.
+    assert!((20..=30 + 16).contains(&queued), "queued {queued}");
+    let mut outcomes = Vec::new();
+    for _ in 0..queued {
+        outcomes.push(next(&mut s));
+    }
+    let accepted = outcomes.iter().filter(|o| matches!(o, TxOutcome::Accepted { .. })).count();
+    let known = outcomes.iter().filter(|o| matches!(o, TxOutcome::Known { .. })).count();
+    assert_eq!((accepted, known), (1, queued - 1), "every queued job has its outcome");
+    assert_eq!(s.pipeline.queued_bytes(), 0);
 }

@@ -615,7 +615,7 @@ mod tests {
             sig_cache.clone(),
             outcomes,
             metrics.clone(),
-            1,
+            crate::mempool::accept::PipelineConfig { workers: 1, ..Default::default() },
         );
         let (events, _) = tokio::sync::mpsc::channel(16);
         let blocks = crate::relay::block_processor::BlockProcessor::start(

@@ -6,15 +6,18 @@
 //! signing never limits the send rate), and sends them as `tx` messages over P2P to the `--connect`
 //! nodes in turn, paced to `--rate` per second (0: as fast as the socket takes them).
 //!
-//! Acceptance is observed, not assumed: a second connection to each node listens, and a transaction
-//! counts as accepted when a node announces it by `inv` (a node relays what it accepted to every
-//! peer but the sender). A line per second shows sent, accepted and the rate; a summary (or JSON
-//! with `--json`) ends the run, and `--txids-out` writes the accepted txids.
+//! Acceptance is observed, not assumed: `--observers` more connections to each node listen, and a
+//! transaction counts as accepted when a node announces it by `inv` (a node relays what it accepted
+//! to every peer but the sender); with `--accept-by-mempool`, by the growth of the node's
+//! `getmempoolinfo.size` instead (for nodes that trickle announcements slowly). The time from
+//! writing a transaction to each listener's first `inv` of it is the announce latency. A line per
+//! second shows sent, accepted and the rate; a summary (or JSON with `--json`) ends the run, and
+//! `--txids-out` writes the accepted txids.
 
 mod p2p;
 mod rpc;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::wallet::{Key, SIGHASH_ALL_FORKID};
-use crate::wire::{Block, Decodable, Encodable, OutPoint, Transaction, TxFields, TxIn, TxOut};
+use crate::wire::{Block, Decodable, Encodable, OutPoint, Transaction, TxFields, TxId, TxIn, TxOut};
 use p2p::Conn;
 use rpc::Rpc;
 
@@ -63,12 +66,18 @@ pub struct Options {
     pub txids_out: Option<std::path::PathBuf>,
     /// Do not wait for announcements (for targets that do not relay back, e.g. a lone node).
     pub no_listen: bool,
+    /// Listening connections per node: each is one more peer the node announces to.
+    pub observers: u64,
+    /// Count acceptance by the growth of the `--rpc` node's `getmempoolinfo.size` (a lone node
+    /// without other traffic or mining), not by announcements.
+    pub accept_by_mempool: bool,
 }
 
 pub const USAGE: &str =
     "Usage: bsv-relay txgen --rpc HOST:PORT --rpcuser U --rpcpassword P --connect IP:PORT [--connect ...]\n\
   [--rate TX_PER_S (0 = as fast as possible)] [--count N | --duration SECONDS] [--seed N] [--fanout N]\n\
-  [--json] [--txids-out FILE (accepted txids; with --no-listen, sent ones)] [--no-listen]\n";
+  [--json] [--txids-out FILE (accepted txids; with --no-listen, sent ones)] [--no-listen]\n\
+  [--observers N (listening connections per node, default 1)] [--accept-by-mempool]\n";
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, TxgenError> {
@@ -85,6 +94,8 @@ impl Options {
             json: false,
             txids_out: None,
             no_listen: false,
+            observers: 1,
+            accept_by_mempool: false,
         };
         let mut it = args.iter();
         let bad = |k: &str, v: &str| TxgenError::Usage(format!("invalid value for {k}: {v:?}\n{USAGE}"));
@@ -94,10 +105,11 @@ impl Options {
                 Some((k, v)) => (k, Some(v.to_owned())),
                 None => (key, None),
             };
-            if matches!(key, "json" | "no-listen") {
+            if matches!(key, "json" | "no-listen" | "accept-by-mempool") {
                 match key {
                     "json" => o.json = true,
-                    _ => o.no_listen = true,
+                    "no-listen" => o.no_listen = true,
+                    _ => o.accept_by_mempool = true,
                 }
                 continue;
             }
@@ -116,6 +128,7 @@ impl Options {
                 "duration" => o.duration = Some(Duration::from_secs(num(&v)?)),
                 "seed" => o.seed = num(&v)?,
                 "fanout" => o.fanout = num(&v)?.clamp(1, 10_000),
+                "observers" => o.observers = num(&v)?.clamp(1, 100),
                 "txids-out" => o.txids_out = Some(v.into()),
                 _ => return Err(TxgenError::Usage(format!("unknown option {a}\n{USAGE}"))),
             }
@@ -224,44 +237,79 @@ fn generate(o: &Options) -> Result<(), TxgenError> {
     rpc.call("generatetoaddress", json!([1, burn]))?;
     outputs.truncate(o.count as usize);
     eprintln!("txgen: signing {} transactions", outputs.len());
-    let txs: Vec<Transaction> = outputs
-        .iter()
-        .map(|c| {
-            sign_spend(
-                &key,
-                &[*c],
-                vec![TxOut { value: c.value - SPEND_FEE, script_pubkey: Bytes::from(key.p2pkh_script()) }],
-            )
-        })
-        .collect();
-    send(o, params.magic, &txs)
+    let txs = sign_all(&key, &outputs);
+    send(o, params.magic, &rpc, &txs)
 }
 
-fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenError> {
-    let seen = Arc::new(Mutex::new(HashSet::new()));
+/// Signs one 1-input 1-output spend per coin, on every core.
+fn sign_all(key: &Key, coins: &[Utxo]) -> Vec<Transaction> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = coins.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = coins
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|c| {
+                            let out =
+                                TxOut { value: c.value - SPEND_FEE, script_pubkey: Bytes::from(key.p2pkh_script()) };
+                            sign_spend(key, &[*c], vec![out])
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("signing thread")).collect()
+    })
+}
+
+/// When each listener first heard of each txid.
+type Seen = Arc<Mutex<HashMap<TxId, Instant>>>;
+
+fn send(o: &Options, magic: [u8; 4], rpc: &Rpc, txs: &[Transaction]) -> Result<(), TxgenError> {
+    let mut listeners: Vec<Seen> = Vec::new();
     if !o.no_listen {
         for addr in &o.connect {
-            let listener = Conn::connect(*addr, magic)?;
-            let seen = seen.clone();
-            std::thread::spawn(move || listener.listen(seen));
+            for _ in 0..o.observers {
+                let listener = Conn::connect(*addr, magic)?;
+                let seen = Seen::default();
+                listeners.push(seen.clone());
+                std::thread::spawn(move || listener.listen(seen));
+            }
         }
     }
     let mut senders: Vec<Conn> = o.connect.iter().map(|a| Conn::connect(*a, magic)).collect::<Result<_, _>>()?;
+    // Frames are encoded (and checksummed) before the clock starts: the generator shares the cores.
+    let frames: Vec<Vec<u8>> =
+        txs.iter().map(|tx| crate::wire::encode_frame(magic, &crate::wire::Message::Tx(tx.clone()))).collect();
+    let mempool_before = if o.accept_by_mempool { mempool_size(rpc)? } else { 0 };
     let sent_ids: HashSet<_> = txs.iter().map(Transaction::txid).collect();
+    let accepted_now = || {
+        if o.accept_by_mempool {
+            mempool_size(rpc).map(|n| n.saturating_sub(mempool_before))
+        } else {
+            Ok(count_accepted(&listeners, &sent_ids))
+        }
+    };
     let start = Instant::now();
+    let mut sent_at = Vec::with_capacity(txs.len());
     let mut last_report = Instant::now();
     let mut reported = 0usize;
     let mut per_second = Vec::new();
     let batch = if o.rate == 0 { 500 } else { (o.rate as usize / 100).max(1) };
     let mut sent = 0usize;
+    let mut out = Vec::new();
     while sent < txs.len() {
         let end = (sent + batch).min(txs.len());
         let conn = &mut senders[(sent / batch) % o.connect.len()];
-        let mut frames = Vec::new();
-        for tx in &txs[sent..end] {
-            frames.extend_from_slice(&crate::wire::encode_frame(conn.magic(), &crate::wire::Message::Tx(tx.clone())));
+        out.clear();
+        for f in &frames[sent..end] {
+            out.extend_from_slice(f);
         }
-        conn.send_raw(&frames)?;
+        conn.send_raw(&out)?;
+        let now = Instant::now();
+        sent_at.extend(std::iter::repeat_n(now, end - sent));
         conn.drain()?;
         sent = end;
         if o.rate > 0 {
@@ -271,8 +319,8 @@ fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenErr
             }
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
-            let accepted = count_accepted(&seen, &sent_ids);
-            per_second.push(accepted - reported);
+            let accepted = accepted_now()?;
+            per_second.push(accepted.saturating_sub(reported));
             reported = accepted;
             last_report = Instant::now();
             eprintln!(
@@ -286,22 +334,25 @@ fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenErr
     for conn in senders {
         conn.finish();
     }
-    // Wait for the last announcements, until every transaction was seen or nothing new comes.
-    let mut accepted = count_accepted(&seen, &sent_ids);
+    // Wait for the last acceptances, until every transaction was seen or the settle time is over.
+    let mut accepted = accepted_now()?;
     let settle_until = Instant::now() + SETTLE;
-    while !o.no_listen && accepted < txs.len() && Instant::now() < settle_until {
-        std::thread::sleep(Duration::from_millis(100));
-        accepted = count_accepted(&seen, &sent_ids);
+    while (!o.no_listen || o.accept_by_mempool) && accepted < txs.len() && Instant::now() < settle_until {
+        std::thread::sleep(Duration::from_millis(20));
+        accepted = accepted_now()?;
     }
     let total_secs = start.elapsed().as_secs_f64();
     let mut sorted = per_second.clone();
     sorted.sort_unstable();
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(accepted);
+    let latency = latency_ms(txs, &sent_at, &listeners);
     if let Some(path) = &o.txids_out {
-        let s = seen.lock().unwrap_or_else(|e| e.into_inner());
         // Without listeners nothing is seen: then the file lists what was sent.
-        let lines: Vec<String> =
-            sent_ids.iter().filter(|t| o.no_listen || s.contains(t)).map(ToString::to_string).collect();
+        let lines: Vec<String> = sent_ids
+            .iter()
+            .filter(|t| o.no_listen || first_seen(&listeners, t).is_some())
+            .map(ToString::to_string)
+            .collect();
         std::fs::write(path, lines.join("\n") + "\n")
             .map_err(|e| TxgenError::Chain(format!("{}: {e}", path.display())))?;
     }
@@ -313,6 +364,7 @@ fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenErr
         "sent_per_second": txs.len() as f64 / send_secs.max(1e-9),
         "accepted_per_second": accepted as f64 / total_secs.max(1e-9),
         "median_accepted_per_second": median,
+        "announce_latency_ms": latency,
     });
     if o.json {
         println!("{summary}");
@@ -322,15 +374,49 @@ fn send(o: &Options, magic: [u8; 4], txs: &[Transaction]) -> Result<(), TxgenErr
             txs.len(),
             accepted as f64 / total_secs.max(1e-9)
         );
+        if let Some(l) = latency.as_object().filter(|l| !l.is_empty()) {
+            println!(
+                "txgen: sent -> announced to a listener: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
+                l["p50"], l["p90"], l["p99"], l["max"]
+            );
+        }
     }
     Ok(())
 }
 
-fn count_accepted(seen: &Arc<Mutex<HashSet<crate::wire::TxId>>>, sent: &HashSet<crate::wire::TxId>) -> usize {
-    let s = seen.lock().unwrap_or_else(|e| e.into_inner());
-    if s.len() <= sent.len() {
-        s.iter().filter(|t| sent.contains(t)).count()
-    } else {
-        sent.iter().filter(|t| s.contains(t)).count()
+fn mempool_size(rpc: &Rpc) -> Result<usize, TxgenError> {
+    let info = rpc.call("getmempoolinfo", json!([]))?;
+    Ok(info["size"].as_u64().unwrap_or(0) as usize)
+}
+
+fn first_seen(listeners: &[Seen], txid: &TxId) -> Option<Instant> {
+    listeners.iter().filter_map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).get(txid).copied()).min()
+}
+
+/// Quantiles (ms) of the time from writing a transaction to each listener's first `inv` of it,
+/// over every (transaction, listener) pair that saw it; an empty object without listeners.
+fn latency_ms(txs: &[Transaction], sent_at: &[Instant], listeners: &[Seen]) -> serde_json::Value {
+    let mut all: Vec<f64> = Vec::new();
+    for l in listeners {
+        let seen = l.lock().unwrap_or_else(|e| e.into_inner());
+        for (tx, at) in txs.iter().zip(sent_at) {
+            if let Some(heard) = seen.get(&tx.txid()) {
+                all.push(heard.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+            }
+        }
     }
+    if all.is_empty() {
+        return json!({});
+    }
+    all.sort_unstable_by(f64::total_cmp);
+    let q = |p: f64| (all[((all.len() - 1) as f64 * p).round() as usize] * 10.0).round() / 10.0;
+    json!({ "samples": all.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0) })
+}
+
+fn count_accepted(listeners: &[Seen], sent: &HashSet<TxId>) -> usize {
+    let mut union: HashSet<TxId> = HashSet::new();
+    for l in listeners {
+        union.extend(l.lock().unwrap_or_else(|e| e.into_inner()).keys().filter(|t| sent.contains(t)));
+    }
+    union.len()
 }

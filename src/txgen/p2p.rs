@@ -1,7 +1,7 @@
 //! The generator's P2P side: a blocking connection that completes the handshake, sends `tx`
 //! messages, and (as a listener) collects the txids a node announces.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -52,10 +52,6 @@ impl Conn {
     /// Writes many frames in one call.
     pub fn send_raw(&mut self, frames: &[u8]) -> Result<(), P2pError> {
         self.stream.write_all(frames).map_err(|e| self.broken(e))
-    }
-
-    pub fn magic(&self) -> [u8; 4] {
-        self.magic
     }
 
     fn read(&mut self, until: Instant) -> Result<Option<Message>, P2pError> {
@@ -115,16 +111,19 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads forever, answering pings and adding announced txids to `seen` (a listener).
-    pub fn listen(mut self, seen: Arc<Mutex<HashSet<TxId>>>) {
+    /// Reads forever, answering pings and recording when each txid was first announced (a listener).
+    pub fn listen(mut self, seen: Arc<Mutex<HashMap<TxId, Instant>>>) {
         loop {
             match self.read(Instant::now() + Duration::from_secs(1)) {
                 Ok(Some(Message::Ping(n))) => {
                     let _ = self.send(&Message::Pong(n));
                 }
                 Ok(Some(Message::Inv(items))) => {
+                    let now = Instant::now();
                     let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
-                    s.extend(items.iter().filter(|i| i.kind == inv_type::TX).map(|i| i.hash));
+                    for item in items.iter().filter(|i| i.kind == inv_type::TX) {
+                        s.entry(item.hash).or_insert(now);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => return,
