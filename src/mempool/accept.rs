@@ -449,7 +449,7 @@ impl MempoolSync for TxPipeline {
     }
 
     fn block_connected(&self, block: &Block, _height: u32) {
-        let (mined, conflicts) = self.mempool.remove_for_block(&block.transactions);
+        let (mined, conflicts) = self.mempool.remove_for_block(&block.transactions, unix_now());
         self.metrics.mempool_removed.with_label_values(&["block"]).inc_by(mined.len() as u64);
         self.metrics.mempool_removed.with_label_values(&["conflict"]).inc_by(conflicts.len() as u64);
         for tx in &block.transactions {

@@ -9,14 +9,24 @@
 //!   its descendants too (they would spend outputs that no longer exist);
 //! - `bytes` is the sum of the sizes of the entries.
 //!
+//! Memory: at a million transactions the per-entry overhead matters more than the bytes, so an
+//! entry keeps an exact-size copy of the transaction's bytes (not its decoded form, not the network
+//! buffer it arrived in; readers that need the fields decode them again with [`Entry::tx`], about
+//! 100 ns), the txid lives only in the entry (the index is a set of entries looked up by txid),
+//! and the outpoint index points at the entry instead of repeating the txid.
+//!
 //! Eviction when over `max_bytes` and expiry are scans, not indexes: they are rare, and an ordered
 //! index would put one lock on every insert. Eviction removes the lowest fee rate first, with
 //! descendants, and raises a rolling minimum fee rate that decays with a 12-hour half-life (SV
 //! Node's and Core's scheme), so a full pool does not readmit what it just evicted.
 
 use crate::wire::{OutPoint, Transaction, TxId};
+use dashmap::DashSet;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -34,6 +44,9 @@ const FULL_FEE_INCREMENT: u64 = 1000;
 const MIN_FEE_HALF_LIFE_SECS: f64 = 12.0 * 3600.0;
 /// Eviction trims to this fraction of the limit, so a full pool does not evict on every insert.
 const TRIM_TARGET: f64 = 0.9;
+/// How long a transaction that left the pool in a block can still be fetched by peers we announced
+/// it to (SV Node's relay map keeps announced transactions 15 minutes).
+pub const RECENTLY_MINED_SECS: u64 = 15 * 60;
 
 #[derive(Debug, Clone)]
 pub struct MempoolConfig {
@@ -55,22 +68,76 @@ impl Default for MempoolConfig {
 /// One pool transaction.
 #[derive(Debug)]
 pub struct Entry {
-    pub tx: Arc<Transaction>,
+    pub txid: TxId,
+    /// The transaction as received: what `getdata` answers with and what [`Entry::tx`] decodes.
+    raw: Box<[u8]>,
     /// Satoshis paid (inputs minus outputs).
     pub fee: i64,
-    pub size: usize,
     /// Unix seconds when it entered the pool.
     pub time: u64,
+    /// Its place among pool transactions; changes when a parent is mined.
+    links: Mutex<Links>,
+}
+
+#[derive(Debug)]
+struct Links {
     /// In-pool transactions this one spends.
-    pub parents: Vec<TxId>,
+    parents: Box<[TxId]>,
     /// In-pool ancestors, counted through every path (an upper bound for diamond shapes).
-    pub ancestors: u32,
+    ancestors: u32,
 }
 
 impl Entry {
+    /// In-pool transactions this one spends.
+    pub fn parents(&self) -> Vec<TxId> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner()).parents.to_vec()
+    }
+
+    /// In-pool ancestors, counted through every path (an upper bound for diamond shapes).
+    pub fn ancestors(&self) -> u32 {
+        self.links.lock().unwrap_or_else(|e| e.into_inner()).ancestors
+    }
+
     /// Fee rate in satoshis per 1000 bytes.
     pub fn fee_rate(&self) -> u64 {
-        fee_rate(self.fee, self.size)
+        fee_rate(self.fee, self.size())
+    }
+
+    /// Serialized size in bytes.
+    pub fn size(&self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The decoded transaction. The bytes decoded once before they were validated, so this cannot
+    /// fail; the expect documents that invariant.
+    pub fn tx(&self) -> Transaction {
+        Transaction::from_raw_with_id(&bytes::Bytes::copy_from_slice(&self.raw), self.txid)
+            .expect("pool entries hold bytes that decoded before")
+    }
+}
+
+/// An entry in the pool's index: hashed, compared and looked up by its txid.
+#[derive(Debug, Clone)]
+struct Indexed(Arc<Entry>);
+
+impl PartialEq for Indexed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.txid == other.0.txid
+    }
+}
+impl Eq for Indexed {}
+impl Hash for Indexed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.txid.hash(state);
+    }
+}
+impl Borrow<TxId> for Indexed {
+    fn borrow(&self) -> &TxId {
+        &self.0.txid
     }
 }
 
@@ -128,18 +195,40 @@ impl RemovalReason {
     }
 }
 
+/// Mined transactions, and when each expires (in order).
+#[derive(Debug, Default)]
+struct RecentlyMined {
+    entries: HashMap<TxId, Arc<Entry>>,
+    expiry: VecDeque<(u64, TxId)>,
+}
+
+impl RecentlyMined {
+    fn add(&mut self, entries: &[Arc<Entry>], now: u64) {
+        while self.expiry.front().is_some_and(|(until, _)| *until <= now) {
+            if let Some((_, txid)) = self.expiry.pop_front() {
+                self.entries.remove(&txid);
+            }
+        }
+        for e in entries {
+            self.entries.insert(e.txid, e.clone());
+            self.expiry.push_back((now + RECENTLY_MINED_SECS, e.txid));
+        }
+    }
+}
+
 /// The pool; share it as `Arc<Mempool>`.
 #[derive(Debug)]
 pub struct Mempool {
     config: MempoolConfig,
-    entries: DashMap<TxId, Arc<Entry>>,
-    spends: DashMap<OutPoint, TxId>,
+    entries: DashSet<Indexed>,
+    spends: DashMap<OutPoint, Arc<Entry>>,
     children: DashMap<TxId, Vec<TxId>>,
     bytes: AtomicUsize,
     /// Rolling minimum fee rate (sat/kB) and when it was set, for the decay.
     min_fee: Mutex<(f64, u64)>,
     /// Serialises eviction passes (inserts never take it).
     trimming: Mutex<()>,
+    recently_mined: Mutex<RecentlyMined>,
     accepted: AtomicU64,
 }
 
@@ -147,12 +236,13 @@ impl Mempool {
     pub fn new(config: MempoolConfig) -> Mempool {
         Mempool {
             config,
-            entries: DashMap::new(),
+            entries: DashSet::new(),
             spends: DashMap::new(),
             children: DashMap::new(),
             bytes: AtomicUsize::new(0),
             min_fee: Mutex::new((0.0, 0)),
             trimming: Mutex::new(()),
+            recently_mined: Mutex::default(),
             accepted: AtomicU64::new(0),
         }
     }
@@ -189,16 +279,24 @@ impl Mempool {
     }
 
     pub fn contains(&self, txid: &TxId) -> bool {
-        self.entries.contains_key(txid)
+        self.entries.contains(txid)
     }
 
     pub fn get(&self, txid: &TxId) -> Option<Arc<Entry>> {
-        self.entries.get(txid).map(|e| e.value().clone())
+        self.entries.get(txid).map(|e| e.0.clone())
     }
 
     /// The pool transaction spending `outpoint`, if any.
     pub fn spender(&self, outpoint: &OutPoint) -> Option<TxId> {
-        self.spends.get(outpoint).map(|t| *t)
+        self.spends.get(outpoint).map(|e| e.txid)
+    }
+
+    /// A pool transaction, or one mined in the last [`RECENTLY_MINED_SECS`]: what a peer's
+    /// `getdata` for an announced transaction is answered with.
+    pub fn for_relay(&self, txid: &TxId) -> Option<Arc<Entry>> {
+        self.get(txid).or_else(|| {
+            self.recently_mined.lock().unwrap_or_else(|e| e.into_inner()).entries.get(txid).cloned()
+        })
     }
 
     /// The first pool transaction that spends one of `tx`'s inputs.
@@ -207,11 +305,11 @@ impl Mempool {
     }
 
     pub fn txids(&self) -> Vec<TxId> {
-        self.entries.iter().map(|e| *e.key()).collect()
+        self.entries.iter().map(|e| e.0.txid).collect()
     }
 
     pub fn entries(&self) -> Vec<Arc<Entry>> {
-        self.entries.iter().map(|e| e.value().clone()).collect()
+        self.entries.iter().map(|e| e.0.clone()).collect()
     }
 
     /// The minimum fee rate (sat/kB) a new transaction must pay at `now`: 0 unless the pool has
@@ -236,7 +334,7 @@ impl Mempool {
     /// transactions spending one outpoint, exactly one succeeds.
     pub fn insert(&self, tx: Arc<Transaction>, fee: i64, now: u64) -> Result<Arc<Entry>, InsertError> {
         let txid = tx.txid();
-        if self.entries.contains_key(&txid) {
+        if self.entries.contains(&txid) {
             return Err(InsertError::AlreadyKnown);
         }
         let size = tx.size();
@@ -251,43 +349,44 @@ impl Mempool {
             if parents.contains(&parent) {
                 continue;
             }
-            if let Some(p) = self.entries.get(&parent) {
-                ancestors = ancestors.saturating_add(p.ancestors).saturating_add(1);
+            if let Some(p) = self.get(&parent) {
+                ancestors = ancestors.saturating_add(p.ancestors()).saturating_add(1);
                 parents.push(parent);
             }
         }
         if ancestors > self.config.max_ancestors {
             return Err(InsertError::TooLongChain { ancestors, max: self.config.max_ancestors });
         }
+        let entry = Arc::new(Entry {
+            txid,
+            raw: tx.raw().to_vec().into_boxed_slice(),
+            fee,
+            time: now,
+            links: Mutex::new(Links { parents: parents.into_boxed_slice(), ancestors }),
+        });
         // Claim every outpoint, one at a time, releasing what we took if one is already spent.
         for (i, input) in tx.inputs.iter().enumerate() {
             let taken = match self.spends.entry(input.prev_out) {
                 MapEntry::Vacant(v) => {
-                    v.insert(txid);
+                    v.insert(entry.clone());
                     None
                 }
-                MapEntry::Occupied(o) if *o.get() == txid => None,
-                MapEntry::Occupied(o) => Some(*o.get()),
+                MapEntry::Occupied(o) if o.get().txid == txid => None,
+                MapEntry::Occupied(o) => Some(o.get().txid),
             };
             if let Some(with) = taken {
                 for earlier in &tx.inputs[..i] {
-                    self.spends.remove_if(&earlier.prev_out, |_, spender| *spender == txid);
+                    self.spends.remove_if(&earlier.prev_out, |_, spender| spender.txid == txid);
                 }
-                return Err(if with == txid { InsertError::AlreadyKnown } else { InsertError::Conflict { with } });
+                return Err(InsertError::Conflict { with });
             }
         }
-        let entry = Arc::new(Entry { tx, fee, size, time: now, parents, ancestors });
-        match self.entries.entry(txid) {
-            MapEntry::Occupied(_) => {
-                // Only the same transaction can get here: its outpoints were ours to claim.
-                return Err(InsertError::AlreadyKnown);
-            }
-            MapEntry::Vacant(v) => {
-                v.insert(entry.clone());
-            }
+        if !self.entries.insert(Indexed(entry.clone())) {
+            // Only the same transaction can get here: its outpoints were ours to claim.
+            return Err(InsertError::AlreadyKnown);
         }
-        for parent in &entry.parents {
-            self.children.entry(*parent).or_default().push(txid);
+        for parent in entry.parents() {
+            self.children.entry(parent).or_default().push(txid);
         }
         self.bytes.fetch_add(size, Ordering::AcqRel);
         self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -310,23 +409,24 @@ impl Mempool {
     }
 
     fn remove_one(&self, txid: &TxId) -> Option<Arc<Entry>> {
-        let (_, entry) = self.entries.remove(txid)?;
-        for input in &entry.tx.inputs {
-            self.spends.remove_if(&input.prev_out, |_, spender| spender == txid);
+        let Indexed(entry) = self.entries.remove(txid)?;
+        for input in &entry.tx().inputs {
+            self.spends.remove_if(&input.prev_out, |_, spender| spender.txid == *txid);
         }
-        for parent in &entry.parents {
+        for parent in &entry.parents() {
             if let Some(mut kids) = self.children.get_mut(parent) {
                 kids.retain(|k| k != txid);
             }
         }
-        self.bytes.fetch_sub(entry.size, Ordering::AcqRel);
+        self.bytes.fetch_sub(entry.size(), Ordering::AcqRel);
         Some(entry)
     }
 
-    /// A block was connected: its transactions leave the pool (their descendants stay: their
-    /// parents are now confirmed), and pool transactions spending the same outpoints leave with
-    /// their descendants. Returns (confirmed, conflicting) removals.
-    pub fn remove_for_block(&self, block_txs: &[Transaction]) -> (Vec<Arc<Entry>>, Vec<Arc<Entry>>) {
+    /// A block was connected at `now`: its transactions leave the pool (their descendants stay:
+    /// their parents are now confirmed; the bytes stay fetchable for [`RECENTLY_MINED_SECS`]), and
+    /// pool transactions spending the same outpoints leave with their descendants. Returns
+    /// (confirmed, conflicting) removals.
+    pub fn remove_for_block(&self, block_txs: &[Transaction], now: u64) -> (Vec<Arc<Entry>>, Vec<Arc<Entry>>) {
         let mut confirmed = Vec::new();
         let mut conflicts = Vec::new();
         for tx in block_txs {
@@ -349,21 +449,16 @@ impl Mempool {
                 }
             }
         }
+        self.recently_mined.lock().unwrap_or_else(|e| e.into_inner()).add(&confirmed, now);
         (confirmed, conflicts)
     }
 
     fn forget_parent(&self, child: &TxId, parent: &TxId) {
-        if let Some(entry) = self.entries.get(child).map(|e| e.value().clone()) {
-            if entry.parents.contains(parent) {
-                let updated = Arc::new(Entry {
-                    tx: entry.tx.clone(),
-                    fee: entry.fee,
-                    size: entry.size,
-                    time: entry.time,
-                    parents: entry.parents.iter().filter(|p| *p != parent).copied().collect(),
-                    ancestors: entry.ancestors.saturating_sub(1),
-                });
-                self.entries.insert(*child, updated);
+        if let Some(entry) = self.get(child) {
+            let mut links = entry.links.lock().unwrap_or_else(|e| e.into_inner());
+            if links.parents.contains(parent) {
+                links.parents = links.parents.iter().filter(|p| *p != parent).copied().collect();
+                links.ancestors = links.ancestors.saturating_sub(1);
             }
         }
     }
@@ -371,7 +466,7 @@ impl Mempool {
     /// Removes transactions older than the expiry, with their descendants.
     pub fn expire(&self, now: u64) -> Vec<Arc<Entry>> {
         let cutoff = now.saturating_sub(self.config.expiry_secs);
-        let old: Vec<TxId> = self.entries.iter().filter(|e| e.time < cutoff).map(|e| *e.key()).collect();
+        let old: Vec<TxId> = self.entries.iter().filter(|e| e.0.time < cutoff).map(|e| e.0.txid).collect();
         old.iter().flat_map(|t| self.remove_with_descendants(t)).collect()
     }
 
@@ -383,7 +478,7 @@ impl Mempool {
         }
         let _one_at_a_time = self.trimming.lock().unwrap_or_else(|e| e.into_inner());
         let mut by_rate: Vec<(u64, u64, TxId)> =
-            self.entries.iter().map(|e| (e.fee_rate(), u64::MAX - e.time, *e.key())).collect();
+            self.entries.iter().map(|e| (e.0.fee_rate(), u64::MAX - e.0.time, e.0.txid)).collect();
         by_rate.sort_unstable();
         let target = (self.config.max_bytes as f64 * TRIM_TARGET) as usize;
         let mut evicted = Vec::new();
@@ -411,26 +506,26 @@ impl Mempool {
     /// Checks the invariants in the module docs; for tests.
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut bytes = 0;
-        for e in self.entries.iter() {
-            bytes += e.size;
-            for input in &e.tx.inputs {
+        for e in self.entries() {
+            bytes += e.size();
+            for input in &e.tx().inputs {
                 match self.spender(&input.prev_out) {
-                    Some(s) if s == *e.key() => {}
-                    other => return Err(format!("{} input {:?} spent by {:?}", e.key(), input.prev_out, other)),
+                    Some(s) if s == e.txid => {}
+                    other => return Err(format!("{} input {:?} spent by {:?}", e.txid, input.prev_out, other)),
                 }
             }
-            for p in &e.parents {
-                if !self.entries.contains_key(p) {
-                    return Err(format!("{} has a parent {} not in the pool", e.key(), p));
+            for p in &e.parents() {
+                if !self.contains(p) {
+                    return Err(format!("{} has a parent {} not in the pool", e.txid, p));
                 }
-                if !self.children.get(p).is_some_and(|k| k.contains(e.key())) {
-                    return Err(format!("{} missing from {}'s children", e.key(), p));
+                if !self.children.get(p).is_some_and(|k| k.contains(&e.txid)) {
+                    return Err(format!("{} missing from {}'s children", e.txid, p));
                 }
             }
         }
         for s in self.spends.iter() {
-            if !self.entries.contains_key(s.value()) {
-                return Err(format!("outpoint {:?} claimed by {} which is not in the pool", s.key(), s.value()));
+            if !self.contains(&s.value().txid) {
+                return Err(format!("outpoint {:?} claimed by {} which is not in the pool", s.key(), s.value().txid));
             }
         }
         if bytes != self.bytes() {

@@ -47,8 +47,8 @@ fn chains_are_accepted_up_to_the_ancestor_limit() {
     for depth in 1..=3 {
         let next = spend(&[out(&prev, 0)], 1, 1);
         let e = pool.insert(next.clone(), 10, 0).unwrap();
-        assert_eq!(e.ancestors, depth);
-        assert_eq!(e.parents, vec![prev.txid()]);
+        assert_eq!(e.ancestors(), depth);
+        assert_eq!(e.parents(), [prev.txid()]);
         prev = next;
     }
     let too_long = spend(&[out(&prev, 0)], 1, 1);
@@ -84,12 +84,19 @@ fn a_block_confirms_its_transactions_and_evicts_their_conflicts() {
     }
     // The block confirms `a` and a different spend of coin 2.
     let winner = spend(&[coin(2)], 1, 7);
-    let (confirmed, conflicts) = pool.remove_for_block(&[(*a).clone(), (*winner).clone()]);
+    let (confirmed, conflicts) = pool.remove_for_block(&[(*a).clone(), (*winner).clone()], 0);
     assert_eq!(confirmed.len(), 1);
     assert_eq!(conflicts.len(), 2);
     assert_eq!(pool.txids(), vec![child.txid()]);
-    assert!(pool.get(&child.txid()).unwrap().parents.is_empty(), "its parent is confirmed now");
+    assert!(pool.get(&child.txid()).unwrap().parents().is_empty(), "its parent is confirmed now");
     pool.check_consistency().unwrap();
+    // Peers we announced `a` to can still fetch it for a while; conflicts are gone at once.
+    let relayed = |t: &Transaction| pool.for_relay(&t.txid()).map(|e| e.raw().to_vec());
+    assert_eq!(relayed(&a), Some(a.raw().to_vec()));
+    assert_eq!(relayed(&child), Some(child.raw().to_vec()));
+    assert_eq!(relayed(&loser), None);
+    pool.remove_for_block(&[], super::pool::RECENTLY_MINED_SECS);
+    assert_eq!(relayed(&a), None, "expired");
 }
 
 #[test]
@@ -102,7 +109,7 @@ fn eviction_takes_the_lowest_fee_rate_first_and_raises_the_minimum_fee() {
     }
     let evicted = pool.trim_to_size(0);
     assert!(!evicted.is_empty());
-    let evicted_ids: Vec<TxId> = evicted.iter().map(|e| e.tx.txid()).collect();
+    let evicted_ids: Vec<TxId> = evicted.iter().map(|e| e.txid).collect();
     assert!(evicted_ids.contains(&txs[0].txid()), "the cheapest went first");
     assert!(!evicted_ids.contains(&txs[9].txid()));
     assert!(pool.bytes() <= (size * 10 - 1) * 9 / 10);
@@ -173,7 +180,7 @@ proptest! {
         prop_assert!(pool.check_consistency().is_ok(), "{:?}", pool.check_consistency());
         let mut spent = std::collections::HashSet::new();
         for e in pool.entries() {
-            for i in &e.tx.inputs {
+            for i in &e.tx().inputs {
                 prop_assert!(spent.insert(i.prev_out), "outpoint spent twice");
             }
         }

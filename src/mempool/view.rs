@@ -17,7 +17,7 @@ pub struct MempoolView<'a> {
 impl CoinView for MempoolView<'_> {
     fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
         if let Some(entry) = self.pool.get(&outpoint.txid) {
-            let out = entry.tx.outputs.get(outpoint.vout as usize)?;
+            let out = entry.tx().outputs.get(outpoint.vout as usize)?.clone();
             return Some(Coin {
                 value: out.value,
                 script_pubkey: out.script_pubkey.clone(),

@@ -69,13 +69,13 @@ impl PartialOrd for Ready {
 
 /// Chooses mempool transactions for a block of at most `max_bytes`: fee rate order, parents first.
 pub fn select(entries: &[Arc<Entry>], max_bytes: usize) -> Vec<Arc<Entry>> {
-    let by_id: HashMap<TxId, &Arc<Entry>> = entries.iter().map(|e| (e.tx.txid(), e)).collect();
+    let by_id: HashMap<TxId, &Arc<Entry>> = entries.iter().map(|e| (e.txid, e)).collect();
     let mut waiting: HashMap<TxId, usize> = HashMap::new();
     let mut children: HashMap<TxId, Vec<TxId>> = HashMap::new();
     let mut heap = BinaryHeap::new();
     for e in entries {
-        let txid = e.tx.txid();
-        let parents: Vec<TxId> = e.parents.iter().filter(|p| by_id.contains_key(p)).copied().collect();
+        let txid = e.txid;
+        let parents: Vec<TxId> = e.parents().into_iter().filter(|p| by_id.contains_key(p)).collect();
         if parents.is_empty() {
             heap.push(Ready { fee_rate: e.fee_rate(), txid });
         } else {
@@ -89,11 +89,11 @@ pub fn select(entries: &[Arc<Entry>], max_bytes: usize) -> Vec<Arc<Entry>> {
     let mut size = COINBASE_RESERVE;
     while let Some(Ready { txid, .. }) = heap.pop() {
         let e = by_id[&txid];
-        if size + e.size > max_bytes {
+        if size + e.size() > max_bytes {
             // Too big: its descendants stay out too (they never become ready).
             continue;
         }
-        size += e.size;
+        size += e.size();
         out.push(e.clone());
         for child in children.remove(&txid).unwrap_or_default() {
             let n = waiting.get_mut(&child).expect("a child waits for its parents");
@@ -111,7 +111,7 @@ pub fn select(entries: &[Arc<Entry>], max_bytes: usize) -> Vec<Arc<Entry>> {
 pub fn assemble(params: &ChainParams, t: &Template, txs: &[Arc<Entry>], payout: &[u8], extra_nonce: u64) -> Block {
     let fees: i64 = txs.iter().map(|e| e.fee).sum();
     let mut transactions = vec![coinbase(t.height, extra_nonce, params.subsidy(t.height) + fees, payout)];
-    transactions.extend(txs.iter().map(|e| (*e.tx).clone()));
+    transactions.extend(txs.iter().map(|e| e.tx()));
     let (root, _) = merkle_root(transactions.iter().map(Transaction::txid).collect());
     let mut header = BlockHeader {
         version: BLOCK_VERSION,
@@ -169,7 +169,7 @@ mod tests {
         pool.insert(child.clone(), 10_000, 0).expect("child");
         let rich = tx(&[(Hash256([2; 32]), 0)], 10);
         pool.insert(rich.clone(), 5_000, 0).expect("rich");
-        let order: Vec<TxId> = select(&pool.entries(), 1_000_000).iter().map(|e| e.tx.txid()).collect();
+        let order: Vec<TxId> = select(&pool.entries(), 1_000_000).iter().map(|e| e.txid).collect();
         assert_eq!(order, vec![rich.txid(), parent.txid(), child.txid()]);
         let pos = |t: &TxId| order.iter().position(|x| x == t).expect("included");
         assert!(pos(&parent.txid()) < pos(&child.txid()));

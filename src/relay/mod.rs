@@ -63,10 +63,6 @@ pub struct RelayContext {
     pub propagation: Duration,
 }
 
-/// How long an announced transaction stays available to `getdata` after it left the mempool (mined
-/// or evicted): peers that saw our `inv` must still get it (SV Node and Core keep a relay map).
-const RELAY_CACHE_MS: u64 = 15 * 60 * 1000;
-
 /// How often the mempool is expired and trimmed.
 const HOUSEKEEPING_MS: u64 = 60_000;
 
@@ -81,8 +77,6 @@ struct Relay {
     processing: std::collections::HashSet<BlockHash>,
     txrelay: TxRelay,
     /// Recently accepted transactions, for `getdata` after they left the mempool.
-    relay_cache: HashMap<crate::wire::TxId, Arc<crate::wire::Transaction>>,
-    relay_cache_order: std::collections::VecDeque<(u64, crate::wire::TxId)>,
     /// Acceptance times of transactions not yet announced (for the relay latency metric).
     accepted_since_flush: Vec<std::time::Instant>,
     last_housekeeping: u64,
@@ -106,8 +100,6 @@ pub async fn run(
         download: BlockDownload::new(),
         processing: Default::default(),
         txrelay: TxRelay::new(),
-        relay_cache: HashMap::new(),
-        relay_cache_order: Default::default(),
         accepted_since_flush: Vec::new(),
         last_housekeeping: millis_now(),
     };
@@ -258,15 +250,12 @@ impl Relay {
                             }
                             None => missing.push(*item),
                         },
-                        inv_type::TX => {
-                            let tx = ctx.txs.mempool().get(&item.hash).map(|e| e.tx.clone());
-                            match tx.or_else(|| self.relay_cache.get(&item.hash).cloned()) {
-                                Some(tx) => {
-                                    peer.sender.send(&Message::Tx((*tx).clone()));
-                                }
-                                None => missing.push(*item),
+                        inv_type::TX => match ctx.txs.mempool().for_relay(&item.hash) {
+                            Some(entry) => {
+                                peer.sender.send_payload("tx", entry.raw());
                             }
-                        }
+                            None => missing.push(*item),
+                        },
                         _ => missing.push(*item),
                     }
                 }
@@ -449,9 +438,6 @@ impl Relay {
                 let fee_rate = (fee.max(0) as u64).saturating_mul(1000) / tx.size().max(1) as u64;
                 self.txrelay.on_accepted(txid, fee_rate, peer);
                 self.accepted_since_flush.push(std::time::Instant::now());
-                let now = millis_now();
-                self.relay_cache.insert(txid, tx);
-                self.relay_cache_order.push_back((now + RELAY_CACHE_MS, txid));
             }
             // Only consensus failures are offences; policy failures never are.
             TxOutcome::Rejected { txid, source: TxSource::Peer(id), reject }
@@ -487,11 +473,6 @@ impl Relay {
         let now = millis_now();
         for (to, msg) in self.txrelay.expire(now) {
             self.send(to, &msg);
-        }
-        while self.relay_cache_order.front().is_some_and(|(t, _)| *t <= now) {
-            if let Some((_, txid)) = self.relay_cache_order.pop_front() {
-                self.relay_cache.remove(&txid);
-            }
         }
         if now >= self.last_housekeeping + HOUSEKEEPING_MS {
             self.last_housekeeping = now;

@@ -109,7 +109,7 @@ fn gettxout(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
             return Ok(Value::Null);
         }
         if let Some(entry) = pool.get(&txid) {
-            let Some(out) = entry.tx.outputs.get(vout as usize) else { return Ok(Value::Null) };
+            let Some(out) = entry.tx().outputs.get(vout as usize).cloned() else { return Ok(Value::Null) };
             return Ok(json!({
                 "bestblock": best.to_string(),
                 "confirmations": 0,

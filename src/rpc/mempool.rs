@@ -60,9 +60,9 @@ async fn sendrawtransaction(ctx: &RpcContext, p: &Params) -> Result<Value, RpcEr
 
 fn entry_json(ctx: &RpcContext, e: &crate::mempool::Entry) -> Value {
     let height = ctx.chain.tip().0;
-    let depends: Vec<String> = e.parents.iter().map(ToString::to_string).collect();
+    let depends: Vec<String> = e.parents().iter().map(ToString::to_string).collect();
     json!({
-        "size": e.size,
+        "size": e.size(),
         "fee": amount(e.fee),
         "modifiedfee": amount(e.fee),
         "time": e.time,
@@ -76,7 +76,7 @@ fn getrawmempool(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     if p.opt_bool(0)?.unwrap_or(false) {
         let mut out = serde_json::Map::new();
         for e in ctx.mempool.entries() {
-            out.insert(e.tx.txid().to_string(), entry_json(ctx, &e));
+            out.insert(e.txid.to_string(), entry_json(ctx, &e));
         }
         return Ok(Value::Object(out));
     }
@@ -115,7 +115,7 @@ fn getrawtransaction(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
         Some(Value::String(s)) => !matches!(s.as_str(), "0" | "false"),
         Some(_) => return Err(RpcError::InvalidParameter { message: "Invalid verbose".into() }),
     };
-    let mut found = ctx.mempool.get(&txid).map(|e| ((*e.tx).clone(), None));
+    let mut found = ctx.mempool.get(&txid).map(|e| (e.tx(), None));
     if found.is_none() && p.len() > 2 {
         let block_hash = parse_hash(p, 2, "blockhash")?;
         let block = ctx

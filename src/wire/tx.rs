@@ -175,6 +175,15 @@ impl Transaction {
         Ok(Transaction { fields, txid, raw })
     }
 
+    /// Decodes a transaction whose id is already known (bytes kept since an earlier decode),
+    /// without hashing them again.
+    pub fn from_raw_with_id(raw: &Bytes, txid: TxId) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(raw);
+        let tx = Self::decode_with_id(&mut r, Some(txid))?;
+        r.finish("Transaction")?;
+        Ok(tx)
+    }
+
     pub fn txid(&self) -> TxId {
         self.txid
     }
