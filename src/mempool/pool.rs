@@ -21,12 +21,12 @@
 //! Node's and Core's scheme), so a full pool does not readmit what it just evicted.
 
 use crate::wire::{OutPoint, Transaction, TxId};
-use dashmap::DashSet;
-use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
+use dashmap::DashSet;
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -264,16 +264,16 @@ impl Mempool {
         self.bytes.load(Ordering::Acquire)
     }
 
-    /// Transactions ever inserted.
-    /// Estimated memory the pool uses: the transactions' bytes, their decoded form (inputs and
-    /// outputs), the entry and its index slots. An estimate for `getmempoolinfo`'s `usage`, measured
-    /// against the process's resident size in the memory benchmark.
+    /// Estimated memory the pool uses: the transactions' bytes (exact-size allocations), the
+    /// entries and the index slots (at the hash tables' average load). An estimate for
+    /// `getmempoolinfo`'s `usage`, checked against the resident size in `testnet/bench/memory.py`.
     pub fn usage(&self) -> usize {
-        const PER_ENTRY: usize = 320;
-        const PER_INPUT: usize = 120;
+        const PER_ENTRY: usize = 160;
+        const PER_INPUT: usize = 100;
         self.bytes() + self.entries.len() * PER_ENTRY + self.spends.len() * PER_INPUT
     }
 
+    /// Transactions ever inserted.
     pub fn accepted_total(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
@@ -294,9 +294,8 @@ impl Mempool {
     /// A pool transaction, or one mined in the last [`RECENTLY_MINED_SECS`]: what a peer's
     /// `getdata` for an announced transaction is answered with.
     pub fn for_relay(&self, txid: &TxId) -> Option<Arc<Entry>> {
-        self.get(txid).or_else(|| {
-            self.recently_mined.lock().unwrap_or_else(|e| e.into_inner()).entries.get(txid).cloned()
-        })
+        self.get(txid)
+            .or_else(|| self.recently_mined.lock().unwrap_or_else(|e| e.into_inner()).entries.get(txid).cloned())
     }
 
     /// The first pool transaction that spends one of `tx`'s inputs.

@@ -13,7 +13,8 @@
 //!
 //! Never announced: what a peer sent us or announced to us, what we announced to it already.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use super::known::RollingFilter;
+use std::collections::{HashMap, VecDeque};
 
 use crate::peer::PeerId;
 use crate::wire::{InvItem, Message, TxId};
@@ -26,42 +27,15 @@ pub const MAX_TX_IN_FLIGHT_PER_PEER: usize = 20_000;
 /// on a relay network a second is already long).
 pub const TX_REQUEST_TIMEOUT_MS: u64 = 5_000;
 
-/// Txids remembered per peer as known to it. Bounded so a peer cannot grow it (Core: 50,000).
+/// Txids a peer's filter always remembers as known to it (it forgets beyond twice this; Core: 50,000).
 pub const KNOWN_INVENTORY: usize = 100_000;
 
 /// Most items in one `inv`/`getdata` we send: SV Node's limit for a 1 MiB payload is 29,126.
 pub const MAX_INV_PER_MESSAGE: usize = 29_000;
 
-/// A bounded set that forgets its oldest entries.
-#[derive(Debug, Default)]
-struct KnownSet {
-    set: HashSet<TxId>,
-    order: VecDeque<TxId>,
-}
-
-impl KnownSet {
-    fn insert(&mut self, txid: TxId) -> bool {
-        if !self.set.insert(txid) {
-            return false;
-        }
-        self.order.push_back(txid);
-        if self.order.len() > KNOWN_INVENTORY {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-
-    #[cfg(test)]
-    fn contains(&self, txid: &TxId) -> bool {
-        self.set.contains(txid)
-    }
-}
-
 #[derive(Debug)]
 struct TxPeer {
-    known: KnownSet,
+    known: RollingFilter,
     pending: Vec<TxId>,
     /// Its `feefilter`, in satoshis per 1000 bytes.
     fee_filter: u64,
@@ -93,7 +67,13 @@ impl TxRelay {
     pub fn add_peer(&mut self, peer: PeerId, relay: bool) {
         self.peers.insert(
             peer,
-            TxPeer { known: KnownSet::default(), pending: Vec::new(), fee_filter: 0, relay, in_flight: 0 },
+            TxPeer {
+                known: RollingFilter::new(KNOWN_INVENTORY),
+                pending: Vec::new(),
+                fee_filter: 0,
+                relay,
+                in_flight: 0,
+            },
         );
     }
 
@@ -361,13 +341,14 @@ mod tests {
     }
 
     #[test]
-    fn the_known_set_is_bounded() {
-        let mut k = KnownSet::default();
-        for i in 0..(KNOWN_INVENTORY as u32 + 10) {
-            k.insert(t(i));
-        }
-        assert_eq!(k.set.len(), KNOWN_INVENTORY);
-        assert!(!k.contains(&t(0)));
-        assert!(k.contains(&t(KNOWN_INVENTORY as u32 + 9)));
+    fn a_peer_is_not_told_twice_and_its_filter_stays_small() {
+        let mut r = TxRelay::new();
+        r.add_peer(PeerId(1), true);
+        r.on_accepted(t(1), 1000, None);
+        r.on_accepted(t(1), 1000, None);
+        let out = r.flush();
+        assert_eq!(out.len(), 1);
+        assert_eq!(items(&out[0].1), vec![t(1)]);
+        assert!(r.peers[&PeerId(1)].known.memory() < 1_000_000);
     }
 }
