@@ -86,6 +86,7 @@ fn up_load_prometheus_svnode_mining_and_down() {
     let out = Command::new(env!("CARGO_BIN_EXE_bsv-relay"))
         .args(["txgen", "--rpc", &format!("127.0.0.1:{}", nodes[0].1), "--rpcuser", "u", "--rpcpassword", "p"])
         .args(["--connect", &format!("127.0.0.1:{}", nodes[1].0), "--rate", "500", "--duration", "30", "--json"])
+        .args(["--observers", "2"])
         .arg("--txids-out")
         .arg(&txids_file)
         .output()
@@ -101,6 +102,12 @@ fn up_load_prometheus_svnode_mining_and_down() {
         .collect();
     assert_eq!(accepted.len() as u64, summary["accepted"].as_u64().unwrap());
     assert!(accepted.len() >= 14_000, "most of the load was accepted: {summary}");
+    // Announce latency: a sample per (transaction, listener) that heard it; the quantiles are ordered.
+    let latency = &summary["announce_latency_ms"];
+    let samples = latency["samples"].as_u64().expect("samples") as usize;
+    assert!((accepted.len()..=2 * accepted.len()).contains(&samples), "{summary}");
+    let q = |k: &str| latency[k].as_f64().expect("a quantile");
+    assert!(q("p50") <= q("p99") && q("p99") <= q("max"), "{summary}");
 
     // Every accepted transaction reaches SV Node, which mines them all; every node follows.
     wait_for("SV Node's mempool to hold every accepted transaction", LOAD_DEADLINE, || {
