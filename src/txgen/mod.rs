@@ -331,15 +331,20 @@ fn send(o: &Options, magic: [u8; 4], rpc: &Rpc, txs: &[Transaction]) -> Result<(
         }
     }
     let send_secs = start.elapsed().as_secs_f64();
-    for conn in senders {
-        conn.finish();
-    }
     // Wait for the last acceptances, until every transaction was seen or the settle time is over.
+    // The sending connections stay open meanwhile: a node may drop what it received from a peer
+    // but has not processed yet when that peer disconnects (SV Node does).
     let mut accepted = accepted_now()?;
     let settle_until = Instant::now() + SETTLE;
     while (!o.no_listen || o.accept_by_mempool) && accepted < txs.len() && Instant::now() < settle_until {
         std::thread::sleep(Duration::from_millis(20));
+        for conn in &mut senders {
+            conn.drain()?;
+        }
         accepted = accepted_now()?;
+    }
+    for conn in senders {
+        conn.finish();
     }
     let total_secs = start.elapsed().as_secs_f64();
     let mut sorted = per_second.clone();
