@@ -11,6 +11,8 @@ use crate::wire::TxId;
 
 /// False positive rate the filter is sized for.
 const FALSE_POSITIVE_RATE: f64 = 1e-6;
+/// Most hash functions a filter uses (1e-6 needs 20).
+const MAX_HASHES: usize = 32;
 
 #[derive(Debug)]
 pub struct RollingFilter {
@@ -19,7 +21,7 @@ pub struct RollingFilter {
     count: usize,
     per_generation: usize,
     bits: u64,
-    hashes: u64,
+    hashes: usize,
     /// Random per filter, so nobody can choose txids that collide in every peer's filter.
     tweak: (u64, u64),
 }
@@ -29,7 +31,7 @@ impl RollingFilter {
         let per_generation = per_generation.max(1);
         let ln2 = std::f64::consts::LN_2;
         let bits = (-(per_generation as f64) * FALSE_POSITIVE_RATE.ln() / (ln2 * ln2)).ceil().max(64.0) as u64;
-        let hashes = ((bits as f64 / per_generation as f64) * ln2).round().clamp(1.0, 32.0) as u64;
+        let hashes = ((bits as f64 / per_generation as f64) * ln2).round().clamp(1.0, MAX_HASHES as f64) as usize;
         let words = bits.div_ceil(64) as usize;
         RollingFilter {
             generations: [vec![0; words], vec![0; words]],
@@ -42,27 +44,36 @@ impl RollingFilter {
         }
     }
 
-    /// Bit positions of `txid` (double hashing over two words of the txid, itself a hash).
-    fn positions(&self, txid: &TxId) -> impl Iterator<Item = u64> {
+    /// Bit positions of `txid` (double hashing over two words of the txid, itself a hash); the
+    /// first `self.hashes` entries are used.
+    fn positions(&self, txid: &TxId) -> [u64; MAX_HASHES] {
         let word = |i: usize| u64::from_le_bytes(txid.0[i..i + 8].try_into().expect("8 bytes"));
         let a = word(0) ^ self.tweak.0;
         let b = (word(8) ^ word(16)).wrapping_mul(self.tweak.1) | 1;
-        let bits = self.bits;
-        (0..self.hashes).map(move |i| a.wrapping_add(i.wrapping_mul(b)) % bits)
+        let mut out = [0; MAX_HASHES];
+        for (i, p) in out.iter_mut().enumerate().take(self.hashes) {
+            *p = a.wrapping_add((i as u64).wrapping_mul(b)) % self.bits;
+        }
+        out
     }
 
-    fn in_generation(&self, g: usize, txid: &TxId) -> bool {
+    fn in_generation(&self, g: usize, positions: &[u64]) -> bool {
         let words = &self.generations[g];
-        self.positions(txid).all(|p| words[(p / 64) as usize] & (1 << (p % 64)) != 0)
+        positions.iter().all(|p| words[(p / 64) as usize] & (1 << (p % 64)) != 0)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, txid: &TxId) -> bool {
-        self.in_generation(0, txid) || self.in_generation(1, txid)
+        let positions = self.positions(txid);
+        let positions = &positions[..self.hashes];
+        self.in_generation(0, positions) || self.in_generation(1, positions)
     }
 
     /// Adds `txid`; false if it was (probably) there already.
     pub fn insert(&mut self, txid: TxId) -> bool {
-        if self.contains(&txid) {
+        let positions = self.positions(&txid);
+        let positions = &positions[..self.hashes];
+        if self.in_generation(0, positions) || self.in_generation(1, positions) {
             return false;
         }
         if self.count == self.per_generation {
@@ -70,7 +81,6 @@ impl RollingFilter {
             self.generations[self.current].iter_mut().for_each(|w| *w = 0);
             self.count = 0;
         }
-        let positions: Vec<u64> = self.positions(&txid).collect();
         let words = &mut self.generations[self.current];
         for p in positions {
             words[(p / 64) as usize] |= 1 << (p % 64);
