@@ -132,6 +132,7 @@ const KNOWN: &[&str] = &[
     "maxsendbuffer",
     "maxmempool",
     "mempoolexpiry",
+    "persistmempool",
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
     "minimumchainwork",
@@ -302,6 +303,8 @@ pub struct Config {
     pub maxmempool_bytes: u64,
     /// `-mempoolexpiry` (hours) as a duration.
     pub mempoolexpiry: Duration,
+    /// `-persistmempool`: save the mempool at shutdown and load it at start-up (default on).
+    pub persistmempool: bool,
     /// `-txnpropagationfreq`: how often queued transaction announcements are sent.
     pub txnpropagationfreq: Duration,
     /// `-txnvalidationqueuesmaxmemory` (MB) in bytes: transactions waiting for validation.
@@ -544,6 +547,7 @@ impl Config {
             mempoolexpiry: Duration::from_secs(
                 u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
             ),
+            persistmempool: bool_opt("persistmempool", true)?,
             txnpropagationfreq,
             txnvalidationqueuesmaxmemory_bytes: u64_opt(
                 "txnvalidationqueuesmaxmemory",

@@ -155,6 +155,12 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     );
     // Blocks stored but not connected when the node last stopped.
     let _ = blocks.activate().await;
+    let mempool_file = netdir.join(crate::mempool::persist::FILE);
+    // Set once the saved mempool is back (or there is none): saving before that would lose the rest.
+    let mempool_loaded = Arc::new(std::sync::atomic::AtomicBool::new(!config.persistmempool));
+    if config.persistmempool {
+        tokio::spawn(restore_mempool(txs.clone(), mempool_file.clone(), mempool_loaded.clone()));
+    }
     let headers = chain.headers().clone();
     let p2p_parts = P2pParts {
         chain: chain.clone(),
@@ -226,9 +232,43 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     if let Err(e) = chain.flush() {
         error!(error = %e, "cannot flush the chain database");
     }
+    if config.persistmempool {
+        if mempool_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            match crate::mempool::persist::save(&mempool, &mempool_file) {
+                Ok(n) => info!(transactions = n, file = %mempool_file.display(), "mempool saved"),
+                Err(e) => error!(error = %e, "cannot save the mempool"),
+            }
+        } else {
+            warn!(file = %mempool_file.display(), "mempool not saved: it was still being loaded; the file is kept");
+        }
+    }
     drop(cookie);
     info!("shutdown complete");
     Ok(())
+}
+
+/// Loads `mempool.dat` and validates its transactions again; a damaged file is reported and the
+/// node goes on with an empty mempool.
+async fn restore_mempool(
+    txs: Arc<crate::mempool::accept::TxPipeline>,
+    path: std::path::PathBuf,
+    loaded: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || crate::mempool::persist::load(&path)).await
+    };
+    match read {
+        Ok(Ok(saved)) if saved.is_empty() => {}
+        Ok(Ok(saved)) => {
+            let count = saved.len();
+            let accepted = txs.restore(saved).await;
+            info!(saved = count, accepted, file = %path.display(), "mempool restored");
+        }
+        Ok(Err(e)) => warn!(error = %e, "mempool not restored; starting with an empty one"),
+        Err(e) => warn!(error = %e, "mempool not restored; starting with an empty one"),
+    }
+    loaded.store(true, std::sync::atomic::Ordering::Release);
 }
 
 /// Info-level log lines peers can cause per minute; the rest go to debug.

@@ -40,6 +40,9 @@ use crate::wire::{Block, Transaction, TxId};
 /// beyond it a transaction is dropped (the sender may announce it again) instead of growing memory.
 pub const DEFAULT_MAX_QUEUE_MB: u64 = 2048;
 
+/// Restored transactions queued at once before waiting for their outcomes.
+const RESTORE_IN_FLIGHT: usize = 100_000;
+
 /// Jobs a worker takes from the queue at once: under load, one wake-up and one lock per batch
 /// instead of per transaction; when idle, a batch is whatever is queued (often one).
 const WORKER_BATCH: usize = 16;
@@ -57,6 +60,8 @@ const RECENT_REJECTS: usize = 120_000;
 pub enum TxSource {
     Peer(PeerId),
     Rpc,
+    /// Loaded from `mempool.dat` at start-up.
+    Restored,
 }
 
 impl TxSource {
@@ -64,6 +69,7 @@ impl TxSource {
         match self {
             TxSource::Peer(_) => "p2p",
             TxSource::Rpc => "rpc",
+            TxSource::Restored => "restored",
         }
     }
 }
@@ -99,6 +105,8 @@ struct Job {
     tx: Arc<Transaction>,
     source: TxSource,
     received: Instant,
+    /// The entry's time if not now (a restored transaction keeps its first arrival).
+    time: Option<u64>,
     reply: Option<oneshot::Sender<TxOutcome>>,
 }
 
@@ -234,13 +242,61 @@ impl TxPipeline {
     /// Queues a transaction from a peer without waiting; `Busy` when the queue is full (the
     /// transaction is dropped; the peer may announce it again).
     pub fn submit_from_peer(&self, tx: Arc<Transaction>, peer: PeerId) -> Result<(), SubmitError> {
-        self.enqueue(Job { tx, source: TxSource::Peer(peer), received: Instant::now(), reply: None })
+        self.enqueue(Job { tx, source: TxSource::Peer(peer), received: Instant::now(), time: None, reply: None })
+    }
+
+    /// Validates the transactions saved in `mempool.dat` again, parents before children (one
+    /// ancestor count at a time, each level on every core); returns how many were accepted.
+    pub async fn restore(&self, saved: Vec<super::persist::Saved>) -> usize {
+        let mut accepted = 0;
+        let mut pending: Vec<oneshot::Receiver<TxOutcome>> = Vec::new();
+        let mut saved = saved.into_iter().peekable();
+        let mut level = None;
+        while let Some(s) = saved.peek() {
+            if level != Some(s.ancestors) || pending.len() >= RESTORE_IN_FLIGHT {
+                // A new level waits for the previous one: its parents must be in the pool first.
+                accepted += Self::outcomes_accepted(&mut pending).await;
+                level = Some(s.ancestors);
+            }
+            let (reply, rx) = oneshot::channel();
+            let job = Job {
+                tx: Arc::new(s.tx.clone()),
+                source: TxSource::Restored,
+                received: Instant::now(),
+                time: Some(s.time),
+                reply: Some(reply),
+            };
+            match self.enqueue(job) {
+                Ok(()) => {
+                    pending.push(rx);
+                    saved.next();
+                }
+                // Full (peers are busy too): wait for ours, then try again; if none of ours is
+                // queued, give the workers a moment.
+                Err(SubmitError::Busy) if !pending.is_empty() => {
+                    accepted += Self::outcomes_accepted(&mut pending).await;
+                }
+                Err(SubmitError::Busy) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(SubmitError::Closed) => break,
+            }
+        }
+        accepted + Self::outcomes_accepted(&mut pending).await
+    }
+
+    async fn outcomes_accepted(pending: &mut Vec<oneshot::Receiver<TxOutcome>>) -> usize {
+        let mut accepted = 0;
+        for rx in pending.drain(..) {
+            if matches!(rx.await, Ok(TxOutcome::Accepted { .. })) {
+                accepted += 1;
+            }
+        }
+        accepted
     }
 
     /// Submits a transaction from RPC and waits for its outcome.
     pub async fn submit_rpc(&self, tx: Arc<Transaction>) -> Result<TxOutcome, SubmitError> {
         let (reply, rx) = oneshot::channel();
-        self.enqueue(Job { tx, source: TxSource::Rpc, received: Instant::now(), reply: Some(reply) })?;
+        self.enqueue(Job { tx, source: TxSource::Rpc, received: Instant::now(), time: None, reply: Some(reply) })?;
         rx.await.map_err(|_| SubmitError::Closed)
     }
 
@@ -300,7 +356,7 @@ impl TxPipeline {
             if let TxOutcome::Accepted { tx, .. } = &outcome {
                 for (child, peer) in self.orphans.take_children_of(&tx.txid()) {
                     let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
-                    stack.push(Job { tx: child, source, received: Instant::now(), reply: None });
+                    stack.push(Job { tx: child, source, received: Instant::now(), time: None, reply: None });
                 }
             }
             if let Some(reply) = job.reply {
@@ -317,7 +373,7 @@ impl TxPipeline {
         if self.knows(&txid) {
             return TxOutcome::Known { txid, source };
         }
-        if self.recently_rejected(&txid) && source != TxSource::Rpc {
+        if self.recently_rejected(&txid) && matches!(source, TxSource::Peer(_)) {
             return TxOutcome::Known { txid, source };
         }
         let started = Instant::now();
@@ -326,7 +382,7 @@ impl TxPipeline {
         let ctx = TxContext::new(self.chain.params()).with_sig_cache(&self.sig_cache);
         let result = validate_transaction(tx, &view, &ctx);
         let outcome = match result {
-            Ok(v) => match self.mempool.insert(tx.clone(), v.fee, unix_now()) {
+            Ok(v) => match self.mempool.insert(tx.clone(), v.fee, job.time.unwrap_or_else(unix_now)) {
                 Ok(_) => TxOutcome::Accepted { tx: tx.clone(), fee: v.fee, source, received: job.received },
                 Err(InsertError::AlreadyKnown) => TxOutcome::Known { txid, source },
                 Err(e) => TxOutcome::Rejected {
@@ -352,15 +408,12 @@ impl TxPipeline {
                 // An input spent in the chain looks missing too; if every parent is known to the
                 // mempool or chain, it is a double spend, not an orphan — SV Node keeps it as an
                 // orphan anyway, which expires.
-                let peer = match source {
-                    TxSource::Peer(p) => OrphanPeer(p.0),
-                    TxSource::Rpc => OrphanPeer(u64::MAX),
-                };
-                if source == TxSource::Rpc {
-                    TxOutcome::Rejected { txid, source, reject }
-                } else {
-                    self.orphans.add(tx.clone(), missing.clone(), peer, unix_now());
-                    TxOutcome::Orphan { txid, source, missing }
+                match source {
+                    TxSource::Peer(p) => {
+                        self.orphans.add(tx.clone(), missing.clone(), OrphanPeer(p.0), unix_now());
+                        TxOutcome::Orphan { txid, source, missing }
+                    }
+                    TxSource::Rpc | TxSource::Restored => TxOutcome::Rejected { txid, source, reject },
                 }
             }
             Err(reject) => TxOutcome::Rejected { txid, source, reject },
@@ -459,7 +512,7 @@ impl MempoolSync for TxPipeline {
             // validated: queue them, they run once the chain change is complete.
             for (child, peer) in self.orphans.take_children_of(&txid) {
                 let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
-                let job = Job { tx: child, source, received: Instant::now(), reply: None };
+                let job = Job { tx: child, source, received: Instant::now(), time: None, reply: None };
                 if self.enqueue(job).is_err() {
                     break;
                 }
@@ -472,7 +525,13 @@ impl MempoolSync for TxPipeline {
         // The block's transactions go back through validation (queued; the caller holds the gate,
         // so they are validated after the chain change completes). Coinbases cannot return.
         for tx in block.transactions.iter().filter(|t| !t.is_coinbase()) {
-            let job = Job { tx: Arc::new(tx.clone()), source: TxSource::Rpc, received: Instant::now(), reply: None };
+            let job = Job {
+                tx: Arc::new(tx.clone()),
+                source: TxSource::Rpc,
+                received: Instant::now(),
+                time: None,
+                reply: None,
+            };
             if self.enqueue(job).is_err() {
                 break;
             }

@@ -4,6 +4,7 @@
 //!   makes "first seen wins" atomic, parent/child links, size limits, eviction and expiry.
 //! - `orphans`: transactions waiting for a parent, bounded by count and bytes.
 //! - `view`: the pool's unconfirmed outputs layered over the chain's UTXO set, as a `CoinView`.
+//! - `persist`: `mempool.dat`, the pool across clean restarts.
 //!
 //! Depends on `wire` and `validation` (for `CoinView`); validation workers insert directly from
 //! many threads, without queuing behind one task.
@@ -12,6 +13,7 @@ pub mod accept;
 #[cfg(test)]
 mod accept_tests;
 pub mod orphans;
+pub mod persist;
 pub mod pool;
 #[cfg(test)]
 #[path = "pool_tests.rs"]

@@ -423,7 +423,7 @@ impl Relay {
                 let txid = tx.txid();
                 let peer = match source {
                     TxSource::Peer(p) => Some(p),
-                    TxSource::Rpc => None,
+                    TxSource::Rpc | TxSource::Restored => None,
                 };
                 if let Some(id) = peer {
                     // Reputation: this peer brought us a new valid transaction first.

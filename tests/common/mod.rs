@@ -226,8 +226,17 @@ impl TestNode {
         self.respawn()
     }
 
+    /// Stops the node gracefully and starts it again with `extra` instead of its options.
+    pub fn restart_with(mut self, extra: &[&str]) -> Self {
+        self.signal("TERM");
+        let status = self.wait_exit();
+        assert!(status.success(), "clean exit before restart: {status:?}");
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.respawn()
+    }
+
     /// Starts a stopped node again on the same datadir, ports and options.
-    fn respawn(mut self) -> Self {
+    pub fn respawn(mut self) -> Self {
         let dir = TempDir(std::mem::take(&mut self.dir.0));
         let extra: Vec<String> = std::mem::take(&mut self.extra);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
