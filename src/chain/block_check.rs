@@ -3,19 +3,22 @@
 //! [`check_block`] is SV Node's `CheckBlock` minus proof of work (the header tree checked it) and
 //! sigop counting: merkle root and its CVE-2012-2459 mutation, size, one leading coinbase, and the
 //! context-free checks of every transaction. [`connect_block`] adds lock-time finality
-//! (`ContextualCheckBlock`) and what needs the UTXO set (SV Node `CheckTxInputs` and the coinbase
-//! amount of `ConnectBlock`), then applies the block.
+//! (`ContextualCheckBlock`) and what needs the UTXO set (SV Node `CheckTxInputs`, the pre-Genesis
+//! block sigop limit counted with P2SH redeem scripts, and the coinbase amount of `ConnectBlock`),
+//! then applies the block.
 //!
 //! Invariants:
-//! - checks run in SV Node's order, so the first error reported matches its reject reason;
+//! - checks run in SV Node's order, so the first error reported matches its reject reason
+//!   (except in a block that breaks two rules at once, see below);
 //! - `connect_block` is atomic: on any error the UTXO set is exactly as before;
 //! - every non-coinbase input is handed to the [`InputVerifier`] with the coin it spends before the
 //!   block is committed. [`NoScriptCheck`] accepts everything and exists for tests and benchmarks:
 //!   **production must plug the script engine in**, or any signature is accepted.
 //!
-//! Not yet checked here: BIP68 sequence locks (`bad-txns-nonfinal` in `ConnectBlock`, needs the
-//! median time past of each coin's block), pre-Genesis sigop limits (`bad-blk-sigops`), BIP34
-//! coinbase height (never active on regtest), block header rules (the header tree's job).
+//! BIP68 relative lock times are checked after the amounts (SV Node checks them per transaction),
+//! and the legacy-only sigop pre-check of `CheckBlock` is folded into the full count: the verdict
+//! is the same, only a block with two faults may report the other reason first. Not checked
+//! here: BIP34 coinbase height (never active on regtest), header rules (the header tree's job).
 
 use thiserror::Error;
 
@@ -76,6 +79,10 @@ pub enum BlockError {
     CoinbaseAmount { paid: i64, limit: i64 },
     #[error("input {input} of {txid} fails script verification: {reason}")]
     Script { txid: TxId, input: usize, reason: String },
+    #[error("block has {sigops} sigops by {txid}, above the pre-Genesis limit of {max}")]
+    TooManySigops { txid: TxId, sigops: u64, max: u64 },
+    #[error("{txid} spends a coin before its BIP68 relative lock time at height {height}")]
+    SequenceLocks { txid: TxId, height: u32 },
 }
 
 impl BlockError {
@@ -88,7 +95,7 @@ impl BlockError {
             Self::NoCoinbase => "bad-cb-missing",
             Self::MultipleCoinbase { .. } => "bad-cb-multiple",
             Self::Transaction { source, .. } => source.reject_reason(),
-            Self::NonFinal { .. } => "bad-txns-nonfinal",
+            Self::NonFinal { .. } | Self::SequenceLocks { .. } => "bad-txns-nonfinal",
             Self::Utxo(e) => e.reject_reason(),
             Self::PrematureCoinbaseSpend { .. } => "bad-txns-premature-spend-of-coinbase",
             Self::InputValuesOutOfRange { .. } => "bad-txns-inputvalues-outofrange",
@@ -96,6 +103,7 @@ impl BlockError {
             Self::FeesOutOfRange { .. } => "bad-txns-accumulated-fee-outofrange",
             Self::CoinbaseAmount { .. } => "bad-cb-amount",
             Self::Script { .. } => "blk-bad-inputs",
+            Self::TooManySigops { .. } => "bad-blk-sigops",
         }
     }
 
@@ -238,7 +246,19 @@ fn check_and_stage<'u>(
     // The set's tip is the parent: staging below refuses the block otherwise.
     check_finality(block, height, params, crate::validation::CoinView::median_time_past(utxo))?;
     let mut fees: i64 = 0;
+    // Pre-Genesis, sigops are limited per started megabyte of block, counted as SV Node's
+    // ConnectBlock does: each transaction's legacy count plus its P2SH redeem scripts.
+    let sigop_limit =
+        (height < params.activations.genesis).then(|| crate::validation::tx::max_block_sigops(block.size() as u64));
+    let p2sh = height >= params.activations.p2sh;
+    let mut sigops: u64 = 0;
     let staged = utxo.stage_block(block, height, |tx, coins| -> Result<(), BlockError> {
+        if let Some(max) = sigop_limit {
+            sigops += crate::validation::tx::tx_sigops(tx, coins, p2sh);
+            if sigops > max {
+                return Err(BlockError::TooManySigops { txid: tx.txid(), sigops, max });
+            }
+        }
         if tx.is_coinbase() {
             return Ok(());
         }
@@ -269,9 +289,27 @@ fn check_and_stage<'u>(
     if paid > limit {
         return Err(BlockError::CoinbaseAmount { paid, limit });
     }
+    if height >= params.activations.csv {
+        check_sequence_locks(utxo, block, &staged.undo().spent, height)?;
+    }
     // Scripts last, as SV Node waits for its check queue only after the coinbase amount.
     verify_inputs(block, &staged.undo().spent, height, verifier)?;
     Ok(staged)
+}
+
+/// BIP68 relative lock times of every transaction (SV Node `SequenceLocks` in `ConnectBlock`),
+/// against the parent's median time past; `coins` are the spent outputs in block order. Runs
+/// after staging, because the time-based locks read the set's block times.
+fn check_sequence_locks(utxo: &UtxoSet, block: &Block, coins: &[Coin], height: u32) -> Result<(), BlockError> {
+    let mut rest = coins;
+    for tx in block.transactions.iter().filter(|tx| !tx.is_coinbase()) {
+        let (spent, later) = rest.split_at(tx.inputs.len());
+        rest = later;
+        if !crate::validation::tx::sequence_locks_satisfied(tx, spent, height, utxo) {
+            return Err(BlockError::SequenceLocks { txid: tx.txid(), height });
+        }
+    }
+    Ok(())
 }
 
 /// Runs `verifier` once on every non-coinbase input (`coins` in block order, as in the undo
@@ -442,6 +480,64 @@ mod tests {
         let err = connect_block(&utxo, &b, 102, &REGTEST, u64::MAX, &reject).unwrap_err();
         assert_eq!(err, BlockError::Script { txid: first, input: 0, reason: "SCRIPT_ERR_EVAL_FALSE".into() });
         assert_eq!(utxo.best_height(), 101);
+    }
+
+    /// `block` with each spend's output replaced by `n` OP_CHECKSIGs (legacy count: `n` sigops).
+    fn with_checksig_outputs(block: &Block, n: usize) -> Block {
+        let mut txs = vec![block.transactions[0].clone()];
+        txs.extend(block.transactions[1..].iter().map(|tx| {
+            let mut fields = tx.clone().into_fields();
+            fields.outputs[0].script_pubkey = Bytes::from(vec![0xac; n]);
+            Transaction::from_fields(fields)
+        }));
+        block_on(block.header.prev_block, txs)
+    }
+
+    #[test]
+    fn before_genesis_a_block_over_the_sigop_limit_is_rejected_and_changes_nothing() {
+        let (utxo, b) = mature_spends(2);
+        // 2 × 10,001 legacy sigops in a block under 1 MB: over the 20,000 limit by two.
+        let over = with_checksig_outputs(&b, 10_001);
+        let before = utxo.snapshot();
+        let err = connect_block(&utxo, &over, 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap_err();
+        assert_eq!((err.reject_reason(), err.misbehavior()), ("bad-blk-sigops", Some(100)));
+        assert_eq!(err, BlockError::TooManySigops { txid: over.transactions[2].txid(), sigops: 20_002, max: 20_000 });
+        assert_eq!(utxo.snapshot(), before);
+        // Exactly at the limit is allowed.
+        connect_block(&utxo, &with_checksig_outputs(&b, 10_000), 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+    }
+
+    #[test]
+    fn bip68_relative_lock_times_are_enforced_once_csv_is_active() {
+        // The spend's coin is from height 1; a version 2 input with sequence 102 waits until 103.
+        let (utxo, b) = mature_spends(1);
+        let locked = |sequence: u32| {
+            let mut fields = b.transactions[1].clone().into_fields();
+            fields.version = 2;
+            fields.inputs[0].sequence = sequence;
+            block_on(b.header.prev_block, vec![b.transactions[0].clone(), Transaction::from_fields(fields)])
+        };
+        let csv_active = ChainParams {
+            activations: crate::chain::params::Activations { csv: 0, ..REGTEST.activations },
+            ..REGTEST.clone()
+        };
+        let before = utxo.snapshot();
+        let err = connect_block(&utxo, &locked(102), 102, &csv_active, u64::MAX, &NoScriptCheck).unwrap_err();
+        assert_eq!((err.reject_reason(), err.misbehavior()), ("bad-txns-nonfinal", Some(100)));
+        assert_eq!(utxo.snapshot(), before);
+        // Before CSV activates the same block is valid; with it, one block less of waiting is.
+        let undo = connect_block(&utxo, &locked(102), 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
+        disconnect_block(&utxo, &locked(102), &undo).unwrap();
+        connect_block(&utxo, &locked(101), 102, &csv_active, u64::MAX, &NoScriptCheck).unwrap();
+    }
+
+    #[test]
+    fn the_block_sigop_limit_grows_per_started_megabyte() {
+        use crate::validation::tx::max_block_sigops;
+        assert_eq!(max_block_sigops(1), 20_000);
+        assert_eq!(max_block_sigops(1_000_000), 20_000);
+        assert_eq!(max_block_sigops(1_000_001), 40_000);
+        assert_eq!(max_block_sigops(32_000_000), 640_000);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //!
 //! Selection: highest fee rate first, a transaction only after all its in-mempool parents (Kahn's
 //! algorithm with a max-heap on fee rate over the transactions whose parents are all in), until the
-//! block is full. Invariants: the coinbase is first and pays at most subsidy + fees; every included
+//! block is full; before Genesis also within the block sigop limit (20,000 per started MB), so
+//! a mempool with many sigops leaves transactions for the next block instead of failing.
+//!
+//! Invariants: the coinbase is first and pays at most subsidy + fees; every included
 //! transaction's in-mempool parents come before it.
 //!
 //! Plain code over values; the caller connects the block through the chain state.
@@ -67,8 +70,12 @@ impl PartialOrd for Ready {
     }
 }
 
-/// Chooses mempool transactions for a block of at most `max_bytes`: fee rate order, parents first.
-pub fn select(entries: &[Arc<Entry>], max_bytes: usize) -> Vec<Arc<Entry>> {
+/// The sigops a transaction adds to a pre-Genesis block; `None` after Genesis (no limit).
+pub type SigopCount<'a> = Option<&'a dyn Fn(&Entry) -> u64>;
+
+/// Chooses mempool transactions for a block of at most `max_bytes`: fee rate order, parents first,
+/// and, with `sigops`, within the pre-Genesis block sigop limit.
+pub fn select(entries: &[Arc<Entry>], max_bytes: usize, sigops: SigopCount<'_>) -> Vec<Arc<Entry>> {
     let by_id: HashMap<TxId, &Arc<Entry>> = entries.iter().map(|e| (e.txid, e)).collect();
     let mut waiting: HashMap<TxId, usize> = HashMap::new();
     let mut children: HashMap<TxId, Vec<TxId>> = HashMap::new();
@@ -87,11 +94,21 @@ pub fn select(entries: &[Arc<Entry>], max_bytes: usize) -> Vec<Arc<Entry>> {
     }
     let mut out = Vec::new();
     let mut size = COINBASE_RESERVE;
+    // The coinbase's own sigops (a push-only script and one output): a few at most.
+    let mut total_sigops: u64 = 2;
     while let Some(Ready { txid, .. }) = heap.pop() {
         let e = by_id[&txid];
         if size + e.size() > max_bytes {
             // Too big: its descendants stay out too (they never become ready).
             continue;
+        }
+        if let Some(count) = sigops {
+            // The limit grows with the block; the final block is at least this big.
+            let with = total_sigops + count(e);
+            if with > crate::validation::tx::max_block_sigops((size + e.size()) as u64) {
+                continue;
+            }
+            total_sigops = with;
         }
         size += e.size();
         out.push(e.clone());
@@ -169,7 +186,7 @@ mod tests {
         pool.insert(child.clone(), 10_000, 0).expect("child");
         let rich = tx(&[(Hash256([2; 32]), 0)], 10);
         pool.insert(rich.clone(), 5_000, 0).expect("rich");
-        let order: Vec<TxId> = select(&pool.entries(), 1_000_000).iter().map(|e| e.txid).collect();
+        let order: Vec<TxId> = select(&pool.entries(), 1_000_000, None).iter().map(|e| e.txid).collect();
         assert_eq!(order, vec![rich.txid(), parent.txid(), child.txid()]);
         let pos = |t: &TxId| order.iter().position(|x| x == t).expect("included");
         assert!(pos(&parent.txid()) < pos(&child.txid()));
@@ -182,7 +199,21 @@ mod tests {
         pool.insert(parent.clone(), 1, 0).expect("parent");
         let child = tx(&[(parent.txid(), 0)], 5);
         pool.insert(child.clone(), 1_000, 0).expect("child");
-        assert!(select(&pool.entries(), COINBASE_RESERVE + parent.size() - 1).is_empty());
+        assert!(select(&pool.entries(), COINBASE_RESERVE + parent.size() - 1, None).is_empty());
+    }
+
+    #[test]
+    fn before_genesis_the_sigop_limit_leaves_transactions_for_the_next_block() {
+        let pool = Mempool::new(MempoolConfig::default());
+        let txs: Vec<_> = (0..5u8).map(|i| tx(&[(Hash256([i; 32]), 0)], 10)).collect();
+        for (i, t) in txs.iter().enumerate() {
+            pool.insert(t.clone(), 1000 + i as i64, 0).expect("insert");
+        }
+        // Each counts 6,000 sigops: three fit under 20,000 (with the coinbase's), the rest wait.
+        let heavy = |_: &Entry| 6_000;
+        let chosen = select(&pool.entries(), 1_000_000, Some(&heavy));
+        assert_eq!(chosen.len(), 3);
+        assert_eq!(select(&pool.entries(), 1_000_000, None).len(), 5, "no limit after Genesis");
     }
 
     #[test]

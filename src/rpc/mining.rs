@@ -63,7 +63,7 @@ async fn generate(ctx: &Arc<RpcContext>, p: &Params, payout: Vec<u8>) -> Result<
     let mut hashes = Vec::new();
     for i in 0..n {
         let template = next_template(ctx);
-        let txs = select(&ctx.mempool.entries(), block_size_limit(ctx));
+        let txs = select_for(ctx, &template);
         let extra_nonce = rand::random::<u64>() ^ i as u64;
         let block = assemble(ctx.chain.params(), &template, &txs, &payout, extra_nonce);
         let hash = block.hash();
@@ -83,6 +83,28 @@ async fn generate(ctx: &Arc<RpcContext>, p: &Params, payout: Vec<u8>) -> Result<
         }
     }
     Ok(json!(hashes))
+}
+
+/// The mempool transactions for a block on `template`, within the pre-Genesis sigop limit (each
+/// counted as block validation counts it, with the coins it spends).
+fn select_for(ctx: &RpcContext, template: &Template) -> Vec<Arc<crate::mempool::Entry>> {
+    let params = ctx.chain.params();
+    let entries = ctx.mempool.entries();
+    if template.height >= params.activations.genesis {
+        return select(&entries, block_size_limit(ctx), None);
+    }
+    let p2sh = template.height >= params.activations.p2sh;
+    let view = crate::mempool::MempoolView { base: ctx.chain.utxo(), pool: &ctx.mempool };
+    let count = |e: &crate::mempool::Entry| {
+        use crate::validation::CoinView;
+        let tx = e.tx();
+        // A coin gone since validation (a block raced us) keeps the transaction out.
+        match tx.inputs.iter().map(|i| view.coin(&i.prev_out)).collect::<Option<Vec<_>>>() {
+            Some(coins) => crate::validation::tx::tx_sigops(&tx, &coins, p2sh),
+            None => u64::MAX / 2,
+        }
+    };
+    select(&entries, block_size_limit(ctx), Some(&count))
 }
 
 /// The most a mined block may hold: the block size limit, capped so one RPC call stays quick.

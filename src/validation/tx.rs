@@ -207,9 +207,10 @@ pub fn validate_transaction(
     Ok(ValidatedTx { fee, size: tx.size() })
 }
 
-/// Pre-Genesis sigop counting as SV Node does it: legacy counts of every scriptSig and
-/// scriptPubKey, plus the accurate count of each P2SH redeem script.
-fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> Result<(), TxReject> {
+/// Pre-Genesis sigop count as SV Node does it: legacy counts of every scriptSig and scriptPubKey,
+/// plus (with `p2sh`) the accurate count of each P2SH redeem script; `coins` are the spent outputs
+/// in input order (none for a coinbase).
+pub fn tx_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> u64 {
     use crate::script::count_sigops;
     let mut sigops: u64 = tx.inputs.iter().map(|i| count_sigops(&i.script_sig, false)).sum();
     sigops += tx.outputs.iter().map(|o| count_sigops(&o.script_pubkey, false)).sum::<u64>();
@@ -222,6 +223,19 @@ fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> R
             }
         }
     }
+    sigops
+}
+
+/// Pre-Genesis sigop limit of a block of `size` bytes: 20,000 per started megabyte (SV Node
+/// `GetMaxBlockSigOpsCount` with `MAX_BLOCK_SIGOPS_PER_MB`).
+pub fn max_block_sigops(size: u64) -> u64 {
+    const PER_MB: u64 = 20_000;
+    const ONE_MEGABYTE: u64 = 1_000_000;
+    PER_MB * (1 + size.saturating_sub(1) / ONE_MEGABYTE)
+}
+
+fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> Result<(), TxReject> {
+    let sigops = tx_sigops(tx, coins, p2sh);
     if sigops > MAX_TX_SIGOPS_CONSENSUS {
         return Err(TxReject::consensus("bad-txn-sigops", 100));
     }
