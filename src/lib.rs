@@ -35,11 +35,20 @@
 //!
 //! # Layers
 //!
-//! Dependencies point one way: [`wire`] (codec, hashes, limits; depends on nothing inside) ←
-//! [`validation`] (context-free transaction checks, the [`validation::CoinView`] interface; wire
-//! only) ← [`chain`] (parameters, header tree, proof of work, block checks, the UTXO set),
-//! [`script`] (interpreter, sighash) ← [`mempool`] ←
-//! [`peer`] ← [`relay`] ← [`node`]. [`metrics`] is the one cross-cutting module: its label sets
+//! Dependencies point one way, each layer using only those before it (`tests/layering.rs` fails
+//! on an arrow pointing back):
+//!
+//! 1. [`wire`] (codec, hashes, limits), [`http`], [`logging`], [`shutdown`]: depend on nothing inside;
+//! 2. [`params`]: the networks' constants, read by every layer above;
+//! 3. [`script`]: interpreter, sighash, signature checks and their cache;
+//! 4. [`validation`]: transaction rules, the [`validation::CoinView`] interface and the script
+//!    engine as block validation's [`validation::InputVerifier`]; [`wallet`]: keys and signing;
+//! 5. [`chain`]: header tree, proof of work, block rules, the UTXO set, the chain state;
+//! 6. [`peer`]: connections, handshake, scores and bans;
+//! 7. [`mempool`]: the pool, orphans and the validation pipeline;
+//! 8. [`mining`]; 9. [`relay`], [`txgen`]; 10. [`config`]; 11. [`rpc`]; 12. [`node`].
+//!
+//! [`metrics`] is the one cross-cutting module: every layer records into it, and its label sets
 //! come from the enums of the layers it counts.
 //!
 //! # Limits
@@ -54,11 +63,13 @@ pub mod chain;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod logging;
 pub mod mempool;
 pub mod metrics;
 pub mod mining;
 pub mod node;
+pub mod params;
 pub mod peer;
 pub mod relay;
 pub mod rpc;

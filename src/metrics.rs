@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
+use crate::http;
 use crate::peer::{Direction, DisconnectReason, Misbehavior};
-use crate::rpc::http;
 use crate::shutdown::Shutdown;
 use crate::wire::DecodeError;
 

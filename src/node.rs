@@ -149,7 +149,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let blocks = crate::relay::block_processor::BlockProcessor::start(
         chain.clone(),
         sig_cache.clone(),
-        Some(txs.clone() as Arc<dyn crate::relay::block_processor::MempoolSync>),
+        Some(txs.clone() as Arc<dyn crate::mempool::MempoolSync>),
         chain_tx,
         metrics.clone(),
     );

@@ -12,7 +12,7 @@
 //!   (except in a block that breaks two rules at once, see below);
 //! - `connect_block` is atomic: on any error the UTXO set is exactly as before;
 //! - every non-coinbase input is handed to the [`InputVerifier`] with the coin it spends before the
-//!   block is committed. [`NoScriptCheck`] accepts everything and exists for tests and benchmarks:
+//!   block is committed. [`NoScriptCheck`](crate::validation::NoScriptCheck) accepts everything and exists for tests and benchmarks:
 //!   **production must plug the script engine in**, or any signature is accepted.
 //!
 //! BIP68 relative lock times are checked after the amounts (SV Node checks them per transaction),
@@ -28,7 +28,7 @@ use crate::validation::check_tx::{
     check_transaction_with_max_size, MAX_MONEY, MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS,
     MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS,
 };
-use crate::validation::{Coin, TxCheckError};
+use crate::validation::{Coin, InputVerifier, TxCheckError};
 use crate::wire::{Block, Hash256, Transaction, TxId};
 
 /// Score for every block failure here: SV Node bans a peer that sends an invalid block at once
@@ -125,24 +125,6 @@ impl BlockError {
     /// would make us reject the genuine block forever (SV Node `CheckMerkleRoot`).
     pub fn may_be_corrupted(&self) -> bool {
         matches!(self, Self::BadMerkleRoot { .. } | Self::DuplicateTransactions)
-    }
-}
-
-/// Script verification of one input, plugged into [`connect_block`].
-pub trait InputVerifier: Sync {
-    /// Verifies input `input_index` of `tx`, which spends `coin`, for a block at `height`.
-    /// The error is a human-readable reason (the script error).
-    fn verify(&self, tx: &Transaction, input_index: usize, coin: &Coin, height: u32) -> Result<(), String>;
-}
-
-/// Accepts every input without running its script. For tests and benchmarks only: a node that
-/// uses it accepts any spend of any coin.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoScriptCheck;
-
-impl InputVerifier for NoScriptCheck {
-    fn verify(&self, _: &Transaction, _: usize, _: &Coin, _: u32) -> Result<(), String> {
-        Ok(())
     }
 }
 
@@ -365,7 +347,7 @@ pub fn disconnect_block(utxo: &UtxoSet, block: &Block, undo: &BlockUndo) -> Resu
 mod tests {
     use super::*;
     use crate::chain::params::REGTEST;
-    use crate::validation::CoinView;
+    use crate::validation::{CoinView, NoScriptCheck};
     use crate::wire::{BlockHeader, OutPoint, TxFields, TxIn, TxOut};
     use bytes::Bytes;
 

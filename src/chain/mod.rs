@@ -1,13 +1,13 @@
-//! The chain: network parameters, proof of work, the header tree, block checks and the UTXO set.
+//! The chain: proof of work, the header tree, block checks, the UTXO set and the chain state.
 //!
-//! Depends on `wire`, and on `validation`'s transaction checks and `CoinView` interface (which
-//! depend only on `wire`); never on `script`: script verification plugs into block connection
-//! through [`block_check::InputVerifier`]. Everything here is plain code over values: no I/O,
+//! Depends on `wire`, `params` (re-exported here as [`params`]) and `validation`'s transaction
+//! rules and `CoinView` interface; script verification plugs into block connection through
+//! [`crate::validation::InputVerifier`]. Everything here is plain code over values: no I/O,
 //! no clock (callers pass the adjusted time), so every rule is tested with hand-made chains and a
 //! fake clock. The one exception is [`utxo::UtxoSet`]: shared state behind locks, read by
 //! validation threads while one writer connects blocks.
 //!
-//! - [`params`]: each network's constants (SV Node's chainparams);
+//! - [`params`]: each network's constants (SV Node's chainparams), a layer of its own below;
 //! - [`uint256`]: the 256-bit arithmetic targets and chain work need;
 //! - [`pow`]: compact targets, block work, and the nBits each network requires of the next header;
 //! - [`headers`]: the header tree, best chain, reorganisations and headers-first sync helpers;
@@ -17,7 +17,7 @@
 
 pub mod block_check;
 pub mod headers;
-pub mod params;
+pub use crate::params;
 pub mod pow;
 pub mod presync;
 pub mod state;
@@ -25,9 +25,8 @@ pub mod store;
 pub mod uint256;
 pub mod utxo;
 
-pub use block_check::{
-    check_block, check_finality, connect_block, disconnect_block, is_final_tx, BlockError, InputVerifier, NoScriptCheck,
-};
+pub use crate::validation::{InputVerifier, NoScriptCheck};
+pub use block_check::{check_block, check_finality, connect_block, disconnect_block, is_final_tx, BlockError};
 pub use headers::{AcceptedHeader, BlockRef, HeaderEntry, HeaderError, HeaderStatus, HeaderTree, TipChange};
 pub use params::{ChainParams, Network};
 pub use pow::{block_work, check_proof_of_work, next_work_required, ChainView, HeaderInfo};

@@ -31,12 +31,13 @@ use bytes::Bytes;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::block_check::{check_block, connect_block_with_changes, BlockError, InputVerifier};
+use super::block_check::{check_block, connect_block_with_changes, BlockError};
 use super::headers::{HeaderError, HeaderIndex, HeaderStatus, HeaderTree};
 use super::params::ChainParams;
 use super::store::{BlockStore, StoreError, STATUS_HAVE_DATA, STATUS_INVALID};
 use super::uint256::U256;
 use super::utxo::UtxoSet;
+use crate::validation::InputVerifier;
 use crate::wire::{Block, BlockHash, BlockHeader, Decodable, Encodable, Reader};
 
 /// The header tree, written by the relay (headers-first sync) and read by RPC.

@@ -167,7 +167,7 @@ const BIP30_EXCEPTIONS: [(u32, &str); 2] = [
     (91_880, "00000000000743f190a18c5577a3c2d2a1f610ae9601ac046a38084ccb7cd721"),
 ];
 
-/// Whether the block at `height` with `hash` may overwrite unspent outputs (see [`BIP30_EXCEPTIONS`]).
+/// Whether the block at `height` with `hash` may overwrite unspent outputs (see `BIP30_EXCEPTIONS`).
 pub fn is_bip30_exception(height: u32, hash: &BlockHash) -> bool {
     BIP30_EXCEPTIONS.iter().any(|(h, exception)| *h == height && hash.to_string() == *exception)
 }

@@ -30,7 +30,6 @@ use super::view::MempoolView;
 use crate::chain::ChainState;
 use crate::metrics::{tx_reject_label, Metrics};
 use crate::peer::PeerId;
-use crate::relay::block_processor::MempoolSync;
 use crate::script::SigCache;
 use crate::validation::{validate_transaction, CoinView, RejectKind, TxContext, TxReject};
 use crate::wire::{Block, Transaction, TxId};
@@ -127,7 +126,7 @@ impl Job {
 pub struct PipelineConfig {
     /// Validation threads; 0 is one per core.
     pub workers: usize,
-    /// Bytes of queued transactions (see [`Job::cost`]) beyond which new ones are refused.
+    /// Bytes of queued transactions (see `Job::cost`) beyond which new ones are refused.
     pub max_queue_bytes: usize,
 }
 
@@ -493,6 +492,17 @@ fn worker(pipeline: std::sync::Weak<TxPipeline>, rx: Arc<Mutex<Receiver<Job>>>) 
             }
         }
     }
+}
+
+/// What the mempool must do when the active chain changes (called by the block processor in
+/// `crate::relay`, which owns the chain's changes).
+pub trait MempoolSync: Send + Sync {
+    /// Runs `f` while no transaction is being admitted to the mempool.
+    fn exclusive(&self, f: &mut dyn FnMut());
+    /// A block joined the active chain: its transactions and their conflicts leave the mempool.
+    fn block_connected(&self, block: &Block, height: u32);
+    /// A block left the active chain: its transactions may return to the mempool.
+    fn block_disconnected(&self, block: &Block);
 }
 
 impl MempoolSync for TxPipeline {

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::accept::MempoolSync;
 use super::accept::{PipelineConfig, TxOutcome, TxPipeline, TxSource};
 use super::pool::{Mempool, MempoolConfig};
 use crate::chain::{ChainOptions, ChainState, Network, NoScriptCheck};
 use crate::mining::{assemble, Template};
 use crate::peer::PeerId;
-use crate::relay::block_processor::MempoolSync;
 use crate::validation::RejectKind;
 use crate::wallet::{Key, SIGHASH_ALL_FORKID};
 use crate::wire::{Block, OutPoint, Transaction, TxFields, TxIn, TxOut};

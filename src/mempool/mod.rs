@@ -20,6 +20,7 @@ pub mod pool;
 mod pool_tests;
 pub mod view;
 
+pub use accept::MempoolSync;
 pub use orphans::{OrphanPool, OrphanPoolConfig};
 pub use pool::{Entry, InsertError, Mempool, MempoolConfig, RemovalReason};
 pub use view::MempoolView;

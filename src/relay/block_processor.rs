@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::chain::{ChainError, ChainState, ChainUpdate};
+use crate::mempool::MempoolSync;
 use crate::peer::PeerId;
 use crate::script::SigCache;
 use crate::validation::{ScriptVerifier, TxContext};
@@ -23,16 +24,6 @@ use crate::wire::{Block, BlockHash};
 /// Blocks queued for connection before senders wait (peers) or get "busy" (RPC). Sixteen in flight
 /// from each of a few peers fit.
 const QUEUE: usize = 256;
-
-/// What the mempool must do when the active chain changes.
-pub trait MempoolSync: Send + Sync {
-    /// Runs `f` while no transaction is being admitted to the mempool.
-    fn exclusive(&self, f: &mut dyn FnMut());
-    /// A block joined the active chain: its transactions and their conflicts leave the mempool.
-    fn block_connected(&self, block: &Block, height: u32);
-    /// A block left the active chain: its transactions may return to the mempool.
-    fn block_disconnected(&self, block: &Block);
-}
 
 /// Where a block came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@
 pub mod blockchain;
 pub mod blocks;
 pub mod control;
-pub mod http;
+use crate::http;
 pub mod mempool;
 pub mod mining;
 pub mod network;

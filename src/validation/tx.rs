@@ -14,7 +14,7 @@
 
 use super::check_tx::{check_transaction, TxCheckError};
 use super::coins::CoinView;
-use crate::chain::ChainParams;
+use crate::params::ChainParams;
 use crate::script::{
     flags_for_height, utxo_flags, verify_script, ActivationHeights, ScriptError, ScriptFlags, SigHashCache,
     TxSignatureChecker,
@@ -87,7 +87,7 @@ pub struct TxContext<'a> {
 
 impl<'a> TxContext<'a> {
     pub fn new(params: &'a ChainParams) -> TxContext<'a> {
-        TxContext { params, require_standard: params.network == crate::chain::Network::Main, sig_cache: None }
+        TxContext { params, require_standard: params.network == crate::params::Network::Main, sig_cache: None }
     }
 
     pub fn with_sig_cache(mut self, cache: &'a crate::script::SigCache) -> TxContext<'a> {

@@ -1,5 +1,9 @@
 //! Network parameters for main, test, stn and regtest.
 //!
+//! Its own layer, just above `wire`: script flags, transaction validation and the chain all read
+//! activation heights, so the table depends on nothing but `wire` and nothing points back up.
+//! (`crate::chain::params` names the same module.)
+//!
 //! Values are SV Node's (svnode-protocol.md §2; src/chainparams.cpp), each network in one table.
 //! The genesis block is rebuilt from its fields and checked by hashing in the tests, so a typo in a
 //! constant cannot go unnoticed.
