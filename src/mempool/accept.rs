@@ -299,6 +299,14 @@ impl TxPipeline {
         rx.await.map_err(|_| SubmitError::Closed)
     }
 
+    /// Runs `f` while no chain change is in progress, so a reader that has seen a block as the tip
+    /// never sees that block's transactions still in the mempool (SV Node reads both under
+    /// `cs_main`). It waits for a block being connected; call it from a blocking thread.
+    pub fn settled<T>(&self, f: impl FnOnce(&Mempool) -> T) -> T {
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        f(&self.mempool)
+    }
+
     /// Whether the txid is in the mempool or the orphan pool.
     pub fn knows(&self, txid: &TxId) -> bool {
         self.mempool.contains(txid) || self.orphans.contains(txid)

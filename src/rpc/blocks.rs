@@ -17,7 +17,7 @@ pub fn register(r: &mut Router) {
     r.register("getblockhash", "Blockchain", GETBLOCKHASH_HELP, getblockhash);
     r.register("getblock", "Blockchain", GETBLOCK_HELP, getblock);
     r.register("getchaintips", "Blockchain", GETCHAINTIPS_HELP, getchaintips);
-    r.register("gettxout", "Blockchain", GETTXOUT_HELP, gettxout);
+    r.register_blocking("gettxout", "Blockchain", GETTXOUT_HELP, gettxout);
     r.register("gettxoutsetinfo", "Blockchain", GETTXOUTSETINFO_HELP, gettxoutsetinfo);
     r.register_async("submitblock", "Mining", SUBMITBLOCK_HELP, |ctx, p| async move { submitblock(&ctx, &p).await });
     r.register_async("invalidateblock", "Blockchain", INVALIDATEBLOCK_HELP, |ctx, p| async move {
@@ -101,15 +101,24 @@ fn gettxout(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     let vout = p.opt_i64(1)?.and_then(|n| u32::try_from(n).ok()).ok_or(RpcError::Usage)?;
     let include_mempool = p.opt_bool(2)?.unwrap_or(true);
     let outpoint = OutPoint { txid, vout };
+    // With the mempool held still, the tip, the coins and the pool agree.
+    ctx.txs.settled(|pool| txout_json(ctx, pool, &outpoint, include_mempool))
+}
+
+fn txout_json(
+    ctx: &RpcContext,
+    pool: &crate::mempool::Mempool,
+    outpoint: &OutPoint,
+    include_mempool: bool,
+) -> Result<Value, RpcError> {
     let (height, best) = ctx.chain.tip();
     let prefix = ctx.chain.params().pubkey_address_prefix;
     if include_mempool {
-        let pool = &ctx.mempool;
-        if pool.spender(&outpoint).is_some() {
+        if pool.spender(outpoint).is_some() {
             return Ok(Value::Null);
         }
-        if let Some(entry) = pool.get(&txid) {
-            let Some(out) = entry.tx().outputs.get(vout as usize).cloned() else { return Ok(Value::Null) };
+        if let Some(entry) = pool.get(&outpoint.txid) {
+            let Some(out) = entry.tx().outputs.get(outpoint.vout as usize).cloned() else { return Ok(Value::Null) };
             return Ok(json!({
                 "bestblock": best.to_string(),
                 "confirmations": 0,
@@ -119,7 +128,7 @@ fn gettxout(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
             }));
         }
     }
-    let Some(coin) = ctx.chain.utxo().coin(&outpoint) else { return Ok(Value::Null) };
+    let Some(coin) = ctx.chain.utxo().coin(outpoint) else { return Ok(Value::Null) };
     Ok(json!({
         "bestblock": best.to_string(),
         "confirmations": height - coin.height + 1,

@@ -17,10 +17,11 @@ pub fn register(r: &mut Router) {
     r.register_async("sendrawtransaction", "Rawtransactions", SENDRAWTRANSACTION_HELP, |ctx, p| async move {
         sendrawtransaction(&ctx, &p).await
     });
-    r.register("getrawmempool", "Blockchain", GETRAWMEMPOOL_HELP, getrawmempool);
-    r.register("getmempoolinfo", "Blockchain", GETMEMPOOLINFO_HELP, getmempoolinfo);
-    r.register("getmempoolentry", "Blockchain", GETMEMPOOLENTRY_HELP, getmempoolentry);
-    r.register("getrawtransaction", "Rawtransactions", GETRAWTRANSACTION_HELP, getrawtransaction);
+    // Readers wait for a block being connected, so the tip they may have seen and the mempool agree.
+    r.register_blocking("getrawmempool", "Blockchain", GETRAWMEMPOOL_HELP, getrawmempool);
+    r.register_blocking("getmempoolinfo", "Blockchain", GETMEMPOOLINFO_HELP, getmempoolinfo);
+    r.register_blocking("getmempoolentry", "Blockchain", GETMEMPOOLENTRY_HELP, getmempoolentry);
+    r.register_blocking("getrawtransaction", "Rawtransactions", GETRAWTRANSACTION_HELP, getrawtransaction);
 }
 
 const SENDRAWTRANSACTION_HELP: &str = "sendrawtransaction \"hexstring\" ( allowhighfees dontcheckfee )\n\n\
@@ -74,35 +75,38 @@ fn entry_json(ctx: &RpcContext, e: &crate::mempool::Entry) -> Value {
 fn getrawmempool(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 1)?;
     if p.opt_bool(0)?.unwrap_or(false) {
-        let mut out = serde_json::Map::new();
-        for e in ctx.mempool.entries() {
-            out.insert(e.txid.to_string(), entry_json(ctx, &e));
-        }
-        return Ok(Value::Object(out));
+        return Ok(ctx.txs.settled(|pool| {
+            let mut out = serde_json::Map::new();
+            for e in pool.entries() {
+                out.insert(e.txid.to_string(), entry_json(ctx, &e));
+            }
+            Value::Object(out)
+        }));
     }
-    Ok(json!(ctx.mempool.txids().iter().map(ToString::to_string).collect::<Vec<_>>()))
+    Ok(ctx.txs.settled(|pool| json!(pool.txids().iter().map(ToString::to_string).collect::<Vec<_>>())))
 }
 
 fn getmempoolinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
-    let pool = &ctx.mempool;
     let now = crate::rpc::network::unix_now();
-    Ok(json!({
-        "size": pool.len(),
-        "bytes": pool.bytes(),
-        "usage": pool.usage(),
-        "maxmempool": pool.config().max_bytes,
-        "mempoolminfee": amount(i64::try_from(pool.min_fee_rate(now)).unwrap_or(i64::MAX)),
-        "orphans": ctx.txs.orphans().len(),
+    Ok(ctx.txs.settled(|pool| {
+        json!({
+            "size": pool.len(),
+            "bytes": pool.bytes(),
+            "usage": pool.usage(),
+            "maxmempool": pool.config().max_bytes,
+            "mempoolminfee": amount(i64::try_from(pool.min_fee_rate(now)).unwrap_or(i64::MAX)),
+            "orphans": ctx.txs.orphans().len(),
+        })
     }))
 }
 
 fn getmempoolentry(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(1, 1)?;
     let txid = parse_hash(p, 0, "txid")?;
-    let e =
-        ctx.mempool.get(&txid).ok_or_else(|| RpcError::NotFound { message: "Transaction not in mempool".into() })?;
-    Ok(entry_json(ctx, &e))
+    ctx.txs
+        .settled(|pool| pool.get(&txid).map(|e| entry_json(ctx, &e)))
+        .ok_or_else(|| RpcError::NotFound { message: "Transaction not in mempool".into() })
 }
 
 fn getrawtransaction(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
@@ -115,7 +119,7 @@ fn getrawtransaction(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
         Some(Value::String(s)) => !matches!(s.as_str(), "0" | "false"),
         Some(_) => return Err(RpcError::InvalidParameter { message: "Invalid verbose".into() }),
     };
-    let mut found = ctx.mempool.get(&txid).map(|e| (e.tx(), None));
+    let mut found = ctx.txs.settled(|pool| pool.get(&txid)).map(|e| (e.tx(), None));
     if found.is_none() && p.len() > 2 {
         let block_hash = parse_hash(p, 2, "blockhash")?;
         let block = ctx

@@ -263,6 +263,22 @@ impl Router {
         });
     }
 
+    /// Registers a method that may wait for a chain change to finish (it reads the mempool through
+    /// [`crate::mempool::accept::TxPipeline::settled`]): it runs on a blocking thread.
+    pub fn register_blocking(
+        &mut self,
+        name: &'static str,
+        category: &'static str,
+        help: &'static str,
+        f: fn(&RpcContext, &Params) -> Result<Value, RpcError>,
+    ) {
+        self.register_async(name, category, help, move |ctx, params| async move {
+            tokio::task::spawn_blocking(move || f(&ctx, &params))
+                .await
+                .unwrap_or_else(|e| Err(RpcError::Misc { message: format!("internal error: {e}") }))
+        });
+    }
+
     /// The registered name, as a `'static` label for metrics.
     fn label(&self, name: &str) -> &'static str {
         self.methods.get_key_value(name).map_or("unknown", |(k, _)| k)
@@ -705,6 +721,49 @@ mod tests {
         let (st, body) = s.handle_body(br#"{"method":"setban","params":["1.2.3.4"],"id":1}"#).await;
         assert_eq!(st, 500);
         assert!(body.contains("\"code\":-1") && body.contains("setban \\\"subnet\\\""), "{body}");
+    }
+
+    /// A block being connected holds the mempool still; a reader that arrives meanwhile (and may
+    /// already see the block as the tip) answers only afterwards, without the mined transaction.
+    #[test]
+    fn mempool_readers_wait_for_a_chain_change_in_progress() {
+        use crate::mempool::MempoolSync;
+        use crate::wire::{OutPoint, Transaction, TxFields, TxIn, TxOut};
+        let (ctx, _shutdown) = context();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let prev_out = OutPoint { txid: crate::wire::Hash256::sha256d(b"coin"), vout: 0 };
+        let tx = Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn { prev_out, script_sig: vec![0x51].into(), sequence: u32::MAX }],
+            outputs: vec![TxOut { value: 1000, script_pubkey: vec![0x51].into() }],
+            lock_time: 0,
+        });
+        ctx.mempool.insert(Arc::new(tx.clone()), 100, 1).expect("insert");
+        let router = Arc::new(Router::standard());
+        let (done, answers) = std::sync::mpsc::channel();
+        let mut early = None;
+        ctx.txs.exclusive(&mut || {
+            for method in ["getrawmempool", "getmempoolinfo"] {
+                let (ctx, router, done) = (ctx.clone(), router.clone(), done.clone());
+                rt.spawn(async move {
+                    let _ = done.send((method, router.call(&ctx, method, Params::new(vec![])).await));
+                });
+            }
+            // A reader ignoring the chain change would answer here, with the transaction in it.
+            early = answers.recv_timeout(Duration::from_millis(300)).ok();
+            ctx.mempool.remove_for_block(std::slice::from_ref(&tx), 2);
+        });
+        let mut got: Vec<_> = early.into_iter().collect();
+        while got.len() < 2 {
+            got.push(answers.recv_timeout(Duration::from_secs(10)).expect("an answer"));
+        }
+        for (method, answer) in got {
+            let v = answer.expect("reader ok");
+            match method {
+                "getrawmempool" => assert_eq!(v, json!([]), "{method}"),
+                _ => assert_eq!(v["size"], json!(0), "{method}: {v}"),
+            }
+        }
     }
 
     #[tokio::test]
