@@ -44,9 +44,13 @@ const FULL_FEE_INCREMENT: u64 = 1000;
 const MIN_FEE_HALF_LIFE_SECS: f64 = 12.0 * 3600.0;
 /// Eviction trims to this fraction of the limit, so a full pool does not evict on every insert.
 const TRIM_TARGET: f64 = 0.9;
-/// How long a transaction that left the pool in a block can still be fetched by peers we announced
-/// it to (SV Node's relay map keeps announced transactions 15 minutes).
-pub const RECENTLY_MINED_SECS: u64 = 15 * 60;
+/// How long a transaction that left the pool (mined, conflicted, evicted, expired) can still be
+/// fetched by peers we announced it to (SV Node's relay map keeps announced transactions 15
+/// minutes, whatever happens to them in the mempool).
+pub const RECENTLY_LEFT_SECS: u64 = 15 * 60;
+/// The departed transactions kept for relay hold at most this fraction of `max_bytes`; the oldest
+/// go first when more leave (an eviction storm must not double the pool's memory).
+const RECENTLY_LEFT_SHARE: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct MempoolConfig {
@@ -195,24 +199,42 @@ impl RemovalReason {
     }
 }
 
-/// Mined transactions, and when each expires (in order).
+/// Transactions that left the pool, kept for [`RECENTLY_LEFT_SECS`] and `max_bytes` bytes, oldest
+/// first out.
 #[derive(Debug, Default)]
-struct RecentlyMined {
-    entries: HashMap<TxId, Arc<Entry>>,
+struct RecentlyLeft {
+    /// Each with the time it stops being served (a transaction that leaves twice keeps the later).
+    entries: HashMap<TxId, (Arc<Entry>, u64)>,
     expiry: VecDeque<(u64, TxId)>,
+    bytes: usize,
+    max_bytes: usize,
 }
 
-impl RecentlyMined {
+impl RecentlyLeft {
     fn add(&mut self, entries: &[Arc<Entry>], now: u64) {
-        while self.expiry.front().is_some_and(|(until, _)| *until <= now) {
-            if let Some((_, txid)) = self.expiry.pop_front() {
-                self.entries.remove(&txid);
+        for e in entries {
+            let until = now + RECENTLY_LEFT_SECS;
+            self.bytes += e.size();
+            if let Some((old, _)) = self.entries.insert(e.txid, (e.clone(), until)) {
+                self.bytes -= old.size();
+            }
+            self.expiry.push_back((until, e.txid));
+        }
+        while let Some(&(until, txid)) = self.expiry.front() {
+            if until > now && self.bytes <= self.max_bytes {
+                break;
+            }
+            self.expiry.pop_front();
+            if self.entries.get(&txid).is_some_and(|(_, u)| *u == until) {
+                if let Some((gone, _)) = self.entries.remove(&txid) {
+                    self.bytes -= gone.size();
+                }
             }
         }
-        for e in entries {
-            self.entries.insert(e.txid, e.clone());
-            self.expiry.push_back((now + RECENTLY_MINED_SECS, e.txid));
-        }
+    }
+
+    fn get(&self, txid: &TxId, now: u64) -> Option<Arc<Entry>> {
+        self.entries.get(txid).filter(|(_, until)| *until > now).map(|(e, _)| e.clone())
     }
 }
 
@@ -228,12 +250,13 @@ pub struct Mempool {
     min_fee: Mutex<(f64, u64)>,
     /// Serialises eviction passes (inserts never take it).
     trimming: Mutex<()>,
-    recently_mined: Mutex<RecentlyMined>,
+    recently_left: Mutex<RecentlyLeft>,
     accepted: AtomicU64,
 }
 
 impl Mempool {
     pub fn new(config: MempoolConfig) -> Mempool {
+        let max_bytes = config.max_bytes / RECENTLY_LEFT_SHARE;
         Mempool {
             config,
             entries: DashSet::new(),
@@ -242,7 +265,7 @@ impl Mempool {
             bytes: AtomicUsize::new(0),
             min_fee: Mutex::new((0.0, 0)),
             trimming: Mutex::new(()),
-            recently_mined: Mutex::default(),
+            recently_left: Mutex::new(RecentlyLeft { max_bytes, ..Default::default() }),
             accepted: AtomicU64::new(0),
         }
     }
@@ -291,11 +314,17 @@ impl Mempool {
         self.spends.get(outpoint).map(|e| e.txid)
     }
 
-    /// A pool transaction, or one mined in the last [`RECENTLY_MINED_SECS`]: what a peer's
-    /// `getdata` for an announced transaction is answered with.
-    pub fn for_relay(&self, txid: &TxId) -> Option<Arc<Entry>> {
-        self.get(txid)
-            .or_else(|| self.recently_mined.lock().unwrap_or_else(|e| e.into_inner()).entries.get(txid).cloned())
+    /// A pool transaction, or one that left the pool in the last [`RECENTLY_LEFT_SECS`] before
+    /// `now`: what a peer's `getdata` for an announced transaction is answered with.
+    pub fn for_relay(&self, txid: &TxId, now: u64) -> Option<Arc<Entry>> {
+        self.get(txid).or_else(|| self.recently_left.lock().unwrap_or_else(|e| e.into_inner()).get(txid, now))
+    }
+
+    /// Keeps what just left the pool fetchable for peers it was announced to.
+    fn remember(&self, left: &[Arc<Entry>], now: u64) {
+        if !left.is_empty() {
+            self.recently_left.lock().unwrap_or_else(|e| e.into_inner()).add(left, now);
+        }
     }
 
     /// The first pool transaction that spends one of `tx`'s inputs.
@@ -422,9 +451,9 @@ impl Mempool {
     }
 
     /// A block was connected at `now`: its transactions leave the pool (their descendants stay:
-    /// their parents are now confirmed; the bytes stay fetchable for [`RECENTLY_MINED_SECS`]), and
-    /// pool transactions spending the same outpoints leave with their descendants. Returns
-    /// (confirmed, conflicting) removals.
+    /// their parents are now confirmed), and pool transactions spending the same outpoints leave
+    /// with their descendants. Returns (confirmed, conflicting) removals; both stay fetchable for
+    /// relay a while.
     pub fn remove_for_block(&self, block_txs: &[Transaction], now: u64) -> (Vec<Arc<Entry>>, Vec<Arc<Entry>>) {
         let mut confirmed = Vec::new();
         let mut conflicts = Vec::new();
@@ -448,7 +477,8 @@ impl Mempool {
                 }
             }
         }
-        self.recently_mined.lock().unwrap_or_else(|e| e.into_inner()).add(&confirmed, now);
+        self.remember(&confirmed, now);
+        self.remember(&conflicts, now);
         (confirmed, conflicts)
     }
 
@@ -466,7 +496,9 @@ impl Mempool {
     pub fn expire(&self, now: u64) -> Vec<Arc<Entry>> {
         let cutoff = now.saturating_sub(self.config.expiry_secs);
         let old: Vec<TxId> = self.entries.iter().filter(|e| e.0.time < cutoff).map(|e| e.0.txid).collect();
-        old.iter().flat_map(|t| self.remove_with_descendants(t)).collect()
+        let gone: Vec<_> = old.iter().flat_map(|t| self.remove_with_descendants(t)).collect();
+        self.remember(&gone, now);
+        gone
     }
 
     /// If the pool is over `max_bytes`, evicts the lowest fee rates (with descendants) until it is
@@ -492,6 +524,7 @@ impl Mempool {
             }
             evicted.extend(gone);
         }
+        self.remember(&evicted, now);
         if !evicted.is_empty() {
             let mut guard = self.min_fee.lock().unwrap_or_else(|e| e.into_inner());
             let floor = (highest_evicted + FULL_FEE_INCREMENT) as f64;

@@ -90,13 +90,36 @@ fn a_block_confirms_its_transactions_and_evicts_their_conflicts() {
     assert_eq!(pool.txids(), vec![child.txid()]);
     assert!(pool.get(&child.txid()).unwrap().parents().is_empty(), "its parent is confirmed now");
     pool.check_consistency().unwrap();
-    // Peers we announced `a` to can still fetch it for a while; conflicts are gone at once.
-    let relayed = |t: &Transaction| pool.for_relay(&t.txid()).map(|e| e.raw().to_vec());
-    assert_eq!(relayed(&a), Some(a.raw().to_vec()));
-    assert_eq!(relayed(&child), Some(child.raw().to_vec()));
-    assert_eq!(relayed(&loser), None);
-    pool.remove_for_block(&[], super::pool::RECENTLY_MINED_SECS);
-    assert_eq!(relayed(&a), None, "expired");
+    // Peers we announced them to can still fetch what left, mined or conflicting, for a while
+    // (SV Node's relay map); the descendant still in the pool is served from the pool.
+    let relayed = |t: &Transaction, now| pool.for_relay(&t.txid(), now).map(|e| e.raw().to_vec());
+    for t in [&a, &child, &loser, &loser_child] {
+        assert_eq!(relayed(t, 0), Some(t.raw().to_vec()));
+    }
+    let later = super::pool::RECENTLY_LEFT_SECS;
+    assert_eq!(relayed(&a, later), None, "expired");
+    assert_eq!(relayed(&loser, later), None, "expired");
+    assert_eq!(relayed(&child, later), Some(child.raw().to_vec()), "still in the pool");
+}
+
+#[test]
+fn evicted_transactions_stay_fetchable_within_a_tenth_of_the_pool_size() {
+    let txs: Vec<_> = (0..40u8).map(|i| spend(&[coin(i)], 1, 100)).collect();
+    let size = txs[0].size();
+    // Room for 20; the departed-transaction cache holds a tenth of that: 2.
+    let pool = Mempool::new(MempoolConfig { max_bytes: size * 20, ..Default::default() });
+    for (i, t) in txs.iter().enumerate() {
+        pool.insert(t.clone(), 100 + i as i64, 0).unwrap();
+    }
+    let evicted = pool.trim_to_size(0);
+    assert!(evicted.len() >= 3, "{}", evicted.len());
+    let served: Vec<_> = evicted.iter().filter(|e| pool.for_relay(&e.txid, 1).is_some()).collect();
+    assert_eq!(served.len(), 2, "bounded by bytes");
+    // The newest departures are the ones kept (eviction removes the lowest fee first, so the last
+    // evicted paid the most).
+    let last_two: Vec<_> = evicted[evicted.len() - 2..].iter().map(|e| e.txid).collect();
+    assert_eq!(served.iter().map(|e| e.txid).collect::<Vec<_>>(), last_two);
+    pool.check_consistency().unwrap();
 }
 
 #[test]

@@ -77,7 +77,6 @@ struct Relay {
     /// Blocks received and queued on the block thread: not requested again meanwhile.
     processing: std::collections::HashSet<BlockHash>,
     txrelay: TxRelay,
-    /// Recently accepted transactions, for `getdata` after they left the mempool.
     /// Acceptance times of transactions not yet announced (for the relay latency metric).
     accepted_since_flush: Vec<std::time::Instant>,
     last_housekeeping: u64,
@@ -251,7 +250,7 @@ impl Relay {
                             }
                             None => missing.push(*item),
                         },
-                        inv_type::TX => match ctx.txs.mempool().for_relay(&item.hash) {
+                        inv_type::TX => match ctx.txs.mempool().for_relay(&item.hash, unix_now()) {
                             Some(entry) => {
                                 peer.sender.send_payload("tx", entry.raw());
                             }
