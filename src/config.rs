@@ -98,6 +98,9 @@ pub const DEFAULT_MEMPOOL_EXPIRY_HOURS: u64 = 336;
 /// is latency sends every 50 ms, which still batches thousands of transactions per `inv` under load.
 pub const DEFAULT_TXN_PROPAGATION_FREQ: Duration = Duration::from_millis(50);
 
+/// SV Node's `DEFAULT_TRANSACTION_MAXFEE`: `sendrawtransaction` refuses fees above 0.1 BSV.
+pub const DEFAULT_MAX_TX_FEE_SATS: i64 = 10_000_000;
+
 /// SV Node's `DEFAULT_MAX_MEMPOOL_SIZE`, in megabytes (the unit of `-maxmempool`).
 pub const DEFAULT_MAX_MEMPOOL_MB: u64 = 1000;
 /// SV Node's `DEFAULT_HTTP_WORKQUEUE`: RPC requests served at once before answering "work queue full".
@@ -132,6 +135,7 @@ const KNOWN: &[&str] = &[
     "maxsendbuffer",
     "maxmempool",
     "mempoolexpiry",
+    "maxtxfee",
     "persistmempool",
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
@@ -149,6 +153,11 @@ const KNOWN: &[&str] = &[
     // Ours.
     "metricsbind",
 ];
+
+/// Every option name the node accepts (without the leading dash).
+pub fn known_options() -> &'static [&'static str] {
+    KNOWN
+}
 
 /// Options that only make sense on the command line (they decide which file is read).
 const CLI_ONLY: &[&str] = &["datadir", "conf"];
@@ -251,6 +260,21 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// An amount in BSV with up to 8 decimals ("0.1", "2", "0.00000500"), in satoshis, within the
+/// money range.
+fn parse_amount(v: &str) -> Option<i64> {
+    const SATS_PER_COIN: i64 = 100_000_000;
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 8 || whole.len() > 8 {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<8}").parse().ok()? };
+    let sats = whole.checked_mul(SATS_PER_COIN)?.checked_add(frac)?;
+    (sats <= crate::validation::check_tx::MAX_MONEY).then_some(sats)
+}
+
 fn invalid(key: &str, value: &str, reason: &'static str) -> ConfigError {
     ConfigError::InvalidValue { key: key.to_owned(), value: value.to_owned(), reason }
 }
@@ -301,6 +325,8 @@ pub struct Config {
     pub maxsendbuffer_bytes: u64,
     /// `-maxmempool` converted to bytes.
     pub maxmempool_bytes: u64,
+    /// `-maxtxfee` in satoshis: the highest fee `sendrawtransaction` accepts (0: no limit).
+    pub maxtxfee_sats: i64,
     /// `-mempoolexpiry` (hours) as a duration.
     pub mempoolexpiry: Duration,
     /// `-persistmempool`: save the mempool at shutdown and load it at start-up (default on).
@@ -481,6 +507,10 @@ impl Config {
         let maxmempool_bytes = maxmempool_mb
             .checked_mul(1_000_000)
             .ok_or_else(|| invalid("maxmempool", raw.last("maxmempool").unwrap_or(""), "too large"))?;
+        let maxtxfee_sats = match raw.last("maxtxfee") {
+            None => DEFAULT_MAX_TX_FEE_SATS,
+            Some(v) => parse_amount(v).ok_or_else(|| invalid("maxtxfee", v, "expected an amount in BSV, like 0.1"))?,
+        };
         let minimumchainwork = match raw.last("minimumchainwork") {
             None | Some("") => None,
             Some(v) => {
@@ -544,6 +574,7 @@ impl Config {
             excessiveblocksize: u64_opt("excessiveblocksize", DEFAULT_EXCESSIVE_BLOCK_SIZE)?,
             maxsendbuffer_bytes: u64_opt("maxsendbuffer", DEFAULT_MAX_SEND_BUFFER_KB)?.saturating_mul(1000),
             maxmempool_bytes,
+            maxtxfee_sats,
             mempoolexpiry: Duration::from_secs(
                 u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
             ),
@@ -622,6 +653,13 @@ mod tests {
         assert_eq!(c.netdir(), dir.0.join("regtest"));
         assert_eq!(c.rpcbind, vec!["127.0.0.1:18332".parse().expect("addr")]);
         assert_eq!(c.bantime, DEFAULT_BANTIME);
+        assert_eq!(c.maxtxfee_sats, 10_000_000, "0.1 BSV");
+        for (given, sats) in
+            [("0.00000500", 500), ("2", 200_000_000), ("1.5", 150_000_000), ("0", 0), (".25", 25_000_000)]
+        {
+            let c = load(&dir, "", &["-regtest", &format!("-maxtxfee={given}")]).expect(given);
+            assert_eq!(c.maxtxfee_sats, sats, "{given}");
+        }
         let c = load(&dir, "", &["--stn"]).expect("config");
         assert_eq!((c.network, c.port, c.rpcport), (Network::Stn, 9333, 9332));
         let c = load(&dir, "", &[]).expect("config");
@@ -667,6 +705,10 @@ mod tests {
         );
         assert!(matches!(load(&dir, "listen=maybe\n", &[]), Err(ConfigError::InvalidValue { .. })));
         assert!(matches!(load(&dir, "bantime=0\n", &[]), Err(ConfigError::InvalidValue { .. })));
+        for bad in ["-maxtxfee=abc", "-maxtxfee=0.123456789", "-maxtxfee=-1", "-maxtxfee=.", "-maxtxfee=21000001"] {
+            let err = load(&dir, "", &[bad]).expect_err(bad);
+            assert!(matches!(&err, ConfigError::InvalidValue { key, .. } if key == "maxtxfee"), "{bad}: {err}");
+        }
         assert!(matches!(load(&dir, "justakey\n", &[]), Err(ConfigError::FileSyntax { line: 1, .. })));
         assert!(matches!(load(&dir, "", &["regtest"]), Err(ConfigError::UnexpectedArgument { .. })));
         assert!(matches!(load(&dir, "", &["-rpcpassword=x"]), Err(ConfigError::PasswordWithoutUser)));

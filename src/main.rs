@@ -15,7 +15,9 @@ fn usage() -> String {
          and may also be set in <datadir>/bitcoin.conf:\n  \
          -regtest | -testnet | -stn, -datadir=<dir>, -conf=<file>, -port=<n>, -bind=<addr>, -listen,\n  \
          -connect=<ip:port>, -addnode=<ip:port>, -maxconnections=<n>, -maxconnectionsfromaddr=<n>,\n  -maxoutboundconnections=<n>, -whitelist=<ip|cidr>, -banscore=<n>,\n  \
-         -bantime=<s>, -p2phandshaketimeout=<s>, -p2ptimeout=<s>, -excessiveblocksize=<bytes>, -maxsendbuffer=<kB>, -maxmempool=<MB>,\n  \
+         -bantime=<s>, -p2phandshaketimeout=<s>, -p2ptimeout=<s>, -excessiveblocksize=<bytes>, -maxsendbuffer=<kB>,\n  \
+         -minimumchainwork=<hex>, -maxmempool=<MB>, -mempoolexpiry=<hours>, -persistmempool, -maxtxfee=<BSV>,\n  \
+         -txnpropagationfreq=<ms>, -txnvalidationqueuesmaxmemory=<MB>,\n  \
          -server, -rpcport=<n>, -rpcbind=<addr>, -rpcallowip=<ip|cidr>, -rpcuser=<u>, -rpcpassword=<p>,\n  \
          -rpcworkqueue=<n>, -rpcservertimeout=<s>, -debug=<{}>, -printtoconsole,\n  \
          -metricsbind=<addr:port|port>\n",

@@ -76,7 +76,7 @@ pub fn tx_reject_label(reason: &str) -> &'static str {
         r if r.contains("nonstandard") || r.starts_with("scriptsig-") || r == "version" || r == "multi-op-return" => {
             "nonstandard"
         }
-        "bad-txns-nonfinal" | "non-BIP68-final" => "nonfinal",
+        "bad-txns-nonfinal" | "non-final" | "non-BIP68-final" => "nonfinal",
         r if r.contains("script-verify-flag") => "script",
         r if r.starts_with("bad-") => "invalid",
         _ => "other",

@@ -245,7 +245,7 @@ mod chain {
             ("bad-cb-amount", vec![coinbase(3, subsidy + 1)]),
             ("bad-cb-amount", vec![coinbase(4, subsidy + 1001), parent.clone()]),
             ("bad-cb-missing", vec![parent.clone()]),
-            ("bad-cb-multiple", vec![coinbase(5, subsidy), coinbase(6, 0)]),
+            ("bad-tx-coinbase", vec![coinbase(5, subsidy), coinbase(6, 0)]),
             ("bad-txns-inputs-missingorspent", vec![coinbase(8, subsidy), child_tx.clone(), parent.clone()]),
             ("bad-txns-in-belowout", vec![coinbase(9, subsidy), spend(mature_op, mature_value + 1)]),
             ("bad-txns-vout-negative", vec![coinbase(10, subsidy), spend(mature_op, -1)]),

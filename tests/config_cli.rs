@@ -93,3 +93,21 @@ fn a_second_signal_forces_exit() {
     assert!(node.output().contains("second signal"));
     drop(stalled);
 }
+
+#[test]
+fn help_lists_every_option_the_node_accepts() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bsv-relay")).arg("--help").output().expect("run --help");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = bsv_relay::config::known_options()
+        .iter()
+        .copied()
+        .filter(|name| {
+            !text.contains(&format!("-{name}="))
+                && !text.contains(&format!("-{name},"))
+                && !text.contains(&format!("-{name}\n"))
+                && !text.contains(&format!("-{name} "))
+        })
+        .collect();
+    assert!(missing.is_empty(), "--help does not mention {missing:?}:\n{text}");
+}

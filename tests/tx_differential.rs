@@ -1,7 +1,7 @@
 //! Differential testing against a real SV Node v1.0.13: 1,000+ transactions — valid ones over
 //! P2PKH, P2PK and bare multisig outputs, and mutations of them — go to SV Node's
-//! `sendrawtransaction` and to our validator, and every decision must agree. The generator is
-//! seeded (`DIFF_SEED`, default 1) so a failure reproduces.
+//! `sendrawtransaction` and to our validator: every decision must agree, and every refusal give
+//! the same reason. The generator is seeded (`DIFF_SEED`, default 1) so a failure reproduces.
 
 mod common;
 
@@ -128,7 +128,11 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
         Kind::Multi1of2 => multisig_script(1, &keys[..2]),
         Kind::Multi2of3 => multisig_script(2, &keys[..3]),
     };
-    let ctx = TxContext::new(Network::Regtest.params());
+    // Both sides as sendrawtransaction sees them: SV Node applies its -maxtxfee default (0.1 BSV).
+    let ctx = TxContext {
+        max_fee: Some(bsv_relay::config::DEFAULT_MAX_TX_FEE_SATS),
+        ..TxContext::new(Network::Regtest.params())
+    };
     let per_tx = FUNDING_OUTPUTS / 5;
     let mut funded: Vec<Funded> = Vec::new();
     let mut fundings = Vec::new();
@@ -185,6 +189,7 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
 
     let dest = keys[1].p2pkh_script();
     let (mut total, mut agree_accept, mut agree_reject, mut reason_matches) = (0, 0, 0, 0);
+    let mut reason_mismatches: Vec<String> = Vec::new();
     let mut mismatches = Vec::new();
     for (i, f) in funded.iter().enumerate() {
         let mutation = if i < 300 { 0 } else { rng.gen_range(0..14) };
@@ -238,6 +243,12 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
                     || (e.reason == "missing-inputs" && theirs.stderr.contains("Missing inputs"))
                 {
                     reason_matches += 1;
+                } else {
+                    reason_mismatches.push(format!(
+                        "candidate {i} (mutation {mutation}): ours {:?}, SV Node {}",
+                        e.reason,
+                        theirs.stderr.replace('\n', " ")
+                    ));
                 }
             }
             _ => mismatches.push(format!(
@@ -255,5 +266,12 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
     );
     assert!(total >= 1000);
     assert!(mismatches.is_empty(), "{} disagreements:\n{}", mismatches.len(), mismatches.join("\n"));
+    // Refused by both for the same reason, too: what an operator reads in the error.
+    assert!(
+        reason_mismatches.is_empty(),
+        "{} other reasons:\n{}",
+        reason_mismatches.len(),
+        reason_mismatches.join("\n")
+    );
     assert!(agree_accept >= 300 && agree_reject >= 300);
 }

@@ -189,6 +189,19 @@ fn transactions_relay_between_sv_node_and_two_bsv_relay_nodes() {
         (!mempool_has(&sv.cli(&["getrawmempool"]).json(), &marker2.txid())).then_some(())
     });
 
+    // sendrawtransaction's fee guard (-maxtxfee, 0.1 BSV; height 5's coinbase is mature now): a 25 BSV fee is refused by both nodes
+    // with the same error; with allowhighfees it is accepted and relayed (peers have no guard).
+    let rich = coinbase_of(&a, 5);
+    let greedy = pay(&key, rich, &key.p2pkh_script(), rich.value / 2);
+    let (ours, theirs) =
+        (a.cli(&["sendrawtransaction", &hex_of(&greedy)]), sv.cli(&["sendrawtransaction", &hex_of(&greedy)]));
+    assert!(!ours.success() && ours.stderr.contains("256: absurdly-high-fee"), "{ours:?}");
+    assert_eq!(ours.stderr, theirs.stderr, "the same error as SV Node");
+    assert_eq!(a.cli(&["sendrawtransaction", &hex_of(&greedy), "true"]).ok().trim(), greedy.txid().to_string());
+    wait_for("the high-fee transaction to reach SV Node", DEADLINE, || {
+        mempool_has(&sv.cli(&["getrawmempool"]).json(), &greedy.txid()).then_some(())
+    });
+
     let peers = sv.peers_with_ua("/bsv-relay:");
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0]["banscore"], 0, "SV Node never scored A");

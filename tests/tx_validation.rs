@@ -115,13 +115,14 @@ fn mutations_are_refused_with_sv_nodes_reasons_and_scores() {
     let empty = check(&mutate(&tx, |f| f.inputs.clear()));
     assert_eq!((empty.reason.as_str(), empty.score), ("bad-txns-vin-empty", 10));
 
-    // A non-final lock time (height 1000 with non-final sequences) before Genesis: +10.
+    // A non-final lock time (height 1000 with non-final sequences) before Genesis: SV Node's
+    // mempool copies the reason but not the 10 points (it may become final; only blocks score it).
     let nonfinal = mutate(&tx, |f| {
         f.lock_time = 1000;
         f.inputs[0].sequence = 0;
     });
     let r = check(&nonfinal);
-    assert_eq!((r.reason.as_str(), r.score), ("bad-txns-nonfinal", 10));
+    assert_eq!((r.reason.as_str(), r.score, r.kind), ("bad-txns-nonfinal", 0, RejectKind::Policy));
 
     // Spending the coinbase of block 115 at height 116: immature, refused without penalty.
     let coinbase_115 = view.coins.iter().find(|(_, c)| c.is_coinbase && c.height == 115).map(|(o, _)| *o).unwrap();
@@ -205,4 +206,56 @@ fn bip68_relative_lock_times_are_enforced_after_csv() {
     // Time locks: one 512-second unit past the coin's median time is not yet reached at the same time.
     assert!(!sequence_locks_satisfied(&with(2, (1 << 22) | 1), &coins, next, &view));
     assert!(sequence_locks_satisfied(&with(2, 1 << 22), &coins, next, &view));
+}
+
+/// SV Node's `TxnValidation` runs the policy checks (BIP68, sigop policy, the fee guards) before
+/// the scored input and script checks, so a transaction failing both is refused without penalty.
+#[test]
+fn policy_checks_come_before_scored_ones_as_in_sv_node() {
+    let view = chain_view();
+    let tx = mempool().into_iter().find(|t| t.inputs.iter().all(|i| view.coins.contains_key(&i.prev_out))).unwrap();
+    let fee = validate_transaction(&tx, &view, &TxContext::new(Network::Regtest.params())).unwrap().fee;
+    let value_in: i64 = tx.inputs.iter().map(|i| view.coins[&i.prev_out].value).sum();
+    let mut csv_params = Network::Regtest.params().clone();
+    csv_params.activations.csv = 0;
+    let reject = |t: &Transaction, ctx: &TxContext<'_>| {
+        let r = validate_transaction(t, &view, ctx).unwrap_err();
+        (r.reason, r.code, r.score, r.kind)
+    };
+
+    // BIP68-locked and overspending: the lock is reported, not the overspend.
+    let locked_overspend = mutate(&tx, |f| {
+        f.version = 2;
+        f.inputs.iter_mut().for_each(|i| i.sequence = 1000);
+        f.outputs[0].value += value_in;
+    });
+    let csv = TxContext::new(&csv_params);
+    assert_eq!(reject(&locked_overspend, &csv), ("non-BIP68-final".into(), 0x40, 0, RejectKind::Policy));
+    let plain = TxContext::new(Network::Regtest.params());
+    assert_eq!(reject(&locked_overspend, &plain).0, "bad-txns-in-belowout", "without CSV the overspend shows");
+
+    // sendrawtransaction's -maxtxfee: "256: absurdly-high-fee" above it, accepted at it.
+    let guarded = TxContext { max_fee: Some(fee - 1), ..TxContext::new(Network::Regtest.params()) };
+    assert_eq!(reject(&tx, &guarded), ("absurdly-high-fee".into(), 0x100, 0, RejectKind::Policy));
+    let at_limit = TxContext { max_fee: Some(fee), ..TxContext::new(Network::Regtest.params()) };
+    assert!(validate_transaction(&tx, &view, &at_limit).is_ok());
+
+    // A full pool's minimum fee is checked before the signatures: a low-fee transaction with a
+    // broken signature costs no signature check and no score.
+    let bad_sig = mutate(&tx, |f| {
+        let mut sig = f.inputs[0].script_sig.to_vec();
+        sig[10] ^= 1;
+        f.inputs[0].script_sig = Bytes::from(sig);
+    });
+    let full = TxContext { min_fee_rate: u64::MAX / 4_000_000, ..TxContext::new(Network::Regtest.params()) };
+    assert_eq!(reject(&bad_sig, &full), ("mempool min fee not met".into(), 0x42, 0, RejectKind::Policy));
+    let (reason, _, score, kind) = reject(&bad_sig, &plain);
+    assert!(reason.starts_with("mandatory-script-verify-flag-failed"), "{reason}");
+    assert_eq!((score, kind), (100, RejectKind::Consensus));
+
+    // Before Genesis: over 4,000 sigops is policy; over 20,000 legacy ones is consensus.
+    let with_checksigs = |n: usize| mutate(&tx, |f| f.outputs[0].script_pubkey = Bytes::from(vec![0xac; n]));
+    assert_eq!(reject(&with_checksigs(4_001), &plain).0, "bad-txns-too-many-sigops");
+    assert_eq!(reject(&with_checksigs(4_001), &plain).2, 0);
+    assert_eq!(reject(&with_checksigs(20_001), &plain), ("bad-txn-sigops".into(), 0x10, 100, RejectKind::Consensus));
 }

@@ -1,33 +1,31 @@
 //! Block rules that need no script interpreter, and connecting a block to the UTXO set.
 //!
-//! [`check_block`] is SV Node's `CheckBlock` minus proof of work (the header tree checked it) and
-//! sigop counting: merkle root and its CVE-2012-2459 mutation, size, one leading coinbase, and the
-//! context-free checks of every transaction. [`connect_block`] adds lock-time finality
-//! (`ContextualCheckBlock`) and what needs the UTXO set (SV Node `CheckTxInputs`, the pre-Genesis
-//! block sigop limit counted with P2SH redeem scripts, and the coinbase amount of `ConnectBlock`),
-//! then applies the block.
+//! [`check_block`] is SV Node's `CheckBlock` minus proof of work (the header tree checked it):
+//! merkle root and its CVE-2012-2459 mutation, size, the coinbase and every other transaction's
+//! context-free checks (`CheckCoinbase`, `CheckRegularTransaction`) interleaved with the
+//! pre-Genesis legacy sigop count of the block. [`connect_block`] adds lock-time finality
+//! (`ContextualCheckBlock`) and, transaction by transaction as `ConnectBlock` does, what needs the
+//! UTXO set: inputs present, BIP68 relative locks, the pre-Genesis sigop limits counted with P2SH
+//! redeem scripts (per transaction and per block), coinbase maturity and amounts
+//! (`CheckTxInputs`); then the coinbase amount, then the scripts.
 //!
 //! Invariants:
-//! - checks run in SV Node's order, so the first error reported matches its reject reason
-//!   (except in a block that breaks two rules at once, see below);
+//! - checks run in SV Node's order, so the first error reported is its reject reason, also for a
+//!   block that breaks several rules;
 //! - `connect_block` is atomic: on any error the UTXO set is exactly as before;
 //! - every non-coinbase input is handed to the [`InputVerifier`] with the coin it spends before the
 //!   block is committed. [`NoScriptCheck`](crate::validation::NoScriptCheck) accepts everything and exists for tests and benchmarks:
 //!   **production must plug the script engine in**, or any signature is accepted.
 //!
-//! BIP68 relative lock times are checked after the amounts (SV Node checks them per transaction),
-//! and the legacy-only sigop pre-check of `CheckBlock` is folded into the full count: the verdict
-//! is the same, only a block with two faults may report the other reason first. Not checked
-//! here: BIP34 coinbase height (never active on regtest), header rules (the header tree's job).
+//! Not checked here: BIP34 coinbase height (never active on regtest), header rules (the header
+//! tree's job).
 
 use thiserror::Error;
 
 use super::params::ChainParams;
 use super::utxo::{BlockUndo, ConnectError, UtxoSet};
-use crate::validation::check_tx::{
-    check_transaction_with_max_size, MAX_MONEY, MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS,
-    MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS,
-};
+use crate::validation::check_tx::{check_coinbase, check_regular, TxEra, MAX_MONEY, MAX_TX_SIGOPS_BEFORE_GENESIS};
+use crate::validation::tx::{max_block_sigops, sequence_locks_satisfied, tx_sigops};
 use crate::validation::{Coin, InputVerifier, TxCheckError};
 use crate::wire::{Block, Hash256, Transaction, TxId};
 
@@ -59,8 +57,6 @@ pub enum BlockError {
     Empty,
     #[error("first transaction is not a coinbase")]
     NoCoinbase,
-    #[error("transaction {index} is a second coinbase")]
-    MultipleCoinbase { index: usize },
     #[error("transaction {index} ({txid}) fails its checks: {source}")]
     Transaction { index: usize, txid: TxId, source: TxCheckError },
     #[error("transaction {index} ({txid}) is not final at height {height}")]
@@ -79,7 +75,7 @@ pub enum BlockError {
     CoinbaseAmount { paid: i64, limit: i64 },
     #[error("input {input} of {txid} fails script verification: {reason}")]
     Script { txid: TxId, input: usize, reason: String },
-    #[error("block has {sigops} sigops by {txid}, above the pre-Genesis limit of {max}")]
+    #[error("block has {sigops} sigops at {txid}, above the pre-Genesis limit of {max}")]
     TooManySigops { txid: TxId, sigops: u64, max: u64 },
     #[error("{txid} spends a coin before its BIP68 relative lock time at height {height}")]
     SequenceLocks { txid: TxId, height: u32 },
@@ -91,9 +87,8 @@ impl BlockError {
         match self {
             Self::BadMerkleRoot { .. } => "bad-txnmrklroot",
             Self::DuplicateTransactions => "bad-txns-duplicate",
-            Self::Oversize { .. } | Self::Empty => "bad-blk-length",
-            Self::NoCoinbase => "bad-cb-missing",
-            Self::MultipleCoinbase { .. } => "bad-cb-multiple",
+            Self::Oversize { .. } => "bad-blk-length",
+            Self::Empty | Self::NoCoinbase => "bad-cb-missing",
             Self::Transaction { source, .. } => source.reject_reason(),
             Self::NonFinal { .. } | Self::SequenceLocks { .. } => "bad-txns-nonfinal",
             Self::Utxo(e) => e.reject_reason(),
@@ -145,23 +140,23 @@ pub fn check_block(block: &Block, height: u32, params: &ChainParams, max_block_s
     if size > max_block_size {
         return Err(BlockError::Oversize { size, max: max_block_size });
     }
-    if !block.transactions[0].is_coinbase() {
-        return Err(BlockError::NoCoinbase);
-    }
-    if let Some(index) = block.transactions.iter().skip(1).position(Transaction::is_coinbase) {
-        return Err(BlockError::MultipleCoinbase { index: index + 1 });
-    }
-    let max_tx_size = if height >= params.activations.genesis {
-        MAX_TX_SIZE_CONSENSUS_AFTER_GENESIS
-    } else {
-        MAX_TX_SIZE_CONSENSUS_BEFORE_GENESIS
-    };
+    // The coinbase, then every other transaction, each followed by its legacy sigops added to
+    // the block's count before Genesis (SV Node's loop).
+    let era = TxEra::consensus(height >= params.activations.genesis);
+    let sigop_limit = (!era.genesis).then(|| max_block_sigops(size));
+    let mut sigops: u64 = 0;
     for (index, tx) in block.transactions.iter().enumerate() {
-        check_transaction_with_max_size(tx, max_tx_size).map_err(|source| BlockError::Transaction {
-            index,
-            txid: tx.txid(),
-            source,
+        let checked = if index == 0 { check_coinbase(tx, era) } else { check_regular(tx, era) };
+        let counted = checked.map_err(|source| match source {
+            TxCheckError::NotCoinbase => BlockError::NoCoinbase,
+            source => BlockError::Transaction { index, txid: tx.txid(), source },
         })?;
+        if let Some(max) = sigop_limit {
+            sigops += counted;
+            if sigops > max {
+                return Err(BlockError::TooManySigops { txid: tx.txid(), sigops, max });
+            }
+        }
     }
     Ok(())
 }
@@ -228,23 +223,33 @@ fn check_and_stage<'u>(
     // The set's tip is the parent: staging below refuses the block otherwise.
     check_finality(block, height, params, crate::validation::CoinView::median_time_past(utxo))?;
     let mut fees: i64 = 0;
-    // Pre-Genesis, sigops are limited per started megabyte of block, counted as SV Node's
-    // ConnectBlock does: each transaction's legacy count plus its P2SH redeem scripts.
-    let sigop_limit =
-        (height < params.activations.genesis).then(|| crate::validation::tx::max_block_sigops(block.size() as u64));
+    // Pre-Genesis, sigops are limited per transaction and per started megabyte of block, counted
+    // as SV Node's ConnectBlock does: each transaction's legacy count plus its P2SH redeem scripts.
+    let sigop_limit = (height < params.activations.genesis).then(|| max_block_sigops(block.size() as u64));
     let p2sh = height >= params.activations.p2sh;
+    let csv = height >= params.activations.csv;
     let mut sigops: u64 = 0;
-    let staged = utxo.stage_block(block, height, |tx, coins| -> Result<(), BlockError> {
+    let mut index = 0;
+    let staged = utxo.stage_block(block, height, |tx, coins, times| -> Result<(), BlockError> {
+        let txid = tx.txid();
+        index += 1;
+        if !tx.is_coinbase() && csv && !sequence_locks_satisfied(tx, coins, height, &times) {
+            return Err(BlockError::SequenceLocks { txid, height });
+        }
         if let Some(max) = sigop_limit {
-            sigops += crate::validation::tx::tx_sigops(tx, coins, p2sh);
+            let counted = tx_sigops(tx, coins, p2sh);
+            if counted > MAX_TX_SIGOPS_BEFORE_GENESIS {
+                let source = TxCheckError::TooManySigops { sigops: counted };
+                return Err(BlockError::Transaction { index: index - 1, txid, source });
+            }
+            sigops += counted;
             if sigops > max {
-                return Err(BlockError::TooManySigops { txid: tx.txid(), sigops, max });
+                return Err(BlockError::TooManySigops { txid, sigops, max });
             }
         }
         if tx.is_coinbase() {
             return Ok(());
         }
-        let txid = tx.txid();
         let mut value_in: i64 = 0;
         for (input, coin) in coins.iter().enumerate() {
             if coin.is_coinbase && height.saturating_sub(coin.height) < params.coinbase_maturity {
@@ -255,7 +260,7 @@ fn check_and_stage<'u>(
                 .filter(|v| money_range(coin.value) && money_range(*v))
                 .ok_or(BlockError::InputValuesOutOfRange { txid })?;
         }
-        // check_transaction bounded every output and their sum by MAX_MONEY.
+        // check_block bounded every output and their sum by MAX_MONEY.
         let value_out: i64 = tx.outputs.iter().map(|o| o.value).sum();
         if value_in < value_out {
             return Err(BlockError::InputsBelowOutputs { txid, inputs: value_in, outputs: value_out });
@@ -271,27 +276,9 @@ fn check_and_stage<'u>(
     if paid > limit {
         return Err(BlockError::CoinbaseAmount { paid, limit });
     }
-    if height >= params.activations.csv {
-        check_sequence_locks(utxo, block, &staged.undo().spent, height)?;
-    }
     // Scripts last, as SV Node waits for its check queue only after the coinbase amount.
     verify_inputs(block, &staged.undo().spent, height, verifier)?;
     Ok(staged)
-}
-
-/// BIP68 relative lock times of every transaction (SV Node `SequenceLocks` in `ConnectBlock`),
-/// against the parent's median time past; `coins` are the spent outputs in block order. Runs
-/// after staging, because the time-based locks read the set's block times.
-fn check_sequence_locks(utxo: &UtxoSet, block: &Block, coins: &[Coin], height: u32) -> Result<(), BlockError> {
-    let mut rest = coins;
-    for tx in block.transactions.iter().filter(|tx| !tx.is_coinbase()) {
-        let (spent, later) = rest.split_at(tx.inputs.len());
-        rest = later;
-        if !crate::validation::tx::sequence_locks_satisfied(tx, spent, height, utxo) {
-            return Err(BlockError::SequenceLocks { txid: tx.txid(), height });
-        }
-    }
-    Ok(())
 }
 
 /// Runs `verifier` once on every non-coinbase input (`coins` in block order, as in the undo
@@ -380,15 +367,54 @@ mod tests {
         let cb = coinbase(&[1, 2], 50);
         assert_eq!(r(&block(vec![cb.clone()]), u64::MAX), Ok(()));
         assert_eq!(r(&block(vec![cb.clone()]), 10), Err("bad-blk-length"));
-        assert_eq!(r(&block(vec![]), u64::MAX), Err("bad-blk-length"));
+        // SV Node's names: an empty block has no coinbase; a second coinbase fails as a transaction.
+        assert_eq!(r(&block(vec![]), u64::MAX), Err("bad-cb-missing"));
         assert_eq!(r(&block(vec![coinbase(&[1], 50)]), u64::MAX), Err("bad-cb-length"));
-        assert_eq!(r(&block(vec![cb.clone(), coinbase(&[3, 4], 1)]), u64::MAX), Err("bad-cb-multiple"));
+        assert_eq!(r(&block(vec![cb.clone(), coinbase(&[3, 4], 1)]), u64::MAX), Err("bad-tx-coinbase"));
         let mut wrong_root = block(vec![cb.clone()]);
         wrong_root.header.merkle_root = Hash256([1; 32]);
         let err = check_block(&wrong_root, 1, &REGTEST, u64::MAX).unwrap_err();
         assert_eq!(err.reject_reason(), "bad-txnmrklroot");
         assert!(err.may_be_corrupted());
         assert_eq!(err.misbehavior(), Some(100));
+    }
+
+    fn spend_with_output(script_pubkey: &[u8]) -> Transaction {
+        Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint { txid: Hash256([9; 32]), vout: 0 },
+                script_sig: Bytes::new(),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![TxOut { value: 1, script_pubkey: Bytes::copy_from_slice(script_pubkey) }],
+            lock_time: 0,
+        })
+    }
+
+    #[test]
+    fn each_transaction_is_checked_for_its_era_before_its_sigops_count_for_the_block() {
+        let cb = coinbase(&[1, 2], 50);
+        let r = |txs: Vec<Transaction>, height: u32| {
+            check_block(&block(txs), height, &REGTEST, u64::MAX).map_err(|e| e.reject_reason())
+        };
+        // Before Genesis one transaction may have 20,000 legacy sigops; one more fails the
+        // transaction itself (SV Node checks it before adding its count to the block's).
+        let at_limit = spend_with_output(&vec![0xac; 20_000]);
+        let over = spend_with_output(&vec![0xac; 20_001]);
+        assert_eq!(r(vec![cb.clone(), at_limit.clone()], 1), Ok(()));
+        assert_eq!(r(vec![cb.clone(), over.clone()], 1), Err("bad-txn-sigops"));
+        assert_eq!(r(vec![cb.clone(), at_limit.clone(), spend_with_output(&[0xac])], 1), Err("bad-blk-sigops"));
+        // After Genesis sigops are not counted, and P2SH outputs are invalid.
+        let genesis = REGTEST.activations.genesis;
+        assert_eq!(r(vec![cb.clone(), over], genesis), Ok(()));
+        let p2sh = [&[0xa9u8, 20][..], &[7; 20], &[0x87]].concat();
+        assert_eq!(r(vec![cb.clone(), spend_with_output(&p2sh)], genesis - 1), Ok(()));
+        assert_eq!(r(vec![cb.clone(), spend_with_output(&p2sh)], genesis), Err("bad-txns-vout-p2sh"));
+        // The coinbase may pay to P2SH (only CheckRegularTransaction looks).
+        let mut cb_p2sh = cb.clone().into_fields();
+        cb_p2sh.outputs[0].script_pubkey = Bytes::from(p2sh);
+        assert_eq!(r(vec![Transaction::from_fields(cb_p2sh)], genesis), Ok(()));
     }
 
     /// A set at height 101 whose height-1 coinbase has `n` mature outputs, the tip, and a block
@@ -511,6 +537,68 @@ mod tests {
         let undo = connect_block(&utxo, &locked(102), 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap();
         disconnect_block(&utxo, &locked(102), &undo).unwrap();
         connect_block(&utxo, &locked(101), 102, &csv_active, u64::MAX, &NoScriptCheck).unwrap();
+    }
+
+    #[test]
+    fn connect_checks_each_transaction_in_sv_nodes_order() {
+        let (utxo, b) = mature_spends(1);
+        let csv_active = ChainParams {
+            activations: crate::chain::params::Activations { csv: 0, ..REGTEST.activations },
+            ..REGTEST.clone()
+        };
+        let with = |edit: &dyn Fn(&mut TxFields)| {
+            let mut fields = b.transactions[1].clone().into_fields();
+            edit(&mut fields);
+            block_on(b.header.prev_block, vec![b.transactions[0].clone(), Transaction::from_fields(fields)])
+        };
+        let reason = |block: &Block, params: &ChainParams| {
+            connect_block(&utxo, block, 102, params, u64::MAX, &NoScriptCheck).map_err(|e| e.reject_reason())
+        };
+        // BIP68 comes before the amounts: locked and overspending is reported as locked.
+        let locked_overspend = with(&|f| {
+            f.version = 2;
+            f.inputs[0].sequence = 102;
+            f.outputs[0].value = 5000;
+        });
+        assert_eq!(reason(&locked_overspend, &csv_active), Err("bad-txns-nonfinal"));
+        assert_eq!(reason(&locked_overspend, &REGTEST), Err("bad-txns-in-belowout"));
+        assert_eq!(utxo.best_height(), 101);
+    }
+
+    #[test]
+    fn a_p2sh_redeem_script_over_the_transaction_sigop_limit_fails_at_connect() {
+        // One transaction creates a P2SH output, the next spends it with a redeem script of
+        // 20,001 CHECKSIGs: no legacy sigops (the scriptSig is one push), 20,001 counted with P2SH.
+        let (utxo, b) = mature_spends(1);
+        let redeem = vec![0xacu8; 20_001];
+        let hash = {
+            use bitcoin_hashes::Hash;
+            bitcoin_hashes::hash160::Hash::hash(&redeem).to_byte_array()
+        };
+        let mut funding = b.transactions[1].clone().into_fields();
+        funding.outputs[0].script_pubkey = Bytes::from([&[0xa9u8, 20][..], &hash, &[0x87]].concat());
+        let funding = Transaction::from_fields(funding);
+        let mut script_sig = vec![0x4d];
+        script_sig.extend_from_slice(&(redeem.len() as u16).to_le_bytes());
+        script_sig.extend_from_slice(&redeem);
+        let spend = Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint { txid: funding.txid(), vout: 0 },
+                script_sig: Bytes::from(script_sig),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![TxOut { value: 800, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        });
+        let spend_id = spend.txid();
+        let both = block_on(b.header.prev_block, vec![b.transactions[0].clone(), funding, spend]);
+        assert_eq!(check_block(&both, 102, &REGTEST, u64::MAX), Ok(()), "no legacy sigops to see");
+        let before = utxo.snapshot();
+        let err = connect_block(&utxo, &both, 102, &REGTEST, u64::MAX, &NoScriptCheck).unwrap_err();
+        assert_eq!((err.reject_reason(), err.misbehavior()), ("bad-txn-sigops", Some(100)));
+        assert!(matches!(err, BlockError::Transaction { index: 2, txid, .. } if txid == spend_id), "{err:?}");
+        assert_eq!(utxo.snapshot(), before);
     }
 
     #[test]

@@ -183,6 +183,22 @@ fn median_time_past(times: &[u32]) -> i64 {
     last.get(last.len() / 2).map_or(0, |t| i64::from(*t))
 }
 
+/// The timestamps of the chain a set reflects, by height: what a block being staged reads for its
+/// BIP68 time locks while the set is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockTimes<'a>(&'a [u32]);
+
+impl crate::validation::ChainTimes for BlockTimes<'_> {
+    fn median_time_past(&self) -> i64 {
+        median_time_past(self.0)
+    }
+
+    fn median_time_past_at(&self, height: u32) -> Option<i64> {
+        let end = usize::try_from(height).ok()?.checked_add(1)?;
+        (end <= self.0.len()).then(|| median_time_past(&self.0[..end]))
+    }
+}
+
 /// Keys a set's hash maps with random secrets, so nobody can grind txids into one bucket
 /// (the reason Core salts its `SaltedOutpointHasher`), while costing a fraction of SipHash: the
 /// key is already a uniform hash, so one keyed multiply per word spreads it fully. Fields are
@@ -382,17 +398,17 @@ impl UtxoSet {
 
     /// Applies a block without consensus checks: spends its inputs and adds its outputs.
     pub fn apply_block(&self, block: &Block, height: u32) -> Result<BlockUndo, ConnectError> {
-        Ok(self.stage_block(block, height, |_, _| Ok::<(), ConnectError>(()))?.commit())
+        Ok(self.stage_block(block, height, |_, _, _| Ok::<(), ConnectError>(()))?.commit())
     }
 
     /// Stages `block` at `height` on top of the set. `check` is called for every transaction in
-    /// order with the coins its inputs spend (empty for a coinbase), before anything is written;
-    /// its first error aborts staging.
+    /// order with the coins its inputs spend (empty for a coinbase) and the times of the chain the
+    /// block extends, before anything is written; its first error aborts staging.
     pub fn stage_block<E: From<ConnectError>>(
         &self,
         block: &Block,
         height: u32,
-        mut check: impl FnMut(&Transaction, &[Coin]) -> Result<(), E>,
+        mut check: impl FnMut(&Transaction, &[Coin], BlockTimes<'_>) -> Result<(), E>,
     ) -> Result<StagedBlock<'_>, E> {
         let writer = self.lock_writer();
         let inner = self.read();
@@ -423,7 +439,7 @@ impl UtxoSet {
                     tx_coins.push(coin);
                 }
             }
-            check(tx, &tx_coins)?;
+            check(tx, &tx_coins, BlockTimes(&inner.times))?;
             undo.spent.append(&mut tx_coins);
             for (vout, out) in tx.outputs.iter().enumerate() {
                 if is_unspendable(&out.script_pubkey, genesis_enabled) {
@@ -579,9 +595,7 @@ impl CoinView for UtxoSet {
     }
 
     fn median_time_past_at(&self, height: u32) -> Option<i64> {
-        let inner = self.read();
-        let end = usize::try_from(height).ok()?.checked_add(1)?;
-        (end <= inner.times.len()).then(|| median_time_past(&inner.times[..end]))
+        crate::validation::ChainTimes::median_time_past_at(&BlockTimes(&self.read().times), height)
     }
 }
 

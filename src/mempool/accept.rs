@@ -107,9 +107,16 @@ struct Job {
     /// The entry's time if not now (a restored transaction keeps its first arrival).
     time: Option<u64>,
     reply: Option<oneshot::Sender<TxOutcome>>,
+    /// `sendrawtransaction`'s fee ceiling (`-maxtxfee`, lifted by `allowhighfees`).
+    max_fee: Option<i64>,
 }
 
 impl Job {
+    /// A job arriving now, with nobody waiting for its outcome.
+    fn new(tx: Arc<Transaction>, source: TxSource) -> Job {
+        Job { tx, source, received: Instant::now(), time: None, reply: None, max_fee: None }
+    }
+
     /// Memory the queued job holds: the raw bytes and the decoded form.
     fn cost(&self) -> usize {
         use std::mem::size_of;
@@ -241,7 +248,7 @@ impl TxPipeline {
     /// Queues a transaction from a peer without waiting; `Busy` when the queue is full (the
     /// transaction is dropped; the peer may announce it again).
     pub fn submit_from_peer(&self, tx: Arc<Transaction>, peer: PeerId) -> Result<(), SubmitError> {
-        self.enqueue(Job { tx, source: TxSource::Peer(peer), received: Instant::now(), time: None, reply: None })
+        self.enqueue(Job::new(tx, TxSource::Peer(peer)))
     }
 
     /// Validates the transactions saved in `mempool.dat` again, parents before children (one
@@ -258,13 +265,8 @@ impl TxPipeline {
                 level = Some(s.ancestors);
             }
             let (reply, rx) = oneshot::channel();
-            let job = Job {
-                tx: Arc::new(s.tx.clone()),
-                source: TxSource::Restored,
-                received: Instant::now(),
-                time: Some(s.time),
-                reply: Some(reply),
-            };
+            let job =
+                Job { time: Some(s.time), reply: Some(reply), ..Job::new(Arc::new(s.tx.clone()), TxSource::Restored) };
             match self.enqueue(job) {
                 Ok(()) => {
                     pending.push(rx);
@@ -292,10 +294,11 @@ impl TxPipeline {
         accepted
     }
 
-    /// Submits a transaction from RPC and waits for its outcome.
-    pub async fn submit_rpc(&self, tx: Arc<Transaction>) -> Result<TxOutcome, SubmitError> {
+    /// Submits a transaction from RPC and waits for its outcome; a fee above `max_fee` is refused
+    /// as `absurdly-high-fee`.
+    pub async fn submit_rpc(&self, tx: Arc<Transaction>, max_fee: Option<i64>) -> Result<TxOutcome, SubmitError> {
         let (reply, rx) = oneshot::channel();
-        self.enqueue(Job { tx, source: TxSource::Rpc, received: Instant::now(), time: None, reply: Some(reply) })?;
+        self.enqueue(Job { reply: Some(reply), max_fee, ..Job::new(tx, TxSource::Rpc) })?;
         rx.await.map_err(|_| SubmitError::Closed)
     }
 
@@ -363,7 +366,7 @@ impl TxPipeline {
             if let TxOutcome::Accepted { tx, .. } = &outcome {
                 for (child, peer) in self.orphans.take_children_of(&tx.txid()) {
                     let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
-                    stack.push(Job { tx: child, source, received: Instant::now(), time: None, reply: None });
+                    stack.push(Job::new(child, source));
                 }
             }
             if let Some(reply) = job.reply {
@@ -386,7 +389,11 @@ impl TxPipeline {
         let started = Instant::now();
         let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
         let view = MempoolView { base: self.chain.utxo(), pool: &self.mempool };
-        let ctx = TxContext::new(self.chain.params()).with_sig_cache(&self.sig_cache);
+        let ctx = TxContext {
+            max_fee: job.max_fee,
+            min_fee_rate: self.mempool.min_fee_rate(unix_now()),
+            ..TxContext::new(self.chain.params()).with_sig_cache(&self.sig_cache)
+        };
         let result = validate_transaction(tx, &view, &ctx);
         let outcome = match result {
             Ok(v) => match self.mempool.insert(tx.clone(), v.fee, job.time.unwrap_or_else(unix_now)) {
@@ -461,10 +468,12 @@ fn metrics_max(p: &TxPipeline) {
 }
 
 /// SV Node's reject codes for pool insertion failures (none is sent as an offence).
-fn insert_code(e: &InsertError) -> u8 {
+/// SV Node's codes: `REJECT_ALREADY_KNOWN` and `REJECT_CONFLICT` are internal (above a byte, so
+/// `sendrawtransaction` shows "258: txn-mempool-conflict"), the others `reject` message codes.
+fn insert_code(e: &InsertError) -> u16 {
     match e {
-        InsertError::AlreadyKnown => 0x12,
-        InsertError::Conflict { .. } => 0x12,
+        InsertError::AlreadyKnown => 0x101,
+        InsertError::Conflict { .. } => 0x102,
         InsertError::TooLongChain { .. } => 0x40,
         InsertError::FeeTooLow { .. } => 0x42,
     }
@@ -530,7 +539,7 @@ impl MempoolSync for TxPipeline {
             // validated: queue them, they run once the chain change is complete.
             for (child, peer) in self.orphans.take_children_of(&txid) {
                 let source = if peer.0 == u64::MAX { TxSource::Rpc } else { TxSource::Peer(PeerId(peer.0)) };
-                let job = Job { tx: child, source, received: Instant::now(), time: None, reply: None };
+                let job = Job::new(child, source);
                 if self.enqueue(job).is_err() {
                     break;
                 }
@@ -543,14 +552,7 @@ impl MempoolSync for TxPipeline {
         // The block's transactions go back through validation (queued; the caller holds the gate,
         // so they are validated after the chain change completes). Coinbases cannot return.
         for tx in block.transactions.iter().filter(|t| !t.is_coinbase()) {
-            let job = Job {
-                tx: Arc::new(tx.clone()),
-                source: TxSource::Rpc,
-                received: Instant::now(),
-                time: None,
-                reply: None,
-            };
-            if self.enqueue(job).is_err() {
+            if self.enqueue(Job::new(Arc::new(tx.clone()), TxSource::Rpc)).is_err() {
                 break;
             }
         }

@@ -46,7 +46,11 @@ async fn sendrawtransaction(ctx: &RpcContext, p: &Params) -> Result<Value, RpcEr
     if in_chain {
         return Err(RpcError::Coded { code: -27, message: "Transaction already in block chain".into() });
     }
-    let outcome = ctx.txs.submit_rpc(Arc::new(tx)).await.map_err(|e| RpcError::Misc { message: e.to_string() })?;
+    // SV Node's guard against a fat-fingered fee: -maxtxfee unless `allowhighfees` is true.
+    let allow_high_fees = p.opt_bool(1)?.unwrap_or(false);
+    let max_fee = (!allow_high_fees && ctx.config.maxtxfee_sats > 0).then_some(ctx.config.maxtxfee_sats);
+    let outcome =
+        ctx.txs.submit_rpc(Arc::new(tx), max_fee).await.map_err(|e| RpcError::Misc { message: e.to_string() })?;
     match outcome {
         TxOutcome::Accepted { .. } | TxOutcome::Known { .. } => Ok(json!(txid.to_string())),
         TxOutcome::Rejected { reject, .. } if reject.kind == RejectKind::MissingInputs => {

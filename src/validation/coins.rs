@@ -37,6 +37,25 @@ pub trait CoinView: Sync {
     }
 }
 
+/// The block times BIP68's time-based locks read: every coin view has them, and so does a block
+/// being connected, whose coins come from its own staging.
+pub trait ChainTimes {
+    /// Median time past of the best block.
+    fn median_time_past(&self) -> i64;
+    /// Median time past of the block at `height` on the best chain; `None` when unknown.
+    fn median_time_past_at(&self, height: u32) -> Option<i64>;
+}
+
+impl<T: CoinView + ?Sized> ChainTimes for T {
+    fn median_time_past(&self) -> i64 {
+        CoinView::median_time_past(self)
+    }
+
+    fn median_time_past_at(&self, height: u32) -> Option<i64> {
+        CoinView::median_time_past_at(self, height)
+    }
+}
+
 /// A `CoinView` over a plain map, for tests and for layering.
 #[derive(Debug, Clone, Default)]
 pub struct MapCoinView {

@@ -10,6 +10,8 @@ pub mod coins;
 pub mod tx;
 
 pub use block_scripts::{InputVerifier, NoScriptCheck, ScriptVerifier};
-pub use check_tx::{check_transaction, check_transaction_with_max_size, TxCheckError};
-pub use coins::{Coin, CoinView, MapCoinView};
+pub use check_tx::{
+    check_coinbase, check_regular, check_transaction, check_transaction_with_max_size, TxCheckError, TxEra,
+};
+pub use coins::{ChainTimes, Coin, CoinView, MapCoinView};
 pub use tx::{validate_batch, validate_transaction, RejectKind, TxContext, TxReject, ValidatedTx};

@@ -12,7 +12,7 @@
 //! the sending peer earns (svnode-protocol.md §3.3), so the relay can score a peer and
 //! `sendrawtransaction` can answer -26 with the reason.
 
-use super::check_tx::{check_transaction, TxCheckError};
+use super::check_tx::{check_regular, legacy_sigops, TxEra};
 use super::coins::CoinView;
 use crate::params::ChainParams;
 use crate::script::{
@@ -25,14 +25,16 @@ pub use super::check_tx::MAX_MONEY;
 /// Lock times below this are block heights, above it Unix times (`LOCKTIME_THRESHOLD`).
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 
-/// Pre-Genesis sigop limits per transaction: consensus 20,000 (`MAX_TX_SIGOPS_COUNT_BEFORE_GENESIS`)
-/// and policy 4,000 (`MAX_TX_SIGOPS_COUNT_POLICY_BEFORE_GENESIS`); none after Genesis.
-const MAX_TX_SIGOPS_CONSENSUS: u64 = 20_000;
+/// Pre-Genesis policy sigop limit per transaction (`MAX_TX_SIGOPS_COUNT_POLICY_BEFORE_GENESIS`);
+/// the consensus one is [`super::check_tx::MAX_TX_SIGOPS_BEFORE_GENESIS`]; none after Genesis.
 const MAX_TX_SIGOPS_POLICY: u64 = 4_000;
 
 /// Reject codes (the subset validation uses).
-const REJECT_INVALID: u8 = 0x10;
-const REJECT_NONSTANDARD: u8 = 0x40;
+const REJECT_INVALID: u16 = 0x10;
+const REJECT_NONSTANDARD: u16 = 0x40;
+const REJECT_INSUFFICIENTFEE: u16 = 0x42;
+/// SV Node's `REJECT_HIGHFEE`: internal only (never in a `reject` message, which has one byte).
+const REJECT_HIGHFEE: u16 = 0x100;
 
 /// What kind of failure: decides punishment and the RPC error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +53,8 @@ pub enum RejectKind {
 pub struct TxReject {
     /// SV Node's reject reason, as `sendrawtransaction` and `reject` messages show it.
     pub reason: String,
-    /// The `reject` message code.
-    pub code: u8,
+    /// SV Node's reject code (`REJECT_*`; the ones below 256 are what a `reject` message carries).
+    pub code: u16,
     /// Misbehaviour score for the peer that sent it (0: none).
     pub score: u32,
     pub kind: RejectKind,
@@ -63,7 +65,7 @@ impl TxReject {
         TxReject { reason: reason.into(), code: REJECT_INVALID, score, kind: RejectKind::Consensus }
     }
 
-    fn policy(reason: impl Into<String>, code: u8) -> TxReject {
+    fn policy(reason: impl Into<String>, code: u16) -> TxReject {
         TxReject { reason: reason.into(), code, score: 0, kind: RejectKind::Policy }
     }
 }
@@ -83,11 +85,23 @@ pub struct TxContext<'a> {
     pub require_standard: bool,
     /// Signatures verified before (shared with block validation).
     pub sig_cache: Option<&'a crate::script::SigCache>,
+    /// `sendrawtransaction`'s guard (`-maxtxfee`): a fee above this is refused as
+    /// `absurdly-high-fee`. `None` for peers' transactions and `allowhighfees`.
+    pub max_fee: Option<i64>,
+    /// The mempool's current minimum fee rate (sat/kB, 0 while it has room): checked before the
+    /// scripts, so a full pool does not verify signatures it would refuse anyway.
+    pub min_fee_rate: u64,
 }
 
 impl<'a> TxContext<'a> {
     pub fn new(params: &'a ChainParams) -> TxContext<'a> {
-        TxContext { params, require_standard: params.network == crate::params::Network::Main, sig_cache: None }
+        TxContext {
+            params,
+            require_standard: params.network == crate::params::Network::Main,
+            sig_cache: None,
+            max_fee: None,
+            min_fee_rate: 0,
+        }
     }
 
     pub fn with_sig_cache(mut self, cache: &'a crate::script::SigCache) -> TxContext<'a> {
@@ -110,35 +124,28 @@ impl<'a> TxContext<'a> {
     }
 }
 
-/// The score SV Node gives a context-free failure (§3.3): empty inputs or outputs and null
-/// prevouts 10, everything else 100.
-fn check_score(err: &TxCheckError) -> u32 {
-    match err {
-        TxCheckError::NoInputs | TxCheckError::NoOutputs | TxCheckError::NullPrevout { .. } => 10,
-        _ => 100,
-    }
-}
-
-/// Validates `tx` for inclusion in the block after `view.best_height()`.
+/// Validates `tx` for inclusion in the block after `view.best_height()`, in SV Node's order
+/// (`TxnValidation`): consensus checks of the transaction alone (scored), standardness, finality,
+/// inputs present, BIP68, the sigop policy, fees, then the inputs' maturity and amounts (scored)
+/// and last the scripts, the expensive part. A transaction that fails a policy check is never
+/// scored for a consensus failure found later.
 pub fn validate_transaction(
     tx: &Transaction,
     view: &dyn CoinView,
     ctx: &TxContext<'_>,
 ) -> Result<ValidatedTx, TxReject> {
-    check_transaction(tx).map_err(|e| TxReject::consensus(e.reject_reason(), check_score(&e)))?;
-    if tx.is_coinbase() {
-        return Err(TxReject::consensus("coinbase", 100));
-    }
     let height = view.best_height() + 1;
+    let genesis = height >= ctx.params.activations.genesis;
+    // A coinbase fails here as `bad-tx-coinbase`.
+    check_regular(tx, TxEra::consensus(genesis)).map_err(|e| TxReject::consensus(e.reject_reason(), e.score()))?;
     if ctx.require_standard {
-        check_standard(tx, height >= ctx.params.activations.genesis)?;
+        check_standard(tx, genesis)?;
     }
+    // Not final: never scored, as it may become valid (SV Node keeps post-Genesis ones in a
+    // separate pool, which we do not have).
     if !is_final(tx, height, view.median_time_past()) {
-        return Err(if height < ctx.params.activations.genesis {
-            TxReject::consensus("bad-txns-nonfinal", 10)
-        } else {
-            TxReject::policy("non-final", REJECT_NONSTANDARD)
-        });
+        let reason = if genesis { "non-final" } else { "bad-txns-nonfinal" };
+        return Err(TxReject::policy(reason, REJECT_NONSTANDARD));
     }
     let mut coins = Vec::with_capacity(tx.inputs.len());
     for input in &tx.inputs {
@@ -153,6 +160,22 @@ pub fn validate_transaction(
                 })
             }
         }
+    }
+    if height >= ctx.params.activations.csv && !sequence_locks_satisfied(tx, &coins, height, view) {
+        return Err(TxReject::policy("non-BIP68-final", REJECT_NONSTANDARD));
+    }
+    if !genesis {
+        check_sigops(tx, &coins, height >= ctx.params.activations.p2sh)?;
+    }
+    // The fee as SV Node computes it here, before the amounts are checked (i128: no overflow).
+    let value_in: i128 = coins.iter().map(|c| i128::from(c.value)).sum();
+    let value_out: i128 = tx.outputs.iter().map(|o| i128::from(o.value)).sum();
+    let claimed_fee = value_in - value_out;
+    if ctx.max_fee.is_some_and(|max| claimed_fee > i128::from(max)) {
+        return Err(TxReject::policy("absurdly-high-fee", REJECT_HIGHFEE));
+    }
+    if ctx.min_fee_rate > 0 && claimed_fee * 1000 < i128::from(ctx.min_fee_rate) * tx.size() as i128 {
+        return Err(TxReject::policy("mempool min fee not met", REJECT_INSUFFICIENTFEE));
     }
     let mut total_in: i64 = 0;
     for coin in &coins {
@@ -177,14 +200,6 @@ pub fn validate_transaction(
         return Err(TxReject::consensus("bad-txns-in-belowout", 100));
     }
     let fee = total_in - total_out;
-
-    if height >= ctx.params.activations.csv && !sequence_locks_satisfied(tx, &coins, height, view) {
-        return Err(TxReject::policy("non-BIP68-final", REJECT_NONSTANDARD));
-    }
-
-    if height < ctx.params.activations.genesis {
-        check_sigops(tx, &coins, height >= ctx.params.activations.p2sh)?;
-    }
 
     let heights = ctx.heights();
     let block_flags = flags_for_height(i32::try_from(height).unwrap_or(i32::MAX), &heights);
@@ -212,8 +227,7 @@ pub fn validate_transaction(
 /// in input order (none for a coinbase).
 pub fn tx_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> u64 {
     use crate::script::count_sigops;
-    let mut sigops: u64 = tx.inputs.iter().map(|i| count_sigops(&i.script_sig, false)).sum();
-    sigops += tx.outputs.iter().map(|o| count_sigops(&o.script_pubkey, false)).sum::<u64>();
+    let mut sigops = legacy_sigops(tx);
     if p2sh {
         for (input, coin) in tx.inputs.iter().zip(coins) {
             if crate::script::is_p2sh(&coin.script_pubkey) {
@@ -234,11 +248,10 @@ pub fn max_block_sigops(size: u64) -> u64 {
     PER_MB * (1 + size.saturating_sub(1) / ONE_MEGABYTE)
 }
 
+/// The mempool's sigop limit (SV Node's `GetMaxTxSigOpsCountPolicy`): policy only, never scored;
+/// the consensus limit on the legacy count was checked by `check_regular`.
 fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> Result<(), TxReject> {
     let sigops = tx_sigops(tx, coins, p2sh);
-    if sigops > MAX_TX_SIGOPS_CONSENSUS {
-        return Err(TxReject::consensus("bad-txn-sigops", 100));
-    }
     if sigops > MAX_TX_SIGOPS_POLICY {
         return Err(TxReject::policy("bad-txns-too-many-sigops", REJECT_NONSTANDARD));
     }
@@ -327,11 +340,11 @@ pub fn validate_batch(
 /// BIP68 relative lock times (SV Node's `CheckSequenceLocks` for the mempool): for a version 2+
 /// transaction, each input whose sequence does not have the disable bit waits that many blocks
 /// (or that many 512-second units, with the type bit) after the block that created its coin.
-pub fn sequence_locks_satisfied(
+pub fn sequence_locks_satisfied<T: super::coins::ChainTimes + ?Sized>(
     tx: &Transaction,
     coins: &[super::coins::Coin],
     height: u32,
-    view: &dyn CoinView,
+    times: &T,
 ) -> bool {
     const DISABLE: u32 = 1 << 31;
     const TYPE_TIME: u32 = 1 << 22;
@@ -349,13 +362,13 @@ pub fn sequence_locks_satisfied(
         if input.sequence & TYPE_TIME != 0 {
             // The median time past of the block *before* the coin's block.
             let at = coin.height.saturating_sub(1);
-            let Some(coin_time) = view.median_time_past_at(at) else { return false };
+            let Some(coin_time) = times.median_time_past_at(at) else { return false };
             min_time = min_time.max(coin_time + (value << 9) - 1);
         } else {
             min_height = min_height.max(coin_height + value - 1);
         }
     }
-    i64::from(height) > min_height && view.median_time_past() > min_time
+    i64::from(height) > min_height && times.median_time_past() > min_time
 }
 
 /// `IsFinalTx`: lock time 0, or below the next height / the median time past, or every input's
