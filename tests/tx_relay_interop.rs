@@ -2,7 +2,9 @@
 //! bsv-relay mines blocks SV Node accepts; SV Node's wallet transactions reach B; a transaction
 //! submitted at B is mined by SV Node; two conflicting transactions sent at once to A and to SV Node
 //! each stay where they were first seen; invalid transactions from a raw peer are punished, banned
-//! and never reach SV Node, while a policy failure is not punished; SV Node's ban score for A stays 0.
+//! and never reach SV Node, while a policy failure is not punished; a refused transaction gets the
+//! same `reject` from both nodes, and `sendrawtransaction`'s fee guard the same error; SV Node's ban
+//! score for A stays 0.
 
 mod common;
 
@@ -174,6 +176,27 @@ fn transactions_relay_between_sv_node_and_two_bsv_relay_nodes() {
     assert!(polite.try_ping(DEADLINE).is_some(), "the polite peer is still connected");
     assert!(a.metric("bsv_relay_tx_rejected_total", "reason=\"script\"") >= 1.0);
     assert!(a.metric("bsv_relay_tx_accepted_total", "source=\"p2p\"") >= 1.0);
+
+    // A refused transaction earns its sender SV Node's `reject`, identical from both nodes: a
+    // spend of an immature coinbase (code 0x10, a policy failure: no score).
+    let young = coinbase_of(&a, 102);
+    let premature = pay(&key, young, &key.p2pkh_script(), 1000);
+    let reject_from = |addr: std::net::SocketAddr| {
+        let mut peer = RawPeer::connect(addr);
+        peer.send(&common::peer::version_msg(common::peer::rand_nonce()));
+        peer.expect(DEADLINE, |m| matches!(m, Message::Version(_)));
+        peer.expect(DEADLINE, |m| matches!(m, Message::Verack));
+        peer.send(&Message::Verack);
+        peer.send(&Message::Tx(premature.clone()));
+        let reject = peer.expect(DEADLINE, |m| matches!(m, Message::Reject(_)));
+        assert!(peer.try_ping(DEADLINE).is_some(), "still connected after a policy failure");
+        reject
+    };
+    let ours = reject_from(a.p2p_addr());
+    let theirs = reject_from(format!("127.0.0.1:{}", sv.port).parse().expect("addr"));
+    assert_eq!(ours, theirs, "SV Node's reject, field for field");
+    let Message::Reject(r) = ours else { unreachable!() };
+    assert_eq!((r.message.as_str(), r.code, r.hash), ("tx", 0x10, Some(premature.txid())));
 
     // A mines the mempool: SV Node accepts the block with our transactions.
     let before = a.cli(&["getrawmempool"]).json();

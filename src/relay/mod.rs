@@ -439,13 +439,17 @@ impl Relay {
                 self.txrelay.on_accepted(txid, fee_rate, peer);
                 self.accepted_since_flush.push(std::time::Instant::now());
             }
-            // Only consensus failures are offences; policy failures never are.
-            TxOutcome::Rejected { txid, source: TxSource::Peer(id), reject }
-                if reject.kind == RejectKind::Consensus && reject.score > 0 =>
-            {
-                let offence = if reject.score >= 100 { Misbehavior::InvalidTx } else { Misbehavior::InvalidTxMinor };
-                debug!(peer = %id, %txid, reason = %reject.reason, "invalid transaction");
-                let _ = ctx.registry.punish(id, offence);
+            TxOutcome::Rejected { txid, source: TxSource::Peer(id), reject } => {
+                if let Some(msg) = txrelay::reject_message(txid, &reject) {
+                    self.send(id, &msg);
+                }
+                // Only consensus failures are offences; policy failures never are.
+                if reject.kind == RejectKind::Consensus && reject.score > 0 {
+                    let offence =
+                        if reject.score >= 100 { Misbehavior::InvalidTx } else { Misbehavior::InvalidTxMinor };
+                    debug!(peer = %id, %txid, reason = %reject.reason, "invalid transaction");
+                    let _ = ctx.registry.punish(id, offence);
+                }
             }
             TxOutcome::Orphan { source: TxSource::Peer(id), missing, .. } => {
                 if let Some(getdata) = self.txrelay.request_parents(id, &missing, millis_now()) {

@@ -12,11 +12,14 @@
 //! - nothing is requested during initial block download (we could not validate it).
 //!
 //! Never announced: what a peer sent us or announced to us, what we announced to it already.
+//! A peer whose transaction is refused is told so with a `reject`, as SV Node does.
 
 use super::known::RollingFilter;
 use std::collections::{HashMap, VecDeque};
 
 use crate::peer::PeerId;
+use crate::validation::TxReject;
+use crate::wire::msg::{Reject, MAX_REJECT_REASON_LEN};
 use crate::wire::{InvItem, Message, TxId};
 
 /// Transactions requested from one peer and not yet delivered. Core and SV Node use 100; a relay
@@ -32,6 +35,20 @@ pub const KNOWN_INVENTORY: usize = 100_000;
 
 /// Most items in one `inv`/`getdata` we send: SV Node's limit for a 1 MiB payload is 29,126.
 pub const MAX_INV_PER_MESSAGE: usize = 29_000;
+
+/// The `reject` SV Node sends the peer whose transaction it refused (`CreateTxRejectMsgForP2PTxn`):
+/// command `tx`, the reject code, the reason cut to 111 bytes and the txid. Internal codes (256 and
+/// up: a conflict, an absurd fee, already known) and missing inputs (code 0) get none.
+pub fn reject_message(txid: TxId, reject: &TxReject) -> Option<Message> {
+    let code = u8::try_from(reject.code).ok().filter(|c| *c > 0)?;
+    let mut reason = reject.reason.clone();
+    let mut cut = reason.len().min(MAX_REJECT_REASON_LEN as usize);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    reason.truncate(cut);
+    Some(Message::Reject(Reject { message: "tx".into(), code, reason, hash: Some(txid) }))
+}
 
 #[derive(Debug)]
 struct TxPeer {
@@ -237,6 +254,31 @@ mod tests {
 
     fn t(i: u32) -> TxId {
         Hash256::sha256d(&i.to_le_bytes())
+    }
+
+    #[test]
+    fn refused_transactions_get_sv_nodes_reject_except_for_internal_codes() {
+        use crate::validation::RejectKind;
+        let reject =
+            |reason: &str, code: u16| TxReject { reason: reason.into(), code, score: 0, kind: RejectKind::Policy };
+        let msg = reject_message(t(1), &reject("bad-txns-premature-spend-of-coinbase", 0x10));
+        assert_eq!(
+            msg,
+            Some(Message::Reject(Reject {
+                message: "tx".into(),
+                code: 0x10,
+                reason: "bad-txns-premature-spend-of-coinbase".into(),
+                hash: Some(t(1)),
+            }))
+        );
+        for internal in [0x100, 0x101, 0x102] {
+            assert_eq!(reject_message(t(1), &reject("txn-mempool-conflict", internal)), None);
+        }
+        assert_eq!(reject_message(t(1), &reject("missing-inputs", 0)), None);
+        // Long script errors are cut to SV Node's 111 bytes, on a character boundary.
+        let long = format!("mandatory-script-verify-flag-failed ({})", "é".repeat(100));
+        let Some(Message::Reject(r)) = reject_message(t(2), &reject(&long, 0x10)) else { panic!("a reject") };
+        assert!(r.reason.len() <= 111 && r.reason.len() >= 110 && long.starts_with(&r.reason), "{}", r.reason);
     }
 
     fn items(m: &Message) -> Vec<TxId> {
