@@ -423,6 +423,12 @@ impl TxPipeline {
                 // mempool or chain, it is a double spend, not an orphan — SV Node keeps it as an
                 // orphan anyway, which expires.
                 match source {
+                    // A parent refused as invalid makes this one invalid forever: not kept as an
+                    // orphan, remembered as rejected so it is not fetched again (SV Node).
+                    TxSource::Peer(_) if missing.iter().any(|parent| self.recently_rejected(parent)) => {
+                        self.remember_reject(txid);
+                        TxOutcome::Rejected { txid, source, reject }
+                    }
                     TxSource::Peer(p) => {
                         self.orphans.add(tx.clone(), missing.clone(), OrphanPeer(p.0), unix_now());
                         TxOutcome::Orphan { txid, source, missing }

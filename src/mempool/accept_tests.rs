@@ -127,6 +127,31 @@ fn conflicts_are_policy_and_bad_signatures_are_consensus_failures() {
 }
 
 #[test]
+fn a_child_of_an_invalid_parent_is_not_kept_as_an_orphan() {
+    let mut s = setup();
+    let mut forged: TxFields = (*pay(&s.key, s.coins[3], s.coins[3].1 - 1000)).clone();
+    let mut script = forged.inputs[0].script_sig.to_vec();
+    script[8] ^= 1;
+    forged.inputs[0].script_sig = Bytes::from(script);
+    let parent = Transaction::from_fields(forged);
+    let child = pay(&s.key, (OutPoint { txid: parent.txid(), vout: 0 }, s.coins[3].1 - 1000), s.coins[3].1 - 2000);
+    s.pipeline.submit_from_peer(Arc::new(parent), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Rejected { reject, .. } if reject.kind == RejectKind::Consensus));
+    s.pipeline.submit_from_peer(Arc::new(child.clone()), PEER).expect("queued");
+    match next(&mut s) {
+        TxOutcome::Rejected { reject, txid, .. } => {
+            assert_eq!(txid, child.txid());
+            assert_eq!((reject.kind, reject.score), (RejectKind::MissingInputs, 0), "no penalty");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.pipeline.orphans().is_empty());
+    // Remembered: offered again, it is not validated again.
+    s.pipeline.submit_from_peer(Arc::new(child), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Known { .. }));
+}
+
+#[test]
 fn a_connected_block_removes_its_transactions_and_a_disconnected_one_returns_them() {
     let mut s = setup();
     let tx = pay(&s.key, s.coins[3], s.coins[3].1 - 1000);

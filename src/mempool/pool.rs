@@ -248,6 +248,8 @@ pub struct Mempool {
     bytes: AtomicUsize,
     /// Rolling minimum fee rate (sat/kB) and when it was set, for the decay.
     min_fee: Mutex<(f64, u64)>,
+    /// Whether `min_fee` holds a floor: read on every insert without the lock (usually false).
+    min_fee_active: std::sync::atomic::AtomicBool,
     /// Serialises eviction passes (inserts never take it).
     trimming: Mutex<()>,
     recently_left: Mutex<RecentlyLeft>,
@@ -264,6 +266,7 @@ impl Mempool {
             children: DashMap::new(),
             bytes: AtomicUsize::new(0),
             min_fee: Mutex::new((0.0, 0)),
+            min_fee_active: std::sync::atomic::AtomicBool::new(false),
             trimming: Mutex::new(()),
             recently_left: Mutex::new(RecentlyLeft { max_bytes, ..Default::default() }),
             accepted: AtomicU64::new(0),
@@ -343,6 +346,9 @@ impl Mempool {
     /// The minimum fee rate (sat/kB) a new transaction must pay at `now`: 0 unless the pool has
     /// been full recently.
     pub fn min_fee_rate(&self, now: u64) -> u64 {
+        if !self.min_fee_active.load(Ordering::Acquire) {
+            return 0;
+        }
         let mut guard = self.min_fee.lock().unwrap_or_else(|e| e.into_inner());
         let (rate, since) = *guard;
         if rate <= 0.0 {
@@ -353,6 +359,7 @@ impl Mempool {
         // Below half the increment the floor is gone, as in SV Node.
         if decayed < FULL_FEE_INCREMENT as f64 / 2.0 {
             *guard = (0.0, now);
+            self.min_fee_active.store(false, Ordering::Release);
             return 0;
         }
         decayed as u64
@@ -530,6 +537,7 @@ impl Mempool {
             let floor = (highest_evicted + FULL_FEE_INCREMENT) as f64;
             if floor > guard.0 {
                 *guard = (floor, now);
+                self.min_fee_active.store(true, Ordering::Release);
             }
         }
         evicted

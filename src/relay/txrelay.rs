@@ -40,6 +40,9 @@ pub const MAX_INV_PER_MESSAGE: usize = 29_000;
 /// command `tx`, the reject code, the reason cut to 111 bytes and the txid. Internal codes (256 and
 /// up: a conflict, an absurd fee, already known) and missing inputs (code 0) get none.
 pub fn reject_message(txid: TxId, reject: &TxReject) -> Option<Message> {
+    if reject.kind == crate::validation::RejectKind::MissingInputs {
+        return None;
+    }
     let code = u8::try_from(reject.code).ok().filter(|c| *c > 0)?;
     let mut reason = reject.reason.clone();
     let mut cut = reason.len().min(MAX_REJECT_REASON_LEN as usize);
@@ -274,7 +277,8 @@ mod tests {
         for internal in [0x100, 0x101, 0x102] {
             assert_eq!(reject_message(t(1), &reject("txn-mempool-conflict", internal)), None);
         }
-        assert_eq!(reject_message(t(1), &reject("missing-inputs", 0)), None);
+        let missing = TxReject { kind: RejectKind::MissingInputs, ..reject("missing-inputs", 0x10) };
+        assert_eq!(reject_message(t(1), &missing), None);
         // Long script errors are cut to SV Node's 111 bytes, on a character boundary.
         let long = format!("mandatory-script-verify-flag-failed ({})", "é".repeat(100));
         let Some(Message::Reject(r)) = reject_message(t(2), &reject(&long, 0x10)) else { panic!("a reject") };
