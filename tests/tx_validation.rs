@@ -259,3 +259,39 @@ fn policy_checks_come_before_scored_ones_as_in_sv_node() {
     assert_eq!(reject(&with_checksigs(4_001), &plain).2, 0);
     assert_eq!(reject(&with_checksigs(20_001), &plain), ("bad-txn-sigops".into(), 0x10, 100, RejectKind::Consensus));
 }
+
+/// SV Node's mempool counts the P2SH redeem script sigops only of confirmed coins (an unconfirmed
+/// parent's output has `MEMPOOL_HEIGHT`, which its count treats as post-Genesis): the same spend
+/// is over the 4,000 policy limit from a confirmed coin and within it from a pool transaction.
+#[test]
+fn redeem_script_sigops_count_only_for_confirmed_coins() {
+    use bitcoin_hashes::{hash160, Hash};
+    let mut view = chain_view();
+    // OP_0 OP_IF <201 × CHECKMULTISIG> OP_ENDIF OP_1: valid (the branch is skipped, 203 ops), and
+    // 201 × 20 = 4,020 sigops by the accurate count.
+    let redeem: Vec<u8> = [&[0x00u8, 0x63][..], &[0xae; 201], &[0x68, 0x51]].concat();
+    let script_pubkey = [&[0xa9u8, 20][..], &hash160::Hash::hash(&redeem).to_byte_array(), &[0x87]].concat();
+    let spend_of = |prev_out: OutPoint| {
+        Transaction::from_fields(bsv_relay::wire::TxFields {
+            version: 1,
+            inputs: vec![bsv_relay::wire::TxIn {
+                prev_out,
+                script_sig: Bytes::from([&[0x4c, redeem.len() as u8][..], &redeem].concat()),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![bsv_relay::wire::TxOut { value: 90_000, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        })
+    };
+    let confirmed = OutPoint { txid: bsv_relay::wire::Hash256([1; 32]), vout: 0 };
+    let unconfirmed = OutPoint { txid: bsv_relay::wire::Hash256([2; 32]), vout: 0 };
+    let coin =
+        |height| Coin { value: 100_000, script_pubkey: Bytes::from(script_pubkey.clone()), height, is_coinbase: false };
+    view.coins.insert(confirmed, coin(view.height));
+    view.coins.insert(unconfirmed, coin(view.height + 1));
+    let ctx = TxContext::new(Network::Regtest.params());
+    let r = validate_transaction(&spend_of(confirmed), &view, &ctx).unwrap_err();
+    assert_eq!((r.reason.as_str(), r.score), ("bad-txns-too-many-sigops", 0));
+    let ok = validate_transaction(&spend_of(unconfirmed), &view, &ctx).expect("accepted from the pool's coin");
+    assert_eq!(ok.fee, 10_000);
+}

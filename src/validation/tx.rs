@@ -165,7 +165,7 @@ pub fn validate_transaction(
         return Err(TxReject::policy("non-BIP68-final", REJECT_NONSTANDARD));
     }
     if !genesis {
-        check_sigops(tx, &coins, height >= ctx.params.activations.p2sh)?;
+        check_sigops(tx, &coins, height >= ctx.params.activations.p2sh, height)?;
     }
     // The fee as SV Node computes it here, before the amounts are checked (i128: no overflow).
     let value_in: i128 = coins.iter().map(|c| i128::from(c.value)).sum();
@@ -226,14 +226,21 @@ pub fn validate_transaction(
 /// plus (with `p2sh`) the accurate count of each P2SH redeem script; `coins` are the spent outputs
 /// in input order (none for a coinbase).
 pub fn tx_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> u64 {
+    sigops_counting_p2sh_of(tx, coins, |_| p2sh)
+}
+
+/// [`tx_sigops`], counting the redeem scripts only of the coins `p2sh_of` selects.
+fn sigops_counting_p2sh_of(
+    tx: &Transaction,
+    coins: &[super::coins::Coin],
+    p2sh_of: impl Fn(&super::coins::Coin) -> bool,
+) -> u64 {
     use crate::script::count_sigops;
     let mut sigops = legacy_sigops(tx);
-    if p2sh {
-        for (input, coin) in tx.inputs.iter().zip(coins) {
-            if crate::script::is_p2sh(&coin.script_pubkey) {
-                if let Some(redeem) = last_push(&input.script_sig) {
-                    sigops += count_sigops(&redeem, true);
-                }
+    for (input, coin) in tx.inputs.iter().zip(coins) {
+        if p2sh_of(coin) && crate::script::is_p2sh(&coin.script_pubkey) {
+            if let Some(redeem) = last_push(&input.script_sig) {
+                sigops += count_sigops(&redeem, true);
             }
         }
     }
@@ -249,9 +256,11 @@ pub fn max_block_sigops(size: u64) -> u64 {
 }
 
 /// The mempool's sigop limit (SV Node's `GetMaxTxSigOpsCountPolicy`): policy only, never scored;
-/// the consensus limit on the legacy count was checked by `check_regular`.
-fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool) -> Result<(), TxReject> {
-    let sigops = tx_sigops(tx, coins, p2sh);
+/// the consensus limit on the legacy count was checked by `check_regular`. As in SV Node's
+/// `GetP2SHSigOpCount`, the redeem scripts spending unconfirmed outputs (the pool's, at the next
+/// block's `height`) are not counted: it takes their `MEMPOOL_HEIGHT` for post-Genesis coins.
+fn check_sigops(tx: &Transaction, coins: &[super::coins::Coin], p2sh: bool, height: u32) -> Result<(), TxReject> {
+    let sigops = sigops_counting_p2sh_of(tx, coins, |coin| p2sh && coin.height < height);
     if sigops > MAX_TX_SIGOPS_POLICY {
         return Err(TxReject::policy("bad-txns-too-many-sigops", REJECT_NONSTANDARD));
     }
