@@ -473,9 +473,9 @@ fn metrics_max(p: &TxPipeline) {
     p.metrics.mempool_max_bytes.set(i64::try_from(p.mempool.config().max_bytes).unwrap_or(i64::MAX));
 }
 
-/// SV Node's reject codes for pool insertion failures (none is sent as an offence).
-/// SV Node's codes: `REJECT_ALREADY_KNOWN` and `REJECT_CONFLICT` are internal (above a byte, so
-/// `sendrawtransaction` shows "258: txn-mempool-conflict"), the others `reject` message codes.
+/// SV Node's reject codes for pool insertion failures (none is an offence): `REJECT_ALREADY_KNOWN`
+/// and `REJECT_CONFLICT` are internal (above a byte, so `sendrawtransaction` shows
+/// "258: txn-mempool-conflict" and no `reject` message is sent), the others `reject` codes.
 fn insert_code(e: &InsertError) -> u16 {
     match e {
         InsertError::AlreadyKnown => 0x101,
