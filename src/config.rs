@@ -136,6 +136,7 @@ const KNOWN: &[&str] = &[
     "maxmempool",
     "mempoolexpiry",
     "maxtxfee",
+    "maxorphantxsize",
     "persistmempool",
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
@@ -327,6 +328,8 @@ pub struct Config {
     pub maxmempool_bytes: u64,
     /// `-maxtxfee` in satoshis: the highest fee `sendrawtransaction` accepts (0: no limit).
     pub maxtxfee_sats: i64,
+    /// `-maxorphantxsize` (MB) in bytes: the most the orphan pool holds.
+    pub maxorphantxsize_bytes: u64,
     /// `-mempoolexpiry` (hours) as a duration.
     pub mempoolexpiry: Duration,
     /// `-persistmempool`: save the mempool at shutdown and load it at start-up (default on).
@@ -575,6 +578,8 @@ impl Config {
             maxsendbuffer_bytes: u64_opt("maxsendbuffer", DEFAULT_MAX_SEND_BUFFER_KB)?.saturating_mul(1000),
             maxmempool_bytes,
             maxtxfee_sats,
+            maxorphantxsize_bytes: u64_opt("maxorphantxsize", crate::mempool::orphans::DEFAULT_MAX_ORPHAN_MB)?
+                .saturating_mul(1_000_000),
             mempoolexpiry: Duration::from_secs(
                 u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
             ),
@@ -654,6 +659,8 @@ mod tests {
         assert_eq!(c.rpcbind, vec!["127.0.0.1:18332".parse().expect("addr")]);
         assert_eq!(c.bantime, DEFAULT_BANTIME);
         assert_eq!(c.maxtxfee_sats, 10_000_000, "0.1 BSV");
+        assert_eq!(c.maxorphantxsize_bytes, 100_000_000);
+        assert_eq!(load(&dir, "", &["-maxorphantxsize=5"]).expect("config").maxorphantxsize_bytes, 5_000_000);
         for (given, sats) in
             [("0.00000500", 500), ("2", 200_000_000), ("1.5", 150_000_000), ("0", 0), (".25", 25_000_000)]
         {

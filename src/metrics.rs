@@ -229,6 +229,7 @@ pub struct Metrics {
     pub mempool_removed: IntCounterVec,
     pub orphan_transactions: IntGauge,
     pub orphan_size_bytes: IntGauge,
+    pub orphans_evicted: IntCounterVec,
     pub tx_validation_duration: HistogramVec,
     pub tx_relay_latency: HistogramVec,
     pub tx_announcements_pending: IntGauge,
@@ -353,6 +354,14 @@ impl Metrics {
         }
         let orphan_transactions = reg!(IntGauge::new(name("orphan_transactions"), "Transactions in the orphan pool.")?);
         let orphan_size_bytes = reg!(IntGauge::new(name("orphan_size_bytes"), "Bytes in the orphan pool.")?);
+        let orphans_evicted = reg!(counter_vec(
+            "orphans_evicted_total",
+            "Orphans dropped before their parents arrived, by reason.",
+            &["reason"]
+        )?);
+        for r in ["expired", "limit", "peer_disconnected"] {
+            orphans_evicted.with_label_values(&[r]);
+        }
         let tx_validation_duration = reg!(HistogramVec::new(
             HistogramOpts::new(name("tx_validation_duration_seconds"), "Time to validate one transaction.")
                 .buckets(VALIDATION_BUCKETS.to_vec()),
@@ -463,6 +472,7 @@ impl Metrics {
             mempool_removed,
             orphan_transactions,
             orphan_size_bytes,
+            orphans_evicted,
             tx_validation_duration,
             tx_relay_latency,
             tx_announcements_pending,

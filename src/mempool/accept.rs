@@ -135,11 +135,17 @@ pub struct PipelineConfig {
     pub workers: usize,
     /// Bytes of queued transactions (see `Job::cost`) beyond which new ones are refused.
     pub max_queue_bytes: usize,
+    /// The orphan pool's limits (`-maxorphantxsize` sets its bytes).
+    pub orphans: OrphanPoolConfig,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 0, max_queue_bytes: (DEFAULT_MAX_QUEUE_MB as usize) << 20 }
+        PipelineConfig {
+            workers: 0,
+            max_queue_bytes: (DEFAULT_MAX_QUEUE_MB as usize) << 20,
+            orphans: OrphanPoolConfig::default(),
+        }
     }
 }
 
@@ -191,7 +197,7 @@ impl TxPipeline {
         let pipeline = Arc::new(TxPipeline {
             chain,
             mempool,
-            orphans: OrphanPool::new(OrphanPoolConfig::default()),
+            orphans: OrphanPool::new(config.orphans.clone()),
             sig_cache,
             gate: RwLock::new(()),
             jobs,
@@ -317,7 +323,8 @@ impl TxPipeline {
 
     /// Drops the orphans a disconnected peer sent.
     pub fn peer_gone(&self, peer: PeerId) {
-        self.orphans.remove_peer(OrphanPeer(peer.0));
+        let dropped = self.orphans.remove_peer(OrphanPeer(peer.0));
+        self.metrics.orphans_evicted.with_label_values(&["peer_disconnected"]).inc_by(dropped as u64);
         self.update_gauges();
     }
 
@@ -328,7 +335,8 @@ impl TxPipeline {
         let trimmed = self.mempool.trim_to_size(now).len();
         self.metrics.mempool_removed.with_label_values(&["expiry"]).inc_by(expired as u64);
         self.metrics.mempool_removed.with_label_values(&["size_limit"]).inc_by(trimmed as u64);
-        self.orphans.expire(now);
+        let expired = self.orphans.expire(now);
+        self.metrics.orphans_evicted.with_label_values(&["expired"]).inc_by(expired as u64);
         self.update_gauges();
     }
 
@@ -430,7 +438,11 @@ impl TxPipeline {
                         TxOutcome::Rejected { txid, source, reject }
                     }
                     TxSource::Peer(p) => {
-                        self.orphans.add(tx.clone(), missing.clone(), OrphanPeer(p.0), unix_now());
+                        if let Some(evicted) =
+                            self.orphans.add(tx.clone(), missing.clone(), OrphanPeer(p.0), unix_now())
+                        {
+                            self.metrics.orphans_evicted.with_label_values(&["limit"]).inc_by(evicted as u64);
+                        }
                         TxOutcome::Orphan { txid, source, missing }
                     }
                     TxSource::Rpc | TxSource::Restored => TxOutcome::Rejected { txid, source, reject },

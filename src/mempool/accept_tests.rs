@@ -16,6 +16,7 @@ use crate::wallet::{Key, SIGHASH_ALL_FORKID};
 use crate::wire::{Block, OutPoint, Transaction, TxFields, TxIn, TxOut};
 
 struct Setup {
+    metrics: Arc<crate::metrics::Metrics>,
     chain: Arc<ChainState>,
     pipeline: Arc<TxPipeline>,
     outcomes: mpsc::Receiver<TxOutcome>,
@@ -53,8 +54,8 @@ fn setup_with(config: PipelineConfig) -> Setup {
     let (tx, outcomes) = mpsc::channel(10_000);
     let mempool = Arc::new(Mempool::new(MempoolConfig::default()));
     let sig_cache = Arc::new(crate::script::SigCache::new(1 << 16));
-    let pipeline = TxPipeline::start(chain.clone(), mempool, sig_cache, tx, metrics, config);
-    Setup { chain, pipeline, outcomes, key, coins }
+    let pipeline = TxPipeline::start(chain.clone(), mempool, sig_cache, tx, metrics.clone(), config);
+    Setup { metrics, chain, pipeline, outcomes, key, coins }
 }
 
 fn pay(key: &Key, coin: (OutPoint, i64), value: i64) -> Transaction {
@@ -236,7 +237,7 @@ fn the_queue_is_bounded_by_bytes_and_loses_nothing_it_took() {
     // form, a few hundred bytes more).
     let probe = pay(&Key::from_seed(b"probe"), (OutPoint { txid: Default::default(), vout: 0 }, 1000), 500);
     let one = probe.size() + 400;
-    let mut s = setup_with(PipelineConfig { workers: 1, max_queue_bytes: 20 * one });
+    let mut s = setup_with(PipelineConfig { workers: 1, max_queue_bytes: 20 * one, ..Default::default() });
     let tx = Arc::new(pay(&s.key, s.coins[0], s.coins[0].1 - 1000));
     let pipeline = s.pipeline.clone();
     let mut queued = 0;
@@ -262,4 +263,20 @@ fn the_queue_is_bounded_by_bytes_and_loses_nothing_it_took() {
     let known = outcomes.iter().filter(|o| matches!(o, TxOutcome::Known { .. })).count();
     assert_eq!((accepted, known), (1, queued - 1), "every queued job has its outcome");
     assert_eq!(s.pipeline.queued_bytes(), 0);
+}
+
+#[test]
+fn orphan_evictions_are_counted_by_reason() {
+    let orphans = super::OrphanPoolConfig { max_count: 2, ..Default::default() };
+    let mut s = setup_with(PipelineConfig { workers: 1, orphans, ..Default::default() });
+    let evicted = |m: &crate::metrics::Metrics, reason: &str| m.orphans_evicted.with_label_values(&[reason]).get();
+    // Three orphans (unknown parents) from one peer into room for two: the oldest is evicted.
+    for i in 0..3u8 {
+        let unknown = (OutPoint { txid: crate::wire::Hash256([i + 1; 32]), vout: 0 }, 10_000);
+        s.pipeline.submit_from_peer(Arc::new(pay(&s.key, unknown, 9_000)), PEER).expect("queued");
+        assert!(matches!(next(&mut s), TxOutcome::Orphan { .. }));
+    }
+    assert_eq!((s.pipeline.orphans().len(), evicted(&s.metrics, "limit")), (2, 1));
+    s.pipeline.peer_gone(PEER);
+    assert_eq!((s.pipeline.orphans().len(), evicted(&s.metrics, "peer_disconnected")), (0, 2));
 }

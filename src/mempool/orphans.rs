@@ -25,10 +25,13 @@ pub struct OrphanPoolConfig {
     pub max_bytes: usize,
 }
 
+/// Our `-maxorphantxsize` default, in MB (SV Node: 1000): generous for honest out-of-order
+/// arrival, bounded under a flood.
+pub const DEFAULT_MAX_ORPHAN_MB: u64 = 100;
+
 impl Default for OrphanPoolConfig {
     fn default() -> Self {
-        // 100,000 orphans or 100 MB: generous for honest out-of-order arrival, bounded under a flood.
-        OrphanPoolConfig { max_count: 100_000, max_bytes: 100_000_000 }
+        OrphanPoolConfig { max_count: 100_000, max_bytes: (DEFAULT_MAX_ORPHAN_MB * 1_000_000) as usize }
     }
 }
 
@@ -84,21 +87,24 @@ impl OrphanPool {
         self.lock().by_id.contains_key(txid)
     }
 
-    /// Adds an orphan missing `missing` parents; returns false if it was not kept (too large,
-    /// already there). Evicts the oldest orphans to stay within the limits.
-    pub fn add(&self, tx: Arc<Transaction>, missing: Vec<TxId>, peer: PeerId, now: u64) -> bool {
+    /// Adds an orphan missing `missing` parents, evicting the oldest orphans to stay within the
+    /// limits; returns how many were evicted, or `None` if it was not kept (too large, already
+    /// there).
+    pub fn add(&self, tx: Arc<Transaction>, missing: Vec<TxId>, peer: PeerId, now: u64) -> Option<usize> {
         let size = tx.size();
         if size > MAX_ORPHAN_TX_SIZE || size > self.config.max_bytes {
-            return false;
+            return None;
         }
         let mut inner = self.lock();
         let txid = tx.txid();
         if inner.by_id.contains_key(&txid) {
-            return false;
+            return None;
         }
+        let mut evicted = 0;
         while inner.by_id.len() + 1 > self.config.max_count || inner.bytes + size > self.config.max_bytes {
             let Some((_, oldest)) = inner.order.iter().next().map(|(s, t)| (*s, *t)) else { break };
             remove_locked(&mut inner, &oldest);
+            evicted += 1;
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -108,7 +114,7 @@ impl OrphanPool {
         inner.order.insert(seq, txid);
         inner.bytes += size;
         inner.by_id.insert(txid, Orphan { tx, peer, time: now, seq, missing });
-        true
+        Some(evicted)
     }
 
     /// A transaction arrived: the orphans that were waiting for it, removed from the pool for the
@@ -179,9 +185,9 @@ mod tests {
         let pool = OrphanPool::default();
         let parent = Hash256([1; 32]);
         let (a, b) = (tx(parent, 1, 1), tx(parent, 2, 1));
-        assert!(pool.add(a.clone(), vec![parent], PeerId(1), 0));
-        assert!(pool.add(b.clone(), vec![parent], PeerId(2), 0));
-        assert!(!pool.add(a.clone(), vec![parent], PeerId(1), 0), "no duplicates");
+        assert_eq!(pool.add(a.clone(), vec![parent], PeerId(1), 0), Some(0));
+        assert_eq!(pool.add(b.clone(), vec![parent], PeerId(2), 0), Some(0));
+        assert_eq!(pool.add(a.clone(), vec![parent], PeerId(1), 0), None, "no duplicates");
         let mut back: Vec<TxId> = pool.take_children_of(&parent).iter().map(|(t, _)| t.txid()).collect();
         back.sort();
         let mut want = vec![a.txid(), b.txid()];
@@ -195,9 +201,12 @@ mod tests {
     fn count_and_byte_limits_evict_the_oldest() {
         let pool = OrphanPool::new(OrphanPoolConfig { max_count: 3, max_bytes: 10_000 });
         let txs: Vec<_> = (0..5).map(|i| tx(Hash256([i; 32]), i, 1)).collect();
-        for (i, t) in txs.iter().enumerate() {
-            pool.add(t.clone(), vec![Hash256([i as u8; 32])], PeerId(1), 0);
-        }
+        let evicted: Vec<_> = txs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| pool.add(t.clone(), vec![Hash256([i as u8; 32])], PeerId(1), 0))
+            .collect();
+        assert_eq!(evicted, vec![Some(0), Some(0), Some(0), Some(1), Some(1)]);
         assert_eq!(pool.len(), 3);
         assert!(!pool.contains(&txs[0].txid()) && !pool.contains(&txs[1].txid()));
         let by_bytes = OrphanPool::new(OrphanPoolConfig { max_count: 100, max_bytes: 500 });
@@ -206,7 +215,7 @@ mod tests {
         }
         assert!(by_bytes.bytes() <= 500);
         assert_eq!(by_bytes.len(), 1, "each is about 250 bytes");
-        assert!(!by_bytes.add(tx(Hash256([9; 32]), 9, 600), vec![], PeerId(1), 0), "larger than the pool");
+        assert_eq!(by_bytes.add(tx(Hash256([9; 32]), 9, 600), vec![], PeerId(1), 0), None, "larger than the pool");
     }
 
     #[test]
