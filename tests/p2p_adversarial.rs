@@ -7,65 +7,12 @@ mod common;
 use bsv_relay::wire::message::Message;
 use bsv_relay::wire::msg::Version;
 use bsv_relay::wire::{Hash256, InvItem, NetAddress, TimedAddress};
-use common::peer::{rand_nonce, version_msg, HonestPeer, RawPeer, REGTEST_MAGIC};
-use common::{wait_for, TestNode, DEADLINE};
+use common::adversary::{Fixture, ATTACKER, LIVENESS, SHORT};
+use common::peer::{rand_nonce, version_msg, RawPeer, REGTEST_MAGIC};
+use common::{wait_for, DEADLINE};
 use std::net::SocketAddr;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::Duration;
-
-const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-/// The honest peer's pong deadline while an attack runs.
-const LIVENESS: Duration = Duration::from_secs(2);
-/// Short timeouts so the timeout rows run in seconds (the defaults are 60 s and 20 min).
-const SHORT: [&str; 2] = ["-p2phandshaketimeout=3", "-p2ptimeout=4"];
-
-struct Fixture {
-    node: TestNode,
-    honest: Option<HonestPeer>,
-}
-
-impl Fixture {
-    fn start(extra: &[&str]) -> Fixture {
-        let metrics = format!("-metricsbind=127.0.0.1:{}", common::free_port());
-        let mut args = vec!["-whitelist=127.0.0.1", metrics.as_str()];
-        args.extend_from_slice(extra);
-        let node = TestNode::start(&args);
-        let honest = Some(HonestPeer::start(node.p2p_addr()));
-        Fixture { node, honest }
-    }
-
-    fn attacker(&self) -> RawPeer {
-        RawPeer::connect_from(self.node.p2p_addr(), Some(ATTACKER))
-    }
-
-    fn attacker_after_handshake(&self) -> RawPeer {
-        let mut a = self.attacker();
-        a.handshake();
-        a
-    }
-
-    /// The honest peer got every pong within 2 s while the attack ran.
-    fn assert_alive(&mut self) {
-        let worst = self.honest.take().expect("checked once").finish();
-        assert!(worst < LIVENESS, "honest peer's worst ping was {worst:?}");
-    }
-
-    fn metric(&self, name: &str, label: &str) -> f64 {
-        self.node.metric(name, label)
-    }
-
-    fn wait_metric(&self, name: &str, label: &str, at_least: f64) {
-        wait_for(&format!("{name}{{{label}}} >= {at_least}"), DEADLINE, || {
-            (self.metric(name, label) >= at_least).then_some(())
-        });
-    }
-
-    fn attacker_banscore(&self) -> Option<u64> {
-        let peers = self.node.cli(&["getpeerinfo"]).json();
-        peers.as_array()?.iter().find(|p| p["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.2:")))?["banscore"]
-            .as_u64()
-    }
-}
 
 fn header(command: &str, len: u32, checksum: [u8; 4]) -> Vec<u8> {
     let mut h = REGTEST_MAGIC.to_vec();

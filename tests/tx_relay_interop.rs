@@ -8,50 +8,13 @@
 
 mod common;
 
-use bsv_relay::wallet::{Key, SIGHASH_ALL_FORKID};
-use bsv_relay::wire::{Decodable, Hash256, Message, OutPoint, Transaction, TxFields, TxIn, TxOut};
+use bsv_relay::wallet::Key;
+use bsv_relay::wire::{Decodable, Hash256, Message, OutPoint, Transaction, TxFields};
 use bytes::Bytes;
+use common::funds::{coinbase_of, hex_of, mempool_has, pay, Coin};
 use common::peer::RawPeer;
 use common::svnode::SvNode;
 use common::{wait_for, TestNode, DEADLINE};
-
-/// A spendable output of our key.
-#[derive(Clone, Copy)]
-struct Coin {
-    outpoint: OutPoint,
-    value: i64,
-}
-
-/// A signed 1-input P2PKH payment from `coin` to `to`, paying `fee`.
-fn pay(key: &Key, coin: Coin, to: &[u8], fee: i64) -> Transaction {
-    let mut fields = TxFields {
-        version: 1,
-        inputs: vec![TxIn { prev_out: coin.outpoint, script_sig: Bytes::new(), sequence: u32::MAX }],
-        outputs: vec![TxOut { value: coin.value - fee, script_pubkey: Bytes::copy_from_slice(to) }],
-        lock_time: 0,
-    };
-    let sig = key.sign(&fields, 0, &key.p2pkh_script(), coin.value, SIGHASH_ALL_FORKID);
-    fields.inputs[0].script_sig = Bytes::from(bsv_relay::wallet::push_all(&[&sig, &key.pubkey()]));
-    Transaction::from_fields(fields)
-}
-
-fn hex_of(tx: &Transaction) -> String {
-    let mut raw = Vec::new();
-    bsv_relay::wire::Encodable::consensus_encode(tx, &mut raw);
-    hex::encode(raw)
-}
-
-fn mempool_has(json: &serde_json::Value, txid: &Hash256) -> bool {
-    json.as_array().is_some_and(|a| a.iter().any(|t| t.as_str() == Some(&txid.to_string())))
-}
-
-fn coinbase_of(node: &TestNode, height: u32) -> Coin {
-    let hash = node.cli(&["getblockhash", &height.to_string()]).ok().trim().to_string();
-    let raw = hex::decode(node.cli(&["getblock", &hash, "0"]).ok().trim()).expect("hex");
-    let block = bsv_relay::wire::Block::from_slice(&raw).expect("block");
-    let cb = &block.transactions[0];
-    Coin { outpoint: OutPoint { txid: cb.txid(), vout: 0 }, value: cb.outputs[0].value }
-}
 
 #[test]
 fn transactions_relay_between_sv_node_and_two_bsv_relay_nodes() {

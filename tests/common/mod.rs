@@ -2,6 +2,8 @@
 //! ports, wait for readiness with a deadline, drive SV Node's `bitcoin-cli`, speak raw HTTP.
 #![allow(dead_code)]
 
+pub mod adversary;
+pub mod funds;
 pub mod peer;
 pub mod svnode;
 
