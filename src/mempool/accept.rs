@@ -51,7 +51,8 @@ const WORKER_BATCH: usize = 16;
 pub const OUTCOME_QUEUE: usize = 200_000;
 
 /// Recently rejected txids remembered so a flood of copies costs one lookup each (SV Node keeps a
-/// rolling filter of 120,000).
+/// rolling filter of 120,000). As SV Node's, it holds every refusal of a peer's transaction (policy
+/// ones too) and is emptied when the chain tip changes, since a block can make those valid.
 const RECENT_REJECTS: usize = 120_000;
 
 /// Where a transaction came from.
@@ -321,6 +322,12 @@ impl TxPipeline {
         self.mempool.contains(txid) || self.orphans.contains(txid)
     }
 
+    /// Whether an announcement of the txid is not worth a `getdata`: we have it, or refused it
+    /// since the last block (SV Node's `AlreadyHave`).
+    pub fn already_have(&self, txid: &TxId) -> bool {
+        self.knows(txid) || self.recently_rejected(txid)
+    }
+
     /// Drops the orphans a disconnected peer sent.
     pub fn peer_gone(&self, peer: PeerId) {
         let dropped = self.orphans.remove_peer(OrphanPeer(peer.0));
@@ -351,6 +358,13 @@ impl TxPipeline {
 
     fn recently_rejected(&self, txid: &TxId) -> bool {
         self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner).0.contains(txid)
+    }
+
+    /// A new tip: what was refused may be valid now.
+    fn forget_rejects(&self) {
+        let mut r = self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner);
+        r.0.clear();
+        r.1.clear();
     }
 
     fn remember_reject(&self, txid: TxId) {
@@ -466,7 +480,10 @@ impl TxPipeline {
             TxOutcome::Rejected { reject, .. } => {
                 m.tx_validation_duration.with_label_values(&["rejected"]).observe(elapsed);
                 m.tx_rejected.with_label_values(&[tx_reject_label(&reject.reason)]).inc();
-                if reject.kind == RejectKind::Consensus {
+                // A peer's refused transaction is not validated again before the next block; an
+                // RPC refusal may be RPC-only (the fee guard), so only consensus ones count there.
+                let from_peer = matches!(source, TxSource::Peer(_));
+                if reject.kind == RejectKind::Consensus || (from_peer && reject.kind == RejectKind::Policy) {
                     self.remember_reject(txid);
                 }
                 debug!(%txid, reason = %reject.reason, "transaction rejected");
@@ -547,6 +564,7 @@ impl MempoolSync for TxPipeline {
     }
 
     fn block_connected(&self, block: &Block, _height: u32) {
+        self.forget_rejects();
         let (mined, conflicts) = self.mempool.remove_for_block(&block.transactions, unix_now());
         self.metrics.mempool_removed.with_label_values(&["block"]).inc_by(mined.len() as u64);
         self.metrics.mempool_removed.with_label_values(&["conflict"]).inc_by(conflicts.len() as u64);
@@ -567,6 +585,7 @@ impl MempoolSync for TxPipeline {
     }
 
     fn block_disconnected(&self, block: &Block) {
+        self.forget_rejects();
         // The block's transactions go back through validation (queued; the caller holds the gate,
         // so they are validated after the chain change completes). Coinbases cannot return.
         for tx in block.transactions.iter().filter(|t| !t.is_coinbase()) {

@@ -280,3 +280,27 @@ fn orphan_evictions_are_counted_by_reason() {
     s.pipeline.peer_gone(PEER);
     assert_eq!((s.pipeline.orphans().len(), evicted(&s.metrics, "peer_disconnected")), (0, 2));
 }
+
+#[test]
+fn a_peers_refused_transaction_is_not_validated_again_before_the_next_block() {
+    let mut s = setup();
+    let first = pay(&s.key, s.coins[5], s.coins[5].1 - 1000);
+    let second = Arc::new(pay(&s.key, s.coins[5], s.coins[5].1 - 5000));
+    s.pipeline.submit_from_peer(Arc::new(first), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Accepted { .. }));
+    let conflict =
+        |o: &TxOutcome| matches!(o, TxOutcome::Rejected { reject, .. } if reject.reason == "txn-mempool-conflict");
+    s.pipeline.submit_from_peer(second.clone(), PEER).expect("queued");
+    assert!(conflict(&next(&mut s)), "a policy refusal");
+    assert!(s.pipeline.already_have(&second.txid()), "announcements of it are not requested");
+    s.pipeline.submit_from_peer(second.clone(), PeerId(8)).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Known { .. }), "not validated again");
+    // A block may make what was refused valid: it is validated again.
+    s.pipeline.exclusive(&mut || {
+        let b = mine(&s.chain, &[0x51], &[]);
+        s.pipeline.block_connected(&b, s.chain.tip().0);
+    });
+    assert!(!s.pipeline.already_have(&second.txid()));
+    s.pipeline.submit_from_peer(second.clone(), PEER).expect("queued");
+    assert!(conflict(&next(&mut s)));
+}

@@ -227,7 +227,7 @@ impl Relay {
                 if !txids.is_empty() {
                     let ibd = ctx.chain.is_initial_block_download(unix_now());
                     let txs = &ctx.txs;
-                    if let Some(getdata) = self.txrelay.on_inv(id, &txids, ibd, |t| txs.knows(t), millis_now()) {
+                    if let Some(getdata) = self.txrelay.on_inv(id, &txids, ibd, |t| txs.already_have(t), millis_now()) {
                         peer.sender.send(&getdata);
                     }
                 }
