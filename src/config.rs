@@ -137,6 +137,7 @@ const KNOWN: &[&str] = &[
     "mempoolexpiry",
     "maxtxfee",
     "maxorphantxsize",
+    "limitancestorcount",
     "persistmempool",
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
@@ -330,6 +331,8 @@ pub struct Config {
     pub maxtxfee_sats: i64,
     /// `-maxorphantxsize` (MB) in bytes: the most the orphan pool holds.
     pub maxorphantxsize_bytes: u64,
+    /// `-limitancestorcount`: the longest chain of unconfirmed ancestors a mempool transaction may have.
+    pub limitancestorcount: u32,
     /// `-mempoolexpiry` (hours) as a duration.
     pub mempoolexpiry: Duration,
     /// `-persistmempool`: save the mempool at shutdown and load it at start-up (default on).
@@ -580,6 +583,7 @@ impl Config {
             maxtxfee_sats,
             maxorphantxsize_bytes: u64_opt("maxorphantxsize", crate::mempool::orphans::DEFAULT_MAX_ORPHAN_MB)?
                 .saturating_mul(1_000_000),
+            limitancestorcount: u32_opt("limitancestorcount", crate::mempool::pool::DEFAULT_MAX_ANCESTORS)?,
             mempoolexpiry: Duration::from_secs(
                 u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
             ),
@@ -660,6 +664,8 @@ mod tests {
         assert_eq!(c.bantime, DEFAULT_BANTIME);
         assert_eq!(c.maxtxfee_sats, 10_000_000, "0.1 BSV");
         assert_eq!(c.maxorphantxsize_bytes, 100_000_000);
+        assert_eq!(c.limitancestorcount, 10_000);
+        assert_eq!(load(&dir, "", &["-limitancestorcount=25"]).expect("config").limitancestorcount, 25);
         assert_eq!(load(&dir, "", &["-maxorphantxsize=5"]).expect("config").maxorphantxsize_bytes, 5_000_000);
         for (given, sats) in
             [("0.00000500", 500), ("2", 200_000_000), ("1.5", 150_000_000), ("0", 0), (".25", 25_000_000)]

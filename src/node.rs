@@ -131,7 +131,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let mempool = Arc::new(crate::mempool::Mempool::new(crate::mempool::MempoolConfig {
         max_bytes: usize::try_from(config.maxmempool_bytes).unwrap_or(usize::MAX),
         expiry_secs: config.mempoolexpiry.as_secs(),
-        ..crate::mempool::MempoolConfig::default()
+        max_ancestors: config.limitancestorcount,
     }));
     let (outcome_tx, outcome_rx) = tokio::sync::mpsc::channel(crate::mempool::accept::OUTCOME_QUEUE);
     let txs = crate::mempool::accept::TxPipeline::start(

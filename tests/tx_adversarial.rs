@@ -1,7 +1,7 @@
-//! The adversarial suite's transaction rows (operators-and-robustness.md §5.4, rows 25–28, 35 and
-//! 36): `getdata` abuse, announcement floods, a transaction announced and never delivered, orphan
-//! floods, and orphans that turn out invalid when their parent arrives — each while an honest peer
-//! keeps getting `pong` within 2 s.
+//! The adversarial suite's transaction rows (operators-and-robustness.md §5.4, rows 25–28 and
+//! 35–37): `getdata` abuse, announcement floods, a transaction announced and never delivered, orphan
+//! floods, orphans that turn out invalid when their parent arrives, and a chain past the ancestor
+//! limit — each while an honest peer keeps getting `pong` within 2 s.
 
 mod common;
 
@@ -215,5 +215,33 @@ fn row36_orphans_that_fail_costly_scripts_when_their_parent_arrives_do_not_stall
     assert!(mempool_has(&pool, &parent.txid()));
     assert!(children.iter().all(|c| !mempool_has(&pool, &c.txid())));
     assert!(f.node.cli(&["listbanned"]).json().to_string().contains("127.0.0.2"));
+    f.assert_alive();
+}
+
+#[test]
+fn row37_a_chain_past_the_ancestor_limit_is_refused_without_penalty() {
+    let mut f = Fixture::start(&["-limitancestorcount=3"]);
+    let key = Key::from_seed(b"row 37");
+    let mut coin = fund(&f, &key);
+    let mut chain = Vec::new();
+    for _ in 0..5 {
+        let tx = pay(&key, coin, &key.p2pkh_script(), 1000);
+        coin = Coin { outpoint: OutPoint { txid: tx.txid(), vout: 0 }, value: coin.value - 1000 };
+        chain.push(tx);
+    }
+    let mut a = f.attacker_after_handshake();
+    for tx in &chain {
+        a.send(&Message::Tx(tx.clone()));
+    }
+    // The fifth has four unconfirmed ancestors: refused as policy, told with a `reject`.
+    let refused = chain[4].txid();
+    let Message::Reject(r) = a.expect(DEADLINE, |m| matches!(m, Message::Reject(r) if r.hash == Some(refused))) else {
+        unreachable!()
+    };
+    assert_eq!((r.code, r.reason.as_str()), (0x40, "too-long-mempool-chain"));
+    let pool = f.node.cli(&["getrawmempool"]).json();
+    assert!(chain[..4].iter().all(|t| mempool_has(&pool, &t.txid())));
+    assert!(!mempool_has(&pool, &refused));
+    assert_eq!(f.attacker_banscore(), Some(0), "a policy refusal");
     f.assert_alive();
 }
