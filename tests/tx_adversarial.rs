@@ -233,15 +233,16 @@ fn row37_a_chain_past_the_ancestor_limit_is_refused_without_penalty() {
     for tx in &chain {
         a.send(&Message::Tx(tx.clone()));
     }
-    // The fifth has four unconfirmed ancestors: refused as policy, told with a `reject`.
-    let refused = chain[4].txid();
+    // The fourth's unconfirmed ancestor chain is 3 high, the limit: refused as policy, told with a
+    // `reject`; the fifth then lacks its parent, which was refused, so it is dropped too.
+    let refused = chain[3].txid();
     let Message::Reject(r) = a.expect(DEADLINE, |m| matches!(m, Message::Reject(r) if r.hash == Some(refused))) else {
         unreachable!()
     };
     assert_eq!((r.code, r.reason.as_str()), (0x40, "too-long-mempool-chain"));
     let pool = f.node.cli(&["getrawmempool"]).json();
-    assert!(chain[..4].iter().all(|t| mempool_has(&pool, &t.txid())));
-    assert!(!mempool_has(&pool, &refused));
+    assert!(chain[..3].iter().all(|t| mempool_has(&pool, &t.txid())));
+    assert!(!mempool_has(&pool, &refused) && !mempool_has(&pool, &chain[4].txid()));
     assert_eq!(f.attacker_banscore(), Some(0), "a policy refusal");
     f.assert_alive();
 }

@@ -7,6 +7,8 @@
 //!   seen wins) and no half-claimed state survives;
 //! - every in-pool parent of an entry lists it in `children`, so removing a transaction removes
 //!   its descendants too (they would spend outputs that no longer exist);
+//! - an entry's ancestor count (the height of its in-pool ancestor chain, SV Node's measure for
+//!   `-limitancestorcount`) is above each of its parents', so sorting by it puts parents first;
 //! - `bytes` is the sum of the sizes of the entries.
 //!
 //! Memory: at a million transactions the per-entry overhead matters more than the bytes, so an
@@ -87,7 +89,8 @@ pub struct Entry {
 struct Links {
     /// In-pool transactions this one spends.
     parents: Box<[TxId]>,
-    /// In-pool ancestors, counted through every path (an upper bound for diamond shapes).
+    /// Height of its in-pool ancestor chain: 0 without in-pool parents, else one more than its
+    /// highest parent (SV Node's `ancestorsCount`).
     ancestors: u32,
 }
 
@@ -97,7 +100,7 @@ impl Entry {
         self.links.lock().unwrap_or_else(|e| e.into_inner()).parents.to_vec()
     }
 
-    /// In-pool ancestors, counted through every path (an upper bound for diamond shapes).
+    /// Height of its in-pool ancestor chain (0: no unconfirmed parent); parents are always lower.
     pub fn ancestors(&self) -> u32 {
         self.links.lock().unwrap_or_else(|e| e.into_inner()).ancestors
     }
@@ -385,11 +388,12 @@ impl Mempool {
                 continue;
             }
             if let Some(p) = self.get(&parent) {
-                ancestors = ancestors.saturating_add(p.ancestors()).saturating_add(1);
+                ancestors = ancestors.max(p.ancestors().saturating_add(1));
                 parents.push(parent);
             }
         }
-        if ancestors > self.config.max_ancestors {
+        // SV Node's CheckAncestorLimits: refused once the chain reaches the limit.
+        if ancestors >= self.config.max_ancestors {
             return Err(InsertError::TooLongChain { ancestors, max: self.config.max_ancestors });
         }
         let entry = Arc::new(Entry {
@@ -489,13 +493,17 @@ impl Mempool {
         (confirmed, conflicts)
     }
 
+    /// `parent` left the pool in a block: `child` no longer counts it, and its chain height is
+    /// taken again from the parents it still has here. (Deeper descendants keep their heights, an
+    /// over-estimate until they leave.)
     fn forget_parent(&self, child: &TxId, parent: &TxId) {
-        if let Some(entry) = self.get(child) {
-            let mut links = entry.links.lock().unwrap_or_else(|e| e.into_inner());
-            if links.parents.contains(parent) {
-                links.parents = links.parents.iter().filter(|p| *p != parent).copied().collect();
-                links.ancestors = links.ancestors.saturating_sub(1);
-            }
+        let Some(entry) = self.get(child) else { return };
+        let remaining: Vec<TxId> = entry.parents().into_iter().filter(|p| p != parent).collect();
+        let height = remaining.iter().filter_map(|p| self.get(p)).map(|p| p.ancestors() + 1).max().unwrap_or(0);
+        let mut links = entry.links.lock().unwrap_or_else(|e| e.into_inner());
+        if links.parents.contains(parent) {
+            links.parents = remaining.into_boxed_slice();
+            links.ancestors = height;
         }
     }
 
@@ -560,6 +568,9 @@ impl Mempool {
                 }
                 if !self.children.get(p).is_some_and(|k| k.contains(&e.txid)) {
                     return Err(format!("{} missing from {}'s children", e.txid, p));
+                }
+                if self.get(p).is_some_and(|parent| parent.ancestors() >= e.ancestors()) {
+                    return Err(format!("{} is not above its parent {} in the ancestor chain", e.txid, p));
                 }
             }
         }

@@ -41,10 +41,11 @@ fn first_seen_wins_and_the_loser_is_not_half_inserted() {
 
 #[test]
 fn chains_are_accepted_up_to_the_ancestor_limit() {
+    // SV Node's limit: a transaction whose ancestor chain is `max_ancestors` high is refused.
     let pool = Mempool::new(MempoolConfig { max_ancestors: 3, ..Default::default() });
     let mut prev = spend(&[coin(1)], 1, 1);
     pool.insert(prev.clone(), 10, 0).unwrap();
-    for depth in 1..=3 {
+    for depth in 1..=2 {
         let next = spend(&[out(&prev, 0)], 1, 1);
         let e = pool.insert(next.clone(), 10, 0).unwrap();
         assert_eq!(e.ancestors(), depth);
@@ -52,7 +53,24 @@ fn chains_are_accepted_up_to_the_ancestor_limit() {
         prev = next;
     }
     let too_long = spend(&[out(&prev, 0)], 1, 1);
-    assert!(matches!(pool.insert(too_long, 10, 0), Err(InsertError::TooLongChain { ancestors: 4, max: 3 })));
+    assert!(matches!(pool.insert(too_long, 10, 0), Err(InsertError::TooLongChain { ancestors: 3, max: 3 })));
+    pool.check_consistency().unwrap();
+}
+
+#[test]
+fn the_ancestor_count_is_the_height_of_the_chain_not_the_number_of_paths() {
+    let pool = Mempool::new(MempoolConfig { max_ancestors: 3, ..Default::default() });
+    // Two chains of two, then one transaction spending both tips: height 2, not 4.
+    let (a0, b0) = (spend(&[coin(1)], 1, 1), spend(&[coin(2)], 1, 1));
+    let (a1, b1) = (spend(&[out(&a0, 0)], 1, 1), spend(&[out(&b0, 0)], 1, 1));
+    for t in [&a0, &b0, &a1, &b1] {
+        pool.insert(t.clone(), 10, 0).unwrap();
+    }
+    let join = spend(&[out(&a1, 0), out(&b1, 0)], 1, 1);
+    assert_eq!(pool.insert(join.clone(), 10, 0).unwrap().ancestors(), 2);
+    // When a0 is mined, a1 has no unconfirmed parent left.
+    pool.remove_for_block(&[(*a0).clone()], 0);
+    assert_eq!(pool.get(&a1.txid()).unwrap().ancestors(), 0);
     pool.check_consistency().unwrap();
 }
 
