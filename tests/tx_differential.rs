@@ -275,3 +275,79 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
     );
     assert!(agree_accept >= 300 && agree_reject >= 300);
 }
+
+/// After Genesis (SV Node with `-genesisactivationheight=1`): the script policy limits. A spend
+/// doing arithmetic on a 10,000-byte number is accepted by both; on a 10,001-byte one both refuse
+/// it with SV Node's reason, which we score 10 as it does; a 500,001-byte script is refused by both.
+#[test]
+fn our_script_policy_after_genesis_matches_sv_node() {
+    let sv = SvNode::start(false, &["-genesisactivationheight=1"]);
+    let key = Key::from_seed(b"diff-genesis");
+    assert!(sv.cli(&["generatetoaddress", "101", &key.address(REGTEST_P2PKH_VERSION)]).success());
+    let mut view = MapCoinView::default();
+    for h in 1..=101u32 {
+        let hash = sv.cli(&["getblockhash", &h.to_string()]).ok().trim().to_string();
+        let block = Block::from_slice(&hex::decode(sv.cli(&["getblock", &hash, "0"]).ok().trim()).unwrap()).unwrap();
+        for tx in &block.transactions {
+            add_outputs(&mut view, tx, h);
+        }
+        view.height = h;
+    }
+    let mut params = Network::Regtest.params().clone();
+    params.activations.genesis = 1;
+    let ctx = TxContext::new(&params);
+
+    // One funding transaction from block 1's coinbase to the three scripts, change back to us.
+    let number_script =
+        |n: usize| [&[0x4d][..], &(n as u16).to_le_bytes(), &vec![0x01; n], &[0x8b, 0x75, 0x51]].concat();
+    let big_script = [&[0x4e][..], &500_000u32.to_le_bytes(), &vec![0x07; 500_000], &[0x75, 0x51]].concat();
+    let scripts = [number_script(10_000), number_script(10_001), big_script];
+    let hash1 = sv.cli(&["getblockhash", "1"]).ok().trim().to_string();
+    let block1 = Block::from_slice(&hex::decode(sv.cli(&["getblock", &hash1, "0"]).ok().trim()).unwrap()).unwrap();
+    let coinbase = &block1.transactions[0];
+    let mut fields = TxFields {
+        version: 1,
+        inputs: vec![TxIn {
+            prev_out: OutPoint { txid: coinbase.txid(), vout: 0 },
+            script_sig: Bytes::new(),
+            sequence: u32::MAX,
+        }],
+        outputs: scripts.iter().map(|s| TxOut { value: 1_000_000, script_pubkey: Bytes::from(s.clone()) }).collect(),
+        lock_time: 0,
+    };
+    let value = coinbase.outputs[0].value;
+    let change = value - 3 * 1_000_000 - 10_000;
+    fields.outputs.push(TxOut { value: change, script_pubkey: Bytes::copy_from_slice(&key.p2pkh_script()) });
+    let sig = key.sign(&fields, 0, &key.p2pkh_script(), value, SIGHASH_ALL_FORKID);
+    fields.inputs[0].script_sig = Bytes::from(push_all(&[&sig, &key.pubkey()]));
+    let funding = Transaction::from_fields(fields);
+    validate_transaction(&funding, &view, &ctx).expect("we accept the funding");
+    let sent = sv.cli_stdin(&["sendrawtransaction"], &[&hex::encode(funding.to_bytes())]);
+    assert!(sent.success(), "SV Node accepts the funding: {sent:?}");
+    let next = view.height + 1;
+    add_outputs(&mut view, &funding, next);
+
+    let spend = |vout: u32| {
+        Transaction::from_fields(TxFields {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint { txid: funding.txid(), vout },
+                script_sig: Bytes::new(),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![TxOut { value: 900_000, script_pubkey: Bytes::copy_from_slice(&key.p2pkh_script()) }],
+            lock_time: 0,
+        })
+    };
+    let within = spend(0);
+    validate_transaction(&within, &view, &ctx).expect("we accept 10,000 bytes");
+    let theirs = sv.cli_stdin(&["sendrawtransaction"], &[&hex::encode(within.to_bytes())]);
+    assert!(theirs.success(), "SV Node accepts 10,000 bytes: {theirs:?}");
+    for (vout, score) in [(1, 10), (2, 0)] {
+        let tx = spend(vout);
+        let ours = validate_transaction(&tx, &view, &ctx).expect_err("we refuse it");
+        let theirs = sv.cli_stdin(&["sendrawtransaction"], &[&hex::encode(tx.to_bytes())]);
+        assert!(!theirs.success() && theirs.stderr.contains(&ours.reason), "ours {ours:?}, SV Node {theirs:?}");
+        assert_eq!(ours.score, score, "{}", ours.reason);
+    }
+}

@@ -295,3 +295,46 @@ fn redeem_script_sigops_count_only_for_confirmed_coins() {
     let ok = validate_transaction(&spend_of(unconfirmed), &view, &ctx).expect("accepted from the pool's coin");
     assert_eq!(ok.fee, 10_000);
 }
+
+/// After Genesis a loose transaction is held to SV Node's script policy: numbers of at most 10 kB
+/// (a longer one costs 10, under SV Node's own reason) and scripts of at most 500 kB (refused
+/// without score); blocks keep the consensus limits (750 kB numbers).
+#[test]
+fn script_policy_limits_after_genesis_are_sv_nodes() {
+    let mut view = chain_view();
+    let mut params = Network::Regtest.params().clone();
+    params.activations.genesis = 100;
+    // An output that adds one to an n-byte number (0x01 repeated: minimally encoded), then succeeds.
+    let number_script =
+        |n: usize| [&[0x4d][..], &(n as u16).to_le_bytes(), &vec![0x01; n], &[0x8b, 0x75, 0x51]].concat();
+    let big_script = [&[0x4e][..], &500_000u32.to_le_bytes(), &vec![0x07; 500_000], &[0x75, 0x51]].concat();
+    let scripts = [number_script(10_000), number_script(10_001), big_script];
+    let spends: Vec<Transaction> = scripts
+        .iter()
+        .enumerate()
+        .map(|(i, script)| {
+            let prev = OutPoint { txid: bsv_relay::wire::Hash256([i as u8 + 1; 32]), vout: 0 };
+            let coin =
+                Coin { value: 100_000, script_pubkey: Bytes::from(script.clone()), height: 115, is_coinbase: false };
+            view.coins.insert(prev, coin);
+            Transaction::from_fields(bsv_relay::wire::TxFields {
+                version: 1,
+                inputs: vec![bsv_relay::wire::TxIn { prev_out: prev, script_sig: Bytes::new(), sequence: u32::MAX }],
+                outputs: vec![bsv_relay::wire::TxOut { value: 90_000, script_pubkey: Bytes::from_static(&[0x51]) }],
+                lock_time: 0,
+            })
+        })
+        .collect();
+    let ctx = TxContext::new(&params);
+    assert!(validate_transaction(&spends[0], &view, &ctx).is_ok(), "10,000 bytes is within the policy");
+    let r = validate_transaction(&spends[1], &view, &ctx).unwrap_err();
+    assert_eq!(
+        (r.reason.as_str(), r.score, r.kind),
+        ("max-script-num-length-policy-limit-violated (Script number overflow)", 10, RejectKind::Consensus)
+    );
+    let r = validate_transaction(&spends[2], &view, &ctx).unwrap_err();
+    assert_eq!(
+        (r.reason.as_str(), r.score, r.kind),
+        ("non-mandatory-script-verify-flag (Script is too big)", 0, RejectKind::Policy)
+    );
+}

@@ -16,14 +16,21 @@ use super::check_tx::{check_regular, legacy_sigops, TxEra};
 use super::coins::CoinView;
 use crate::params::ChainParams;
 use crate::script::{
-    flags_for_height, utxo_flags, verify_script, ActivationHeights, ScriptError, ScriptFlags, SigHashCache,
-    TxSignatureChecker,
+    flags_for_height, utxo_flags, verify_script, verify_script_with_limits, ActivationHeights, ScriptError,
+    ScriptFlags, ScriptLimits, SigHashCache, TxSignatureChecker,
 };
 use crate::wire::Transaction;
 
 pub use super::check_tx::MAX_MONEY;
 /// Lock times below this are block heights, above it Unix times (`LOCKTIME_THRESHOLD`).
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
+
+/// SV Node's script policy after Genesis, what a loose transaction is checked with (blocks get the
+/// consensus limits): numbers of at most 10 kB (`DEFAULT_SCRIPT_NUM_LENGTH_POLICY_AFTER_GENESIS`;
+/// consensus 750 kB) and scripts of at most 500 kB (`DEFAULT_MAX_SCRIPT_SIZE_POLICY_AFTER_GENESIS`).
+/// Relaying past them would cost us SV Node's score, so they are ours too.
+const POLICY_SCRIPT_LIMITS: ScriptLimits =
+    ScriptLimits { max_script_num_length: 10_000, max_script_size: 500_000, ..ScriptLimits::CONSENSUS };
 
 /// Pre-Genesis policy sigop limit per transaction (`MAX_TX_SIGOPS_COUNT_POLICY_BEFORE_GENESIS`);
 /// the consensus one is [`super::check_tx::MAX_TX_SIGOPS_BEFORE_GENESIS`]; none after Genesis.
@@ -211,7 +218,19 @@ pub fn validate_transaction(
             checker = checker.with_sig_cache(verified);
         }
         let standard = block_flags | ScriptFlags::STANDARD | era;
-        if let Err(err) = verify_script(&input.script_sig, &coin.script_pubkey, standard, &checker) {
+        let policy = verify_script_with_limits(
+            &input.script_sig,
+            &coin.script_pubkey,
+            standard,
+            &checker,
+            &POLICY_SCRIPT_LIMITS,
+        );
+        if let Err(err) = policy {
+            // SV Node scores an oversized number 10 under its own name, before looking further.
+            if err == ScriptError::ScriptNumOverflow {
+                let reason = format!("max-script-num-length-policy-limit-violated ({})", script_error_text(&err));
+                return Err(TxReject::consensus(reason, 10));
+            }
             let mandatory = block_flags | era;
             return Err(match verify_script(&input.script_sig, &coin.script_pubkey, mandatory, &checker) {
                 Err(consensus_err) => script_reject(&consensus_err, true),
