@@ -41,7 +41,7 @@ const MULTISIG_COUNT_NUM_LENGTH: usize = 4;
 /// Post-Genesis limits (pre-Genesis ones are fixed consensus constants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScriptLimits {
-    /// Longest numeric operand in bytes (consensus 750,000; SV Node policy default 250 KiB).
+    /// Longest numeric operand in bytes (consensus 750,000; SV Node v1.0.13 policy 10,000).
     pub max_script_num_length: usize,
     /// Longest numeric operand for post-Chronicle UTXOs (consensus 32 MB).
     pub max_script_num_length_after_chronicle: usize,
