@@ -338,3 +338,41 @@ fn script_policy_limits_after_genesis_are_sv_nodes() {
         ("non-mandatory-script-verify-flag (Script is too big)", 0, RejectKind::Policy)
     );
 }
+
+/// A script built to burn CPU (a 16 MB element hashed 100,000 times: minutes of work) is given up
+/// after SV Node's validation time budget and refused without score, also when it first fails a
+/// policy flag and only the consensus re-check would run it.
+#[test]
+fn a_script_that_runs_too_long_is_refused_without_score() {
+    let mut view = chain_view();
+    let mut params = Network::Regtest.params().clone();
+    params.activations.genesis = 100;
+    let mut burner = vec![0x51];
+    for _ in 0..24 {
+        burner.extend_from_slice(&[0x76, 0x7e]); // OP_DUP OP_CAT: 2^24 bytes
+    }
+    for _ in 0..100_000 {
+        burner.extend_from_slice(&[0x76, 0xa8, 0x75]); // OP_DUP OP_SHA256 OP_DROP
+    }
+    burner.extend_from_slice(&[0x75, 0x51]);
+    // The same behind a non-minimal push, which fails the standard flags at once.
+    let non_minimal_first = [&[0x4c, 0x01, 0x05, 0x75][..], &burner].concat();
+    let ctx = TxContext::new(&params);
+    for (i, script) in [burner, non_minimal_first].into_iter().enumerate() {
+        let prev = OutPoint { txid: bsv_relay::wire::Hash256([i as u8 + 9; 32]), vout: 0 };
+        view.coins
+            .insert(prev, Coin { value: 100_000, script_pubkey: Bytes::from(script), height: 115, is_coinbase: false });
+        let tx = Transaction::from_fields(bsv_relay::wire::TxFields {
+            version: 1,
+            inputs: vec![bsv_relay::wire::TxIn { prev_out: prev, script_sig: Bytes::new(), sequence: u32::MAX }],
+            outputs: vec![bsv_relay::wire::TxOut { value: 90_000, script_pubkey: Bytes::from_static(&[0x51]) }],
+            lock_time: 0,
+        });
+        let r = validate_transaction(&tx, &view, &ctx).unwrap_err();
+        assert_eq!(
+            (r.reason.as_str(), r.score, r.kind),
+            ("too-long-validation-time", 0, RejectKind::Policy),
+            "script {i}"
+        );
+    }
+}

@@ -54,14 +54,16 @@ pub struct ScriptLimits {
     /// Largest script in bytes (consensus: `u32::MAX`; a transaction bounds it anyway).
     pub max_script_size: u64,
     /// Give up with [`ScriptError::TimedOut`] once this instant has passed (checked every
-    /// [`DEADLINE_CHECK_INTERVAL`] opcodes and before each big-number multiply or divide, whose
-    /// cost grows faster than linearly). SV Node bounds validation time the same way
+    /// [`DEADLINE_CHECK_INTERVAL`] opcodes, before each big-number multiply or divide, whose
+    /// cost grows faster than linearly, and before hashing a large element). SV Node bounds validation time the same way
     /// (`-maxstdtxvalidationduration`).
     pub deadline: Option<Instant>,
 }
 
 /// Opcodes between two looks at the clock: a clock read costs about as much as a cheap opcode.
 pub const DEADLINE_CHECK_INTERVAL: u64 = 256;
+/// A hash over more bytes than this looks at the clock itself (64 kB hash in about 30 µs).
+const LARGE_HASH_INPUT: usize = 64 * 1024;
 
 impl ScriptLimits {
     /// SV Node's consensus limits, with the stack budget at SV Node's *policy* default of 100 MB
@@ -767,6 +769,10 @@ pub fn eval_script_signing<C: SignatureChecker + ?Sized>(
                 // Crypto.
                 OP_RIPEMD160 | OP_SHA1 | OP_SHA256 | OP_HASH160 | OP_HASH256 => {
                     let e = stack.pop()?;
+                    // Hashing megabytes takes milliseconds: look at the clock first.
+                    if e.len() > LARGE_HASH_INPUT {
+                        limits.check_deadline()?;
+                    }
                     let digest: Vec<u8> = match opcode {
                         OP_RIPEMD160 => ripemd160::Hash::hash(&e).to_byte_array().to_vec(),
                         OP_SHA1 => sha1::Hash::hash(&e).to_byte_array().to_vec(),

@@ -16,8 +16,8 @@ use super::check_tx::{check_regular, legacy_sigops, TxEra};
 use super::coins::CoinView;
 use crate::params::ChainParams;
 use crate::script::{
-    flags_for_height, utxo_flags, verify_script, verify_script_with_limits, ActivationHeights, ScriptError,
-    ScriptFlags, ScriptLimits, SigHashCache, TxSignatureChecker,
+    flags_for_height, utxo_flags, verify_script_with_limits, ActivationHeights, ScriptError, ScriptFlags, ScriptLimits,
+    SigHashCache, TxSignatureChecker,
 };
 use crate::wire::Transaction;
 
@@ -31,6 +31,12 @@ const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 /// Relaying past them would cost us SV Node's score, so they are ours too.
 const POLICY_SCRIPT_LIMITS: ScriptLimits =
     ScriptLimits { max_script_num_length: 10_000, max_script_size: 500_000, ..ScriptLimits::CONSENSUS };
+
+/// The longest a loose transaction's scripts may take: SV Node's
+/// `DEFAULT_MAX_NON_STD_TXN_VALIDATION_DURATION`; past it the transaction is refused as
+/// `too-long-validation-time` (not scored). A P2PKH input takes about 30 µs; a script built to
+/// burn CPU (hashing megabytes in a loop) would otherwise hold a validation thread for hours.
+pub const MAX_TX_VALIDATION_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Pre-Genesis policy sigop limit per transaction (`MAX_TX_SIGOPS_COUNT_POLICY_BEFORE_GENESIS`);
 /// the consensus one is [`super::check_tx::MAX_TX_SIGOPS_BEFORE_GENESIS`]; none after Genesis.
@@ -211,6 +217,10 @@ pub fn validate_transaction(
     let heights = ctx.heights();
     let block_flags = flags_for_height(i32::try_from(height).unwrap_or(i32::MAX), &heights);
     let cache = SigHashCache::new();
+    let deadline = std::time::Instant::now() + MAX_TX_VALIDATION_TIME;
+    let policy_limits = POLICY_SCRIPT_LIMITS.with_deadline(deadline);
+    let consensus_limits = ScriptLimits::CONSENSUS.with_deadline(deadline);
+    let too_long = || TxReject::policy("too-long-validation-time", REJECT_NONSTANDARD);
     for (index, (input, coin)) in tx.inputs.iter().zip(&coins).enumerate() {
         let era = utxo_flags(i32::try_from(coin.height).unwrap_or(i32::MAX), &heights);
         let mut checker = TxSignatureChecker::new(tx, index, coin.value, &cache);
@@ -218,24 +228,32 @@ pub fn validate_transaction(
             checker = checker.with_sig_cache(verified);
         }
         let standard = block_flags | ScriptFlags::STANDARD | era;
-        let policy = verify_script_with_limits(
-            &input.script_sig,
-            &coin.script_pubkey,
-            standard,
-            &checker,
-            &POLICY_SCRIPT_LIMITS,
-        );
+        let policy =
+            verify_script_with_limits(&input.script_sig, &coin.script_pubkey, standard, &checker, &policy_limits);
         if let Err(err) = policy {
+            if err == ScriptError::TimedOut {
+                return Err(too_long());
+            }
             // SV Node scores an oversized number 10 under its own name, before looking further.
             if err == ScriptError::ScriptNumOverflow {
                 let reason = format!("max-script-num-length-policy-limit-violated ({})", script_error_text(&err));
                 return Err(TxReject::consensus(reason, 10));
             }
+            // Failed the policy: does it fail the consensus rules too (scored) or not (refused only)?
             let mandatory = block_flags | era;
-            return Err(match verify_script(&input.script_sig, &coin.script_pubkey, mandatory, &checker) {
-                Err(consensus_err) => script_reject(&consensus_err, true),
-                Ok(()) => script_reject(&err, false),
-            });
+            return Err(
+                match verify_script_with_limits(
+                    &input.script_sig,
+                    &coin.script_pubkey,
+                    mandatory,
+                    &checker,
+                    &consensus_limits,
+                ) {
+                    Err(ScriptError::TimedOut) => too_long(),
+                    Err(consensus_err) => script_reject(&consensus_err, true),
+                    Ok(()) => script_reject(&err, false),
+                },
+            );
         }
     }
     Ok(ValidatedTx { fee, size: tx.size() })
