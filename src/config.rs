@@ -138,6 +138,7 @@ const KNOWN: &[&str] = &[
     "maxtxfee",
     "maxorphantxsize",
     "limitancestorcount",
+    "maxnonstdtxvalidationduration",
     "persistmempool",
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
@@ -333,6 +334,8 @@ pub struct Config {
     pub maxorphantxsize_bytes: u64,
     /// `-limitancestorcount`: the longest chain of unconfirmed ancestors a mempool transaction may have.
     pub limitancestorcount: u32,
+    /// `-maxnonstdtxvalidationduration` (ms): the script time budget of a loose transaction.
+    pub maxnonstdtxvalidationduration: Duration,
     /// `-mempoolexpiry` (hours) as a duration.
     pub mempoolexpiry: Duration,
     /// `-persistmempool`: save the mempool at shutdown and load it at start-up (default on).
@@ -517,6 +520,19 @@ impl Config {
             None => DEFAULT_MAX_TX_FEE_SATS,
             Some(v) => parse_amount(v).ok_or_else(|| invalid("maxtxfee", v, "expected an amount in BSV, like 0.1"))?,
         };
+        let maxnonstdtxvalidationduration = match raw.last("maxnonstdtxvalidationduration") {
+            None => crate::validation::tx::MAX_TX_VALIDATION_TIME,
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(invalid(
+                        "maxnonstdtxvalidationduration",
+                        v,
+                        "expected a positive number of milliseconds",
+                    ))
+                }
+            },
+        };
         let minimumchainwork = match raw.last("minimumchainwork") {
             None | Some("") => None,
             Some(v) => {
@@ -584,6 +600,7 @@ impl Config {
             maxorphantxsize_bytes: u64_opt("maxorphantxsize", crate::mempool::orphans::DEFAULT_MAX_ORPHAN_MB)?
                 .saturating_mul(1_000_000),
             limitancestorcount: u32_opt("limitancestorcount", crate::mempool::pool::DEFAULT_MAX_ANCESTORS)?,
+            maxnonstdtxvalidationduration,
             mempoolexpiry: Duration::from_secs(
                 u64_opt("mempoolexpiry", DEFAULT_MEMPOOL_EXPIRY_HOURS)?.saturating_mul(3600),
             ),
@@ -665,6 +682,10 @@ mod tests {
         assert_eq!(c.maxtxfee_sats, 10_000_000, "0.1 BSV");
         assert_eq!(c.maxorphantxsize_bytes, 100_000_000);
         assert_eq!(c.limitancestorcount, 10_000);
+        assert_eq!(c.maxnonstdtxvalidationduration, Duration::from_secs(1));
+        let c = load(&dir, "", &["-maxnonstdtxvalidationduration=250"]).expect("config");
+        assert_eq!(c.maxnonstdtxvalidationduration, Duration::from_millis(250));
+        assert!(matches!(load(&dir, "", &["-maxnonstdtxvalidationduration=0"]), Err(ConfigError::InvalidValue { .. })));
         assert_eq!(load(&dir, "", &["-limitancestorcount=25"]).expect("config").limitancestorcount, 25);
         assert_eq!(load(&dir, "", &["-maxorphantxsize=5"]).expect("config").maxorphantxsize_bytes, 5_000_000);
         for (given, sats) in

@@ -17,8 +17,8 @@ fn usage() -> String {
          -connect=<ip:port>, -addnode=<ip:port>, -maxconnections=<n>, -maxconnectionsfromaddr=<n>,\n  -maxoutboundconnections=<n>, -whitelist=<ip|cidr>, -banscore=<n>,\n  \
          -bantime=<s>, -p2phandshaketimeout=<s>, -p2ptimeout=<s>, -excessiveblocksize=<bytes>, -maxsendbuffer=<kB>,\n  \
          -minimumchainwork=<hex>, -maxmempool=<MB>, -mempoolexpiry=<hours>, -persistmempool, -maxtxfee=<BSV>,\n  \
-         -maxorphantxsize=<MB>, -limitancestorcount=<n>, -txnpropagationfreq=<ms>,\n  \
-         -txnvalidationqueuesmaxmemory=<MB>,\n  \
+         -maxorphantxsize=<MB>, -limitancestorcount=<n>, -maxnonstdtxvalidationduration=<ms>,\n  \
+         -txnpropagationfreq=<ms>, -txnvalidationqueuesmaxmemory=<MB>,\n  \
          -server, -rpcport=<n>, -rpcbind=<addr>, -rpcallowip=<ip|cidr>, -rpcuser=<u>, -rpcpassword=<p>,\n  \
          -rpcworkqueue=<n>, -rpcservertimeout=<s>, -debug=<{}>, -printtoconsole,\n  \
          -metricsbind=<addr:port|port>\n",

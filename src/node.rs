@@ -143,6 +143,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         crate::mempool::accept::PipelineConfig {
             workers: 0,
             max_queue_bytes: usize::try_from(config.txnvalidationqueuesmaxmemory_bytes).unwrap_or(usize::MAX),
+            max_validation_time: config.maxnonstdtxvalidationduration,
             orphans: crate::mempool::OrphanPoolConfig {
                 max_bytes: usize::try_from(config.maxorphantxsize_bytes).unwrap_or(usize::MAX),
                 ..Default::default()

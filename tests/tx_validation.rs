@@ -357,7 +357,8 @@ fn a_script_that_runs_too_long_is_refused_without_score() {
     burner.extend_from_slice(&[0x75, 0x51]);
     // The same behind a non-minimal push, which fails the standard flags at once.
     let non_minimal_first = [&[0x4c, 0x01, 0x05, 0x75][..], &burner].concat();
-    let ctx = TxContext::new(&params);
+    // A tenth of the default budget (`-maxnonstdtxvalidationduration=100`), to keep the test short.
+    let ctx = TxContext { max_validation_time: std::time::Duration::from_millis(100), ..TxContext::new(&params) };
     for (i, script) in [burner, non_minimal_first].into_iter().enumerate() {
         let prev = OutPoint { txid: bsv_relay::wire::Hash256([i as u8 + 9; 32]), vout: 0 };
         view.coins

@@ -138,6 +138,8 @@ pub struct PipelineConfig {
     pub max_queue_bytes: usize,
     /// The orphan pool's limits (`-maxorphantxsize` sets its bytes).
     pub orphans: OrphanPoolConfig,
+    /// Script time budget per transaction (`-maxnonstdtxvalidationduration`).
+    pub max_validation_time: std::time::Duration,
 }
 
 impl Default for PipelineConfig {
@@ -146,6 +148,7 @@ impl Default for PipelineConfig {
             workers: 0,
             max_queue_bytes: (DEFAULT_MAX_QUEUE_MB as usize) << 20,
             orphans: OrphanPoolConfig::default(),
+            max_validation_time: crate::validation::tx::MAX_TX_VALIDATION_TIME,
         }
     }
 }
@@ -169,6 +172,7 @@ pub struct TxPipeline {
     jobs: Sender<Job>,
     queued_bytes: AtomicUsize,
     max_queue_bytes: usize,
+    max_validation_time: std::time::Duration,
     outcomes: mpsc::Sender<TxOutcome>,
     recent_rejects: Mutex<(HashSet<TxId>, std::collections::VecDeque<TxId>)>,
     metrics: Arc<Metrics>,
@@ -204,6 +208,7 @@ impl TxPipeline {
             jobs,
             queued_bytes: AtomicUsize::new(0),
             max_queue_bytes: config.max_queue_bytes,
+            max_validation_time: config.max_validation_time,
             outcomes,
             recent_rejects: Mutex::new(Default::default()),
             metrics,
@@ -414,6 +419,7 @@ impl TxPipeline {
         let ctx = TxContext {
             max_fee: job.max_fee,
             min_fee_rate: self.mempool.min_fee_rate(unix_now()),
+            max_validation_time: self.max_validation_time,
             ..TxContext::new(self.chain.params()).with_sig_cache(&self.sig_cache)
         };
         let result = validate_transaction(tx, &view, &ctx);

@@ -32,8 +32,8 @@ const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 const POLICY_SCRIPT_LIMITS: ScriptLimits =
     ScriptLimits { max_script_num_length: 10_000, max_script_size: 500_000, ..ScriptLimits::CONSENSUS };
 
-/// The longest a loose transaction's scripts may take: SV Node's
-/// `DEFAULT_MAX_NON_STD_TXN_VALIDATION_DURATION`; past it the transaction is refused as
+/// The longest a loose transaction's scripts may take by default (`-maxnonstdtxvalidationduration`):
+/// SV Node's `DEFAULT_MAX_NON_STD_TXN_VALIDATION_DURATION`; past it the transaction is refused as
 /// `too-long-validation-time` (not scored). A P2PKH input takes about 30 µs; a script built to
 /// burn CPU (hashing megabytes in a loop) would otherwise hold a validation thread for hours.
 pub const MAX_TX_VALIDATION_TIME: std::time::Duration = std::time::Duration::from_secs(1);
@@ -104,6 +104,8 @@ pub struct TxContext<'a> {
     /// The mempool's current minimum fee rate (sat/kB, 0 while it has room): checked before the
     /// scripts, so a full pool does not verify signatures it would refuse anyway.
     pub min_fee_rate: u64,
+    /// The script time budget ([`MAX_TX_VALIDATION_TIME`] unless configured).
+    pub max_validation_time: std::time::Duration,
 }
 
 impl<'a> TxContext<'a> {
@@ -114,6 +116,7 @@ impl<'a> TxContext<'a> {
             sig_cache: None,
             max_fee: None,
             min_fee_rate: 0,
+            max_validation_time: MAX_TX_VALIDATION_TIME,
         }
     }
 
@@ -217,7 +220,7 @@ pub fn validate_transaction(
     let heights = ctx.heights();
     let block_flags = flags_for_height(i32::try_from(height).unwrap_or(i32::MAX), &heights);
     let cache = SigHashCache::new();
-    let deadline = std::time::Instant::now() + MAX_TX_VALIDATION_TIME;
+    let deadline = std::time::Instant::now() + ctx.max_validation_time;
     let policy_limits = POLICY_SCRIPT_LIMITS.with_deadline(deadline);
     let consensus_limits = ScriptLimits::CONSENSUS.with_deadline(deadline);
     let too_long = || TxReject::policy("too-long-validation-time", REJECT_NONSTANDARD);
