@@ -30,6 +30,12 @@ struct Funded {
     kind: Kind,
 }
 
+/// SV Node's block at `height` of its active chain, as it serves it.
+fn sv_block(sv: &SvNode, height: u32) -> Block {
+    let hash = sv.cli(&["getblockhash", &height.to_string()]).ok().trim().to_string();
+    Block::from_slice(&hex::decode(sv.cli(&["getblock", &hash, "0"]).ok().trim()).unwrap()).unwrap()
+}
+
 fn add_outputs(view: &mut MapCoinView, tx: &Transaction, height: u32) {
     for (vout, o) in tx.outputs.iter().enumerate() {
         view.coins.insert(
@@ -104,9 +110,7 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
     // Our view of the chain, from SV Node's own blocks.
     let mut view = MapCoinView::default();
     for h in 1..=110u32 {
-        let hash = sv.cli(&["getblockhash", &h.to_string()]).ok().trim().to_string();
-        let raw = hex::decode(sv.cli(&["getblock", &hash, "0"]).ok().trim()).unwrap();
-        let block = Block::from_slice(&raw).unwrap();
+        let block = sv_block(&sv, h);
         for tx in &block.transactions {
             spend_view(&mut view, tx);
             add_outputs(&mut view, tx, h);
@@ -178,8 +182,7 @@ fn our_validator_agrees_with_sv_node_on_valid_and_mutated_transactions() {
         spend_view(&mut view, f);
         add_outputs(&mut view, f, 111);
     }
-    let tip = sv.cli(&["getbestblockhash"]).ok().trim().to_string();
-    let block111 = Block::from_slice(&hex::decode(sv.cli(&["getblock", &tip, "0"]).ok().trim()).unwrap()).unwrap();
+    let block111 = sv_block(&sv, 111);
     assert_eq!(block111.transactions.len(), 6, "SV Node mined our five funding transactions");
     add_outputs(&mut view, &block111.transactions[0], 111);
     view.height = 111;
@@ -285,9 +288,8 @@ fn our_script_policy_after_genesis_matches_sv_node() {
     let key = Key::from_seed(b"diff-genesis");
     assert!(sv.cli(&["generatetoaddress", "101", &key.address(REGTEST_P2PKH_VERSION)]).success());
     let mut view = MapCoinView::default();
-    for h in 1..=101u32 {
-        let hash = sv.cli(&["getblockhash", &h.to_string()]).ok().trim().to_string();
-        let block = Block::from_slice(&hex::decode(sv.cli(&["getblock", &hash, "0"]).ok().trim()).unwrap()).unwrap();
+    let blocks: Vec<Block> = (1..=101u32).map(|h| sv_block(&sv, h)).collect();
+    for (h, block) in (1..).zip(&blocks) {
         for tx in &block.transactions {
             add_outputs(&mut view, tx, h);
         }
@@ -302,9 +304,7 @@ fn our_script_policy_after_genesis_matches_sv_node() {
         |n: usize| [&[0x4d][..], &(n as u16).to_le_bytes(), &vec![0x01; n], &[0x8b, 0x75, 0x51]].concat();
     let big_script = [&[0x4e][..], &500_000u32.to_le_bytes(), &vec![0x07; 500_000], &[0x75, 0x51]].concat();
     let scripts = [number_script(10_000), number_script(10_001), big_script];
-    let hash1 = sv.cli(&["getblockhash", "1"]).ok().trim().to_string();
-    let block1 = Block::from_slice(&hex::decode(sv.cli(&["getblock", &hash1, "0"]).ok().trim()).unwrap()).unwrap();
-    let coinbase = &block1.transactions[0];
+    let coinbase = &blocks[0].transactions[0];
     let mut fields = TxFields {
         version: 1,
         inputs: vec![TxIn {
