@@ -580,9 +580,12 @@ impl Config {
             datadir,
             conf_file,
             port,
+            listen: listen_by_interaction(
+                raw.last("listen").map(|v| parse_bool("listen", v)).transpose()?,
+                !binds.is_empty(),
+                !connect.is_empty(),
+            ),
             binds,
-            // SV Node: -connect turns off listening unless -listen is given explicitly.
-            listen: bool_opt("listen", connect.is_empty())?,
             connect,
             addnode: peers_list("addnode")?,
             maxconnections: u32_opt("maxconnections", DEFAULT_MAX_CONNECTIONS)?,
@@ -626,6 +629,15 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// Whether to accept inbound connections, by SV Node's `InitParameterInteraction` (src/init.cpp):
+/// an explicit `-listen` wins; otherwise `-bind` soft-sets it on first ("when specifying an
+/// explicit binding address, you want to listen on it even when -connect is specified"), and only
+/// then does `-connect` soft-set it off (a node told whom to dial is not a public listener).
+/// SV Node's `-whitebind` and `-proxy` take part there too; we have neither option.
+pub fn listen_by_interaction(explicit: Option<bool>, bind: bool, connect: bool) -> bool {
+    explicit.unwrap_or(bind || !connect)
 }
 
 /// `1.2.3.4`, `1.2.3.4:5`, `::1`, `[::1]:5`, `localhost[:5]`; `default_port` when no port is given.
@@ -699,6 +711,32 @@ mod tests {
         let c = load(&dir, "", &[]).expect("config");
         assert_eq!((c.network, c.port, c.rpcport, c.netdir()), (Network::Main, 8333, 8332, dir.0.clone()));
         assert!(matches!(load(&dir, "", &["-regtest", "-testnet"]), Err(ConfigError::ConflictingNetworks)));
+    }
+
+    #[test]
+    fn listen_follows_svnode_parameter_interaction() {
+        // (args, listening?) — SV Node's InitParameterInteraction: -bind soft-sets -listen=1
+        // before -connect soft-sets it to 0; an explicit -listen always wins.
+        let table: &[(&[&str], bool)] = &[
+            (&[], true),
+            (&["-connect=127.0.0.1:1"], false),
+            (&["-bind=127.0.0.1:8333"], true),
+            (&["-bind=127.0.0.1:8333", "-connect=127.0.0.1:1"], true),
+            (&["-connect=127.0.0.1:1", "-bind=127.0.0.1:8333"], true),
+            (&["-bind=127.0.0.1:8333", "-connect=127.0.0.1:1", "-listen=0"], false),
+            (&["-bind=127.0.0.1:8333", "-nolisten"], false),
+            (&["-connect=127.0.0.1:1", "-listen=1"], true),
+            (&["-listen=0"], false),
+        ];
+        for (args, listening) in table {
+            let dir = TempDir::new();
+            let c = load(&dir, "", args).expect("config");
+            assert_eq!(c.listen, *listening, "{args:?}");
+        }
+        // The same interaction when the options come from the file.
+        let dir = TempDir::new();
+        let c = load(&dir, "bind=127.0.0.1:8333\nconnect=127.0.0.1:1\n", &[]).expect("config");
+        assert!(c.listen);
     }
 
     #[test]

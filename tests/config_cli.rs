@@ -111,3 +111,26 @@ fn help_lists_every_option_the_node_accepts() {
         .collect();
     assert!(missing.is_empty(), "--help does not mention {missing:?}:\n{text}");
 }
+
+/// Found as an operator ran it: `-bind=… -connect=…` must listen on the bind (SV Node's
+/// InitParameterInteraction), where we used to let `-connect` turn listening off.
+#[test]
+fn bind_with_connect_listens_on_the_bind() {
+    let dead_peer = format!("127.0.0.1:{}", common::free_port());
+    let dir = TempDir::new();
+    let port = common::free_port();
+    let bind = format!("-bind=127.0.0.1:{port}");
+    let node = TestNode::start_in(dir, Auth::Password, &[&bind, &format!("-connect={dead_peer}")]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut peer = common::wait_for("the -bind listener", std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(addr).ok().map(common::peer::RawPeer::from_stream)
+    });
+    assert!(peer.try_handshake(), "handshake on the bound port\n{}", node.output());
+
+    // And -listen=0 still wins over -bind.
+    let port = common::free_port();
+    let node = TestNode::start_in(TempDir::new(), Auth::Password, &[&format!("-bind=127.0.0.1:{port}"), "-listen=0"]);
+    // The RPC answering means the P2P listeners, which start before it, would be bound.
+    node.cli(&["getconnectioncount"]).ok();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{}", node.output());
+}
