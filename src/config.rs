@@ -20,6 +20,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use crate::chain::Network;
+use crate::params::{EraOverrides, MAX_CHRONICLE_GRACE_PERIOD};
 use crate::peer::Subnet;
 
 #[derive(Debug, Error)]
@@ -143,6 +144,9 @@ const KNOWN: &[&str] = &[
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
     "minimumchainwork",
+    "genesisactivationheight",
+    "chronicleactivationheight",
+    "maxchroniclegracefulperiod",
     "server",
     "rpcport",
     "rpcbind",
@@ -332,6 +336,9 @@ pub struct Config {
     pub maxtxfee_sats: i64,
     /// `-maxorphantxsize` (MB) in bytes: the most the orphan pool holds.
     pub maxorphantxsize_bytes: u64,
+    /// `-genesisactivationheight`, `-chronicleactivationheight`, `-maxchroniclegracefulperiod`:
+    /// the operator's era heights (SV Node's options, on every network as there).
+    pub eras: EraOverrides,
     /// `-limitancestorcount`: the longest chain of unconfirmed ancestors a mempool transaction may have.
     pub limitancestorcount: u32,
     /// `-maxnonstdtxvalidationduration` (ms): the script time budget of a loose transaction.
@@ -470,6 +477,15 @@ impl Config {
                 .collect()
         };
         let string_opt = |key: &str| -> Option<String> { raw.last(key).map(str::to_owned) };
+        // SV Node: "activation height cannot be configured with a zero or negative value".
+        let activation_height = |key: &str| -> Result<Option<u32>, ConfigError> {
+            raw.last(key)
+                .map(|v| match v.parse::<u32>() {
+                    Ok(h) if (1..=i32::MAX as u32).contains(&h) => Ok(h),
+                    _ => Err(invalid(key, v, "expected a positive block height")),
+                })
+                .transpose()
+        };
 
         let port = port_opt("port", network.params().default_port)?;
         let rpcport = port_opt("rpcport", network.params().rpc_port)?;
@@ -602,6 +618,21 @@ impl Config {
             maxtxfee_sats,
             maxorphantxsize_bytes: u64_opt("maxorphantxsize", crate::mempool::orphans::DEFAULT_MAX_ORPHAN_MB)?
                 .saturating_mul(1_000_000),
+            eras: EraOverrides {
+                genesis: activation_height("genesisactivationheight")?,
+                chronicle: activation_height("chronicleactivationheight")?,
+                chronicle_grace: raw
+                    .last("maxchroniclegracefulperiod")
+                    .map(|v| match v.parse::<u32>() {
+                        Ok(n) if n <= MAX_CHRONICLE_GRACE_PERIOD => Ok(n),
+                        _ => Err(invalid(
+                            "maxchroniclegracefulperiod",
+                            v,
+                            "expected a number of blocks from 0 to 7200 (SV Node's limit)",
+                        )),
+                    })
+                    .transpose()?,
+            },
             limitancestorcount: u32_opt("limitancestorcount", crate::mempool::pool::DEFAULT_MAX_ANCESTORS)?,
             maxnonstdtxvalidationduration,
             mempoolexpiry: Duration::from_secs(
@@ -699,6 +730,17 @@ mod tests {
         assert_eq!(c.maxnonstdtxvalidationduration, Duration::from_millis(250));
         assert!(matches!(load(&dir, "", &["-maxnonstdtxvalidationduration=0"]), Err(ConfigError::InvalidValue { .. })));
         assert_eq!(load(&dir, "", &["-limitancestorcount=25"]).expect("config").limitancestorcount, 25);
+        assert_eq!(c.eras, EraOverrides::default());
+        let c = load(
+            &dir,
+            "",
+            &["-genesisactivationheight=10", "-chronicleactivationheight=120", "-maxchroniclegracefulperiod=0"],
+        )
+        .expect("config");
+        assert_eq!(c.eras, EraOverrides { genesis: Some(10), chronicle: Some(120), chronicle_grace: Some(0) });
+        for bad in ["-chronicleactivationheight=0", "-genesisactivationheight=-5", "-maxchroniclegracefulperiod=7201"] {
+            assert!(matches!(load(&dir, "", &[bad]), Err(ConfigError::InvalidValue { .. })), "{bad}");
+        }
         assert_eq!(load(&dir, "", &["-maxorphantxsize=5"]).expect("config").maxorphantxsize_bytes, 5_000_000);
         for (given, sats) in
             [("0.00000500", 500), ("2", 200_000_000), ("1.5", 150_000_000), ("0", 0), (".25", 25_000_000)]

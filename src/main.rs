@@ -16,7 +16,8 @@ fn usage() -> String {
          -regtest | -testnet | -stn, -datadir=<dir>, -conf=<file>, -port=<n>, -bind=<addr>, -listen,\n  \
          -connect=<ip:port>, -addnode=<ip:port>, -maxconnections=<n>, -maxconnectionsfromaddr=<n>,\n  -maxoutboundconnections=<n>, -whitelist=<ip|cidr>, -banscore=<n>,\n  \
          -bantime=<s>, -p2phandshaketimeout=<s>, -p2ptimeout=<s>, -excessiveblocksize=<bytes>, -maxsendbuffer=<kB>,\n  \
-         -minimumchainwork=<hex>, -maxmempool=<MB>, -mempoolexpiry=<hours>, -persistmempool, -maxtxfee=<BSV>,\n  \
+         -minimumchainwork=<hex>, -genesisactivationheight=<n>, -chronicleactivationheight=<n>,\n  \
+         -maxchroniclegracefulperiod=<n>, -maxmempool=<MB>, -mempoolexpiry=<hours>, -persistmempool, -maxtxfee=<BSV>,\n  \
          -maxorphantxsize=<MB>, -limitancestorcount=<n>, -maxnonstdtxvalidationduration=<ms>,\n  \
          -txnpropagationfreq=<ms>, -txnvalidationqueuesmaxmemory=<MB>,\n  \
          -server, -rpcport=<n>, -rpcbind=<addr>, -rpcallowip=<ip|cidr>, -rpcuser=<u>, -rpcpassword=<p>,\n  \

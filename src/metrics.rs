@@ -349,7 +349,7 @@ impl Metrics {
         }
         let mempool_removed =
             reg!(counter_vec("mempool_removed_total", "Transactions removed from the mempool.", &["reason"])?);
-        for r in ["expiry", "size_limit", "conflict", "block", "reorg"] {
+        for r in ["expiry", "size_limit", "conflict", "block", "reorg", "era"] {
             mempool_removed.with_label_values(&[r]);
         }
         let orphan_transactions = reg!(IntGauge::new(name("orphan_transactions"), "Transactions in the orphan pool.")?);

@@ -121,7 +121,16 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
 
-    let params = config.network.params();
+    let params = crate::chain::ChainParams::for_node(config.network, &config.eras);
+    if !config.eras.is_empty() {
+        let a = &params.activations;
+        info!(
+            genesis = a.genesis,
+            chronicle = a.chronicle,
+            chronicle_grace = a.chronicle_grace,
+            "era heights set by the operator"
+        );
+    }
     let chain_opts = crate::chain::ChainOptions {
         max_block_size: config.excessiveblocksize,
         minimum_chain_work: config.minimumchainwork,

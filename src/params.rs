@@ -92,8 +92,59 @@ pub struct Activations {
     pub daa: u32,
     /// First block with the Genesis rules (unbounded script numbers, no sigop limits, no P2SH).
     pub genesis: u32,
-    /// First block with the Chronicle rules (SV Node 1.2; not enforced by v1.0.13).
+    /// First block with the Chronicle rules (SV Node 1.2's `chronicleHeight`; v1.0.13 has none).
+    /// Chronicle is an era after Genesis: a height below `genesis` is pre-Genesis whatever this is.
     pub chronicle: u32,
+    /// Blocks on either side of `chronicle` in which a transaction that fails only because of the
+    /// era is refused without a score (SV Node's `-maxchroniclegracefulperiod`, default
+    /// [`DEFAULT_CHRONICLE_GRACE_PERIOD`]): peers a few blocks behind or ahead are not banned.
+    pub chronicle_grace: u32,
+}
+
+/// SV Node's `DEFAULT_CHRONICLE_GRACEFUL_ACTIVATION_PERIOD` (src/policy/policy.h:133): half a day.
+pub const DEFAULT_CHRONICLE_GRACE_PERIOD: u32 = 72;
+/// SV Node's `MAX_CHRONICLE_GRACEFUL_ACTIVATION_PERIOD` (src/policy/policy.h:144): about 50 days.
+pub const MAX_CHRONICLE_GRACE_PERIOD: u32 = 7200;
+
+/// The consensus eras, in order (SV Node's `ProtocolEra`, src/protocol_era.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProtocolEra {
+    PreGenesis,
+    PostGenesis,
+    PostChronicle,
+}
+
+impl ProtocolEra {
+    /// The era's name as logs and the README use it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProtocolEra::PreGenesis => "pre-Genesis",
+            ProtocolEra::PostGenesis => "Genesis",
+            ProtocolEra::PostChronicle => "Chronicle",
+        }
+    }
+}
+
+impl Activations {
+    /// The era of a block at `height` (SV Node's `GetProtocolEra`, src/protocol_era.cpp: Genesis
+    /// first, so a Chronicle height below Genesis takes effect at Genesis).
+    pub const fn era(&self, height: u32) -> ProtocolEra {
+        if height < self.genesis {
+            ProtocolEra::PreGenesis
+        } else if height < self.chronicle {
+            ProtocolEra::PostGenesis
+        } else {
+            ProtocolEra::PostChronicle
+        }
+    }
+
+    /// True if a transaction for the block at `spend_height` is inside the Chronicle grace window,
+    /// the open interval (chronicle − grace, chronicle + grace) (SV Node's `InProtocolGracePeriod`).
+    pub const fn in_chronicle_grace(&self, spend_height: u32) -> bool {
+        let h = spend_height as i64;
+        let (a, g) = (self.chronicle as i64, self.chronicle_grace as i64);
+        a - g < h && h < a + g
+    }
 }
 
 /// Everything that differs between networks.
@@ -135,7 +186,43 @@ pub struct ChainParams {
 /// The coinbase of every network's genesis block (204 bytes, txid 4a5e1e4b…afdeda33b).
 const GENESIS_COINBASE_HEX: &str = "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000";
 
+/// The operator's overrides of a network's era heights (SV Node's `-genesisactivationheight`,
+/// `-chronicleactivationheight`, `-maxchroniclegracefulperiod`; allowed on every network, as
+/// there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EraOverrides {
+    pub genesis: Option<u32>,
+    pub chronicle: Option<u32>,
+    pub chronicle_grace: Option<u32>,
+}
+
+impl EraOverrides {
+    pub const fn is_empty(&self) -> bool {
+        self.genesis.is_none() && self.chronicle.is_none() && self.chronicle_grace.is_none()
+    }
+}
+
 impl ChainParams {
+    /// These parameters with the operator's era heights.
+    pub fn with_overrides(&self, o: &EraOverrides) -> ChainParams {
+        let mut p = self.clone();
+        p.activations.genesis = o.genesis.unwrap_or(p.activations.genesis);
+        p.activations.chronicle = o.chronicle.unwrap_or(p.activations.chronicle);
+        p.activations.chronicle_grace = o.chronicle_grace.unwrap_or(p.activations.chronicle_grace);
+        p
+    }
+
+    /// The parameters a node runs with: the network's own, or with overrides, which then live for
+    /// the rest of the process (the chain state and every validator hold `&'static` parameters;
+    /// one small leak per node start, never per block or transaction).
+    pub fn for_node(network: Network, o: &EraOverrides) -> &'static ChainParams {
+        if o.is_empty() {
+            network.params()
+        } else {
+            Box::leak(Box::new(network.params().with_overrides(o)))
+        }
+    }
+
     /// The genesis block, built from its fields.
     pub fn genesis_block(&self) -> Block {
         let raw = hex::decode(GENESIS_COINBASE_HEX).expect("the genesis coinbase constant is valid hex");
@@ -201,6 +288,7 @@ pub static MAIN: ChainParams = ChainParams {
         daa: 504_031,
         genesis: 620_538,
         chronicle: 943_816,
+        chronicle_grace: DEFAULT_CHRONICLE_GRACE_PERIOD,
     },
     coinbase_maturity: COINBASE_MATURITY,
     checkpoints: &[
@@ -252,6 +340,7 @@ pub static TEST: ChainParams = ChainParams {
         daa: 1_188_697,
         genesis: 1_344_302,
         chronicle: 1_713_168,
+        chronicle_grace: DEFAULT_CHRONICLE_GRACE_PERIOD,
     },
     coinbase_maturity: COINBASE_MATURITY,
     checkpoints: &[
@@ -292,6 +381,7 @@ pub static STN: ChainParams = ChainParams {
         daa: 2200,
         genesis: 100,
         chronicle: 250,
+        chronicle_grace: DEFAULT_CHRONICLE_GRACE_PERIOD,
     },
     coinbase_maturity: COINBASE_MATURITY,
     checkpoints: &[(0, "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943")],
@@ -326,6 +416,7 @@ pub static REGTEST: ChainParams = ChainParams {
         daa: 0,
         genesis: 10_000,
         chronicle: 15_000,
+        chronicle_grace: DEFAULT_CHRONICLE_GRACE_PERIOD,
     },
     coinbase_maturity: COINBASE_MATURITY,
     checkpoints: &[(0, "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")],
@@ -385,6 +476,41 @@ mod tests {
         assert_eq!(REGTEST.subsidy(149), 50 * COIN);
         assert_eq!(REGTEST.subsidy(150), 25 * COIN);
         assert_eq!(MAIN.subsidy(210_000 * 64), 0);
+    }
+
+    /// The era heights of SV Node v1.2.2's src/chainparams.cpp (`CHRONICLE_ACTIVATION_MAIN` 943816,
+    /// `_STN` 250, `_TESTNET` 1713168, `_REGTEST` 15000, lines 23-26; Genesis from the same file).
+    #[test]
+    fn era_heights_are_svnode_1_2_2s() {
+        let heights = |n: Network| (n.params().activations.genesis, n.params().activations.chronicle);
+        assert_eq!(heights(Network::Main), (620_538, 943_816));
+        assert_eq!(heights(Network::Test), (1_344_302, 1_713_168));
+        assert_eq!(heights(Network::Stn), (100, 250));
+        assert_eq!(heights(Network::Regtest), (10_000, 15_000));
+        for n in Network::ALL {
+            assert_eq!(n.params().activations.chronicle_grace, 72, "{n}");
+        }
+    }
+
+    #[test]
+    fn eras_and_the_grace_window() {
+        let a = MAIN.activations;
+        assert_eq!(a.era(620_537), ProtocolEra::PreGenesis);
+        assert_eq!(a.era(620_538), ProtocolEra::PostGenesis);
+        assert_eq!(a.era(943_815), ProtocolEra::PostGenesis);
+        assert_eq!(a.era(943_816), ProtocolEra::PostChronicle);
+        // The window is open at both ends: 72 blocks either side, exclusive.
+        assert!(!a.in_chronicle_grace(943_816 - 72));
+        assert!(a.in_chronicle_grace(943_816 - 71));
+        assert!(a.in_chronicle_grace(943_816 + 71));
+        assert!(!a.in_chronicle_grace(943_816 + 72));
+        // A Chronicle height below Genesis takes effect at Genesis, as SV Node's GetProtocolEra.
+        let o = EraOverrides { genesis: Some(200), chronicle: Some(100), chronicle_grace: Some(0) };
+        let p = REGTEST.with_overrides(&o);
+        assert_eq!(p.activations.era(150), ProtocolEra::PreGenesis);
+        assert_eq!(p.activations.era(200), ProtocolEra::PostChronicle);
+        assert!(!p.activations.in_chronicle_grace(100), "no window with a grace period of 0");
+        assert!(std::ptr::eq(ChainParams::for_node(Network::Regtest, &EraOverrides::default()), &REGTEST));
     }
 
     #[test]

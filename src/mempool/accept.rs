@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::orphans::{OrphanPool, OrphanPoolConfig, PeerId as OrphanPeer};
 use super::pool::{InsertError, Mempool};
@@ -366,6 +366,17 @@ impl TxPipeline {
     }
 
     /// A new tip: what was refused may be valid now.
+    /// At an era boundary every pool transaction was validated for the wrong era: SV Node drops
+    /// them all rather than re-validate (a relayed transaction that is still valid comes back
+    /// from its peers or its sender).
+    fn clear_at_era_crossing(&self, height: u32) {
+        if crosses_era(self.chain.params(), height) {
+            let gone = self.mempool.clear(unix_now());
+            info!(height, removed = gone.len(), "mempool cleared: the next block is in another era");
+            self.metrics.mempool_removed.with_label_values(&["era"]).inc_by(gone.len() as u64);
+        }
+    }
+
     fn forget_rejects(&self) {
         let mut r = self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner);
         r.0.clear();
@@ -559,8 +570,16 @@ pub trait MempoolSync: Send + Sync {
     fn exclusive(&self, f: &mut dyn FnMut());
     /// A block joined the active chain: its transactions and their conflicts leave the mempool.
     fn block_connected(&self, block: &Block, height: u32);
-    /// A block left the active chain: its transactions may return to the mempool.
-    fn block_disconnected(&self, block: &Block);
+    /// The block at `height` left the active chain: its transactions may return to the mempool.
+    fn block_disconnected(&self, block: &Block, height: u32);
+}
+
+/// True if the tip moving between `height` and `height - 1` changes the era of the next block
+/// (Genesis or Chronicle): SV Node's `FinalizeEraCrossing`, called with the connected or the
+/// disconnected block's height.
+fn crosses_era(params: &crate::params::ChainParams, height: u32) -> bool {
+    let a = &params.activations;
+    a.era(height.saturating_add(1)) != a.era(height)
 }
 
 impl MempoolSync for TxPipeline {
@@ -569,11 +588,12 @@ impl MempoolSync for TxPipeline {
         f();
     }
 
-    fn block_connected(&self, block: &Block, _height: u32) {
+    fn block_connected(&self, block: &Block, height: u32) {
         self.forget_rejects();
         let (mined, conflicts) = self.mempool.remove_for_block(&block.transactions, unix_now());
         self.metrics.mempool_removed.with_label_values(&["block"]).inc_by(mined.len() as u64);
         self.metrics.mempool_removed.with_label_values(&["conflict"]).inc_by(conflicts.len() as u64);
+        self.clear_at_era_crossing(height);
         for tx in &block.transactions {
             let txid = tx.txid();
             self.orphans.remove(&txid);
@@ -590,8 +610,11 @@ impl MempoolSync for TxPipeline {
         self.update_gauges();
     }
 
-    fn block_disconnected(&self, block: &Block) {
+    fn block_disconnected(&self, block: &Block, height: u32) {
         self.forget_rejects();
+        // Cleared before the block's own transactions come back, so they are validated under the
+        // era they will now be mined in, as SV Node re-adds its disconnect pool after the clear.
+        self.clear_at_era_crossing(height);
         // The block's transactions go back through validation (queued; the caller holds the gate,
         // so they are validated after the chain change completes). Coinbases cannot return.
         for tx in block.transactions.iter().filter(|t| !t.is_coinbase()) {

@@ -170,8 +170,8 @@ fn a_connected_block_removes_its_transactions_and_a_disconnected_one_returns_the
     let hash = block.hash();
     s.pipeline.exclusive(&mut || {
         let update = s.chain.invalidate_block(&hash, &NoScriptCheck).expect("invalidate");
-        for (b, _) in &update.disconnected {
-            s.pipeline.block_disconnected(b);
+        for (b, h) in &update.disconnected {
+            s.pipeline.block_disconnected(b, *h);
         }
     });
     match next(&mut s) {

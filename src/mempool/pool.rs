@@ -507,6 +507,15 @@ impl Mempool {
         }
     }
 
+    /// Empties the pool, keeping what was in it fetchable for relay a while (SV Node's
+    /// `mempool.Clear()`, called when the next block's era changes). Returns what was removed.
+    pub fn clear(&self, now: u64) -> Vec<Arc<Entry>> {
+        let all: Vec<TxId> = self.entries.iter().map(|e| e.0.txid).collect();
+        let gone: Vec<_> = all.iter().flat_map(|t| self.remove_with_descendants(t)).collect();
+        self.remember(&gone, now);
+        gone
+    }
+
     /// Removes transactions older than the expiry, with their descendants.
     pub fn expire(&self, now: u64) -> Vec<Arc<Entry>> {
         let cutoff = now.saturating_sub(self.config.expiry_secs);

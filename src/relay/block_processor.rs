@@ -191,8 +191,8 @@ fn run(
     pool.exclusive(&mut || {
         let r = (f.take().expect("exclusive runs the closure once"))();
         if let Ok(update) = &r {
-            for (block, _) in &update.disconnected {
-                pool.block_disconnected(block);
+            for (block, height) in &update.disconnected {
+                pool.block_disconnected(block, *height);
             }
             for (block, height) in &update.connected {
                 pool.block_connected(block, *height);

@@ -195,6 +195,8 @@ pub struct ActivationHeights {
     pub daa: i32,
     /// Genesis: the first height with post-Genesis rules.
     pub genesis: i32,
+    /// Chronicle: the first height with its rules, once Genesis is active too (an era after it).
+    pub chronicle: i32,
 }
 
 /// Flags for verifying transactions in a block at `height` (SV Node's `GetBlockScriptFlags`,
@@ -222,36 +224,24 @@ pub fn flags_for_height(height: i32, heights: &ActivationHeights) -> ScriptFlags
     }
     if height >= heights.genesis {
         flags |= ScriptFlags::GENESIS | ScriptFlags::SIGPUSHONLY;
+        // SV Node 1.2's SCRIPT_CHRONICLE, which is also a mandatory flag from then on.
+        if height >= heights.chronicle {
+            flags |= ScriptFlags::CHRONICLE;
+        }
     }
     flags
 }
 
-/// The per-input flag for a UTXO created in a block at `utxo_height` (a mempool parent counts as
-/// the next block's height): post-Genesis UTXOs are evaluated with post-Genesis rules.
+/// The per-input flags for a UTXO created in a block at `utxo_height` (a mempool parent counts as
+/// the next block's height; SV Node's `InputScriptVerifyFlags`): post-Genesis UTXOs are evaluated
+/// with post-Genesis rules, post-Chronicle ones also with Chronicle's opcodes and number size.
 pub fn utxo_flags(utxo_height: i32, heights: &ActivationHeights) -> ScriptFlags {
-    if utxo_height >= heights.genesis {
+    if utxo_height < heights.genesis {
+        ScriptFlags::NONE
+    } else if utxo_height < heights.chronicle {
         ScriptFlags::UTXO_AFTER_GENESIS
     } else {
-        ScriptFlags::NONE
-    }
-}
-
-/// Chronicle flags for a block at `height`, given the network's first Chronicle height (kept
-/// out of [`ActivationHeights`], which mirrors SV Node 1.0.13's upgrades).
-pub fn chronicle_flags(height: i32, chronicle_height: i32) -> ScriptFlags {
-    if height >= chronicle_height {
-        ScriptFlags::CHRONICLE
-    } else {
-        ScriptFlags::NONE
-    }
-}
-
-/// The per-input Chronicle flag for a UTXO created at `utxo_height`.
-pub fn utxo_chronicle_flags(utxo_height: i32, chronicle_height: i32) -> ScriptFlags {
-    if utxo_height >= chronicle_height {
-        ScriptFlags::UTXO_AFTER_CHRONICLE
-    } else {
-        ScriptFlags::NONE
+        ScriptFlags::UTXO_AFTER_GENESIS | ScriptFlags::UTXO_AFTER_CHRONICLE
     }
 }
 
@@ -269,7 +259,16 @@ mod tests {
 
     #[test]
     fn regtest_heights() {
-        let h = ActivationHeights { p2sh: 1, bip66: 1251, bip65: 1351, csv: 576, uahf: 0, daa: 0, genesis: 10_000 };
+        let h = ActivationHeights {
+            p2sh: 1,
+            bip66: 1251,
+            bip65: 1351,
+            csv: 576,
+            uahf: 0,
+            daa: 0,
+            genesis: 10_000,
+            chronicle: 15_000,
+        };
         let f = flags_for_height(1, &h);
         assert!(f.contains(ScriptFlags::SIGHASH_FORKID | ScriptFlags::STRICTENC | ScriptFlags::LOW_S));
         assert!(!f.contains(ScriptFlags::P2SH));
@@ -279,8 +278,13 @@ mod tests {
         assert!(!flags_for_height(9_999, &h).contains(ScriptFlags::GENESIS));
         assert!(flags_for_height(10_000, &h).contains(ScriptFlags::GENESIS | ScriptFlags::SIGPUSHONLY));
         assert_eq!(utxo_flags(10_000, &h), ScriptFlags::UTXO_AFTER_GENESIS);
-        assert_eq!(chronicle_flags(14_999, 15_000), ScriptFlags::NONE);
-        assert_eq!(chronicle_flags(15_000, 15_000), ScriptFlags::CHRONICLE);
-        assert_eq!(utxo_chronicle_flags(15_000, 15_000), ScriptFlags::UTXO_AFTER_CHRONICLE);
+        assert!(!flags_for_height(14_999, &h).contains(ScriptFlags::CHRONICLE));
+        assert!(flags_for_height(15_000, &h).contains(ScriptFlags::CHRONICLE | ScriptFlags::GENESIS));
+        assert_eq!(utxo_flags(14_999, &h), ScriptFlags::UTXO_AFTER_GENESIS);
+        assert_eq!(utxo_flags(15_000, &h), ScriptFlags::UTXO_AFTER_GENESIS | ScriptFlags::UTXO_AFTER_CHRONICLE);
+        // Chronicle is an era after Genesis: a lower Chronicle height waits for Genesis.
+        let early = ActivationHeights { chronicle: 5, ..h };
+        assert!(!flags_for_height(9_999, &early).contains(ScriptFlags::CHRONICLE));
+        assert_eq!(utxo_flags(9_999, &early), ScriptFlags::NONE);
     }
 }

@@ -34,9 +34,7 @@ pub mod stack;
 
 pub use checker::{NullChecker, SignatureChecker, TxSignatureChecker};
 pub use error::ScriptError;
-pub use flags::{
-    chronicle_flags, flags_for_height, utxo_chronicle_flags, utxo_flags, ActivationHeights, FlagsError, ScriptFlags,
-};
+pub use flags::{flags_for_height, utxo_flags, ActivationHeights, FlagsError, ScriptFlags};
 pub use interpreter::{eval_script, eval_script_signing, is_p2sh, is_push_only, ScriptLimits};
 pub use sigcache::SigCache;
 pub use sighash::{signature_hash, signature_hash_forkid, signature_hash_original, SigHashCache};

@@ -14,7 +14,7 @@
 
 use super::check_tx::{check_regular, legacy_sigops, TxEra};
 use super::coins::CoinView;
-use crate::params::ChainParams;
+use crate::params::{ChainParams, ProtocolEra};
 use crate::script::{
     flags_for_height, utxo_flags, verify_script_with_limits, ActivationHeights, ScriptError, ScriptFlags, ScriptLimits,
     SigHashCache, TxSignatureChecker,
@@ -29,8 +29,14 @@ const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 /// consensus limits): numbers of at most 10 kB (`DEFAULT_SCRIPT_NUM_LENGTH_POLICY_AFTER_GENESIS`;
 /// consensus 750 kB) and scripts of at most 500 kB (`DEFAULT_MAX_SCRIPT_SIZE_POLICY_AFTER_GENESIS`).
 /// Relaying past them would cost us SV Node's score, so they are ours too.
-const POLICY_SCRIPT_LIMITS: ScriptLimits =
-    ScriptLimits { max_script_num_length: 10_000, max_script_size: 500_000, ..ScriptLimits::CONSENSUS };
+/// After Chronicle the number policy stays 10 kB (`GetMaxScriptNumLength` returns the policy value
+/// in every era; consensus grows to 32 MB).
+const POLICY_SCRIPT_LIMITS: ScriptLimits = ScriptLimits {
+    max_script_num_length: 10_000,
+    max_script_num_length_after_chronicle: 10_000,
+    max_script_size: 500_000,
+    ..ScriptLimits::CONSENSUS
+};
 
 /// The longest a loose transaction's scripts may take by default (`-maxnonstdtxvalidationduration`):
 /// SV Node's `DEFAULT_MAX_NON_STD_TXN_VALIDATION_DURATION`; past it the transaction is refused as
@@ -136,6 +142,7 @@ impl<'a> TxContext<'a> {
             uahf: h(a.uahf),
             daa: h(a.daa),
             genesis: h(a.genesis),
+            chronicle: h(a.chronicle),
         }
     }
 }
@@ -155,7 +162,7 @@ pub fn validate_transaction(
     // A coinbase fails here as `bad-tx-coinbase`.
     check_regular(tx, TxEra::consensus(genesis)).map_err(|e| TxReject::consensus(e.reject_reason(), e.score()))?;
     if ctx.require_standard {
-        check_standard(tx, genesis)?;
+        check_standard(tx, ctx.params.activations.era(height))?;
     }
     // Not final: never scored, as it may become valid (SV Node keeps post-Genesis ones in a
     // separate pool, which we do not have).
@@ -219,47 +226,109 @@ pub fn validate_transaction(
 
     let heights = ctx.heights();
     let block_flags = flags_for_height(i32::try_from(height).unwrap_or(i32::MAX), &heights);
-    let cache = SigHashCache::new();
+    let grace = ctx.params.activations.in_chronicle_grace(height) && height >= ctx.params.activations.genesis;
     let deadline = std::time::Instant::now() + ctx.max_validation_time;
-    let policy_limits = POLICY_SCRIPT_LIMITS.with_deadline(deadline);
-    let consensus_limits = ScriptLimits::CONSENSUS.with_deadline(deadline);
-    let too_long = || TxReject::policy("too-long-validation-time", REJECT_NONSTANDARD);
-    for (index, (input, coin)) in tx.inputs.iter().zip(&coins).enumerate() {
-        let era = utxo_flags(i32::try_from(coin.height).unwrap_or(i32::MAX), &heights);
-        let mut checker = TxSignatureChecker::new(tx, index, coin.value, &cache);
-        if let Some(verified) = ctx.sig_cache {
-            checker = checker.with_sig_cache(verified);
+    let scripts = ScriptRun { tx, coins: &coins, ctx, heights, deadline, grace };
+    if let Err(reject) = scripts.check(block_flags) {
+        // SV Node's TxnValidation: inside the Chronicle grace window, a transaction that passes,
+        // or fails less seriously, under the other era's flags is refused as `flexible-…` with
+        // the lesser score, so a peer a few blocks behind or ahead is not banned for it.
+        if !grace || reject.reason == TOO_LONG {
+            return Err(reject);
         }
-        let standard = block_flags | ScriptFlags::STANDARD | era;
-        let policy =
-            verify_script_with_limits(&input.script_sig, &coin.script_pubkey, standard, &checker, &policy_limits);
-        if let Err(err) = policy {
+        let other_era = if block_flags.contains(ScriptFlags::CHRONICLE) {
+            block_flags.without(ScriptFlags::CHRONICLE)
+        } else {
+            block_flags | ScriptFlags::CHRONICLE
+        };
+        let lesser = match scripts.check(other_era) {
+            Ok(()) => Some(0),
+            Err(other) if other.reason != TOO_LONG && other.score < reject.score => Some(other.score),
+            Err(_) => None,
+        };
+        return Err(match lesser {
+            Some(score) => TxReject {
+                reason: format!("flexible-{}", reject.reason),
+                code: REJECT_NONSTANDARD,
+                score,
+                kind: if score == 0 { RejectKind::Policy } else { RejectKind::Consensus },
+            },
+            None => reject,
+        });
+    }
+    Ok(ValidatedTx { fee, size: tx.size() })
+}
+
+/// SV Node's reason for a script run out of time (never scored).
+const TOO_LONG: &str = "too-long-validation-time";
+
+/// One transaction's scripts against its spent coins, as SV Node's `CheckInputScripts` runs them.
+struct ScriptRun<'a> {
+    tx: &'a Transaction,
+    coins: &'a [super::coins::Coin],
+    ctx: &'a TxContext<'a>,
+    heights: ActivationHeights,
+    deadline: std::time::Instant,
+    /// The spend height is inside the Chronicle grace window.
+    grace: bool,
+}
+
+impl ScriptRun<'_> {
+    /// Every input under the standard flags; the first failure is then classified by running
+    /// that input again under the mandatory flags alone: consensus (`mandatory-…`, 100) or policy
+    /// (`non-mandatory-…`, 0); in the grace window a failure that the UTXO's other era would
+    /// pass is `chronicle-script-verify-flag-failed`, 0. As SV Node, the reason quotes the error
+    /// of the first (standard) run.
+    fn check(&self, block_flags: ScriptFlags) -> Result<(), TxReject> {
+        let cache = SigHashCache::new();
+        let policy_limits = POLICY_SCRIPT_LIMITS.with_deadline(self.deadline);
+        let consensus_limits = ScriptLimits::CONSENSUS.with_deadline(self.deadline);
+        let too_long = || TxReject::policy(TOO_LONG, REJECT_NONSTANDARD);
+        for (index, (input, coin)) in self.tx.inputs.iter().zip(self.coins).enumerate() {
+            let coin_height = i32::try_from(coin.height).unwrap_or(i32::MAX);
+            let era = utxo_flags(coin_height, &self.heights);
+            let mut checker = TxSignatureChecker::new(self.tx, index, coin.value, &cache);
+            if let Some(verified) = self.ctx.sig_cache {
+                checker = checker.with_sig_cache(verified);
+            }
+            let run = |flags: ScriptFlags, limits: &ScriptLimits| {
+                verify_script_with_limits(&input.script_sig, &coin.script_pubkey, flags, &checker, limits)
+            };
+            let Err(err) = run(block_flags | ScriptFlags::STANDARD | era, &policy_limits) else {
+                continue;
+            };
             if err == ScriptError::TimedOut {
                 return Err(too_long());
             }
-            // SV Node scores an oversized number 10 under its own name, before looking further.
-            if err == ScriptError::ScriptNumOverflow {
-                let reason = format!("max-script-num-length-policy-limit-violated ({})", script_error_text(&err));
-                return Err(TxReject::consensus(reason, 10));
-            }
-            // Failed the policy: does it fail the consensus rules too (scored) or not (refused only)?
-            let mandatory = block_flags | era;
-            return Err(
-                match verify_script_with_limits(
-                    &input.script_sig,
-                    &coin.script_pubkey,
-                    mandatory,
-                    &checker,
-                    &consensus_limits,
-                ) {
-                    Err(ScriptError::TimedOut) => too_long(),
-                    Err(consensus_err) => script_reject(&consensus_err, true),
-                    Ok(()) => script_reject(&err, false),
-                },
-            );
+            let text = script_error_text(&err);
+            return Err(match run(block_flags | era, &consensus_limits) {
+                Err(ScriptError::TimedOut) => too_long(),
+                // SV Node scores a number over the policy length 10 under its own name (not in a
+                // grace window).
+                Ok(()) if err == ScriptError::ScriptNumOverflow && !self.grace => {
+                    TxReject::consensus(format!("max-script-num-length-policy-limit-violated ({text})"), 10)
+                }
+                Ok(()) => TxReject::policy(format!("non-mandatory-script-verify-flag ({text})"), REJECT_NONSTANDARD),
+                Err(_)
+                    if self.grace && run(block_flags | self.other_utxo_era(coin_height), &consensus_limits).is_ok() =>
+                {
+                    TxReject::policy(format!("chronicle-script-verify-flag-failed ({text})"), REJECT_NONSTANDARD)
+                }
+                Err(_) => TxReject::consensus(format!("mandatory-script-verify-flag-failed ({text})"), 100),
+            });
+        }
+        Ok(())
+    }
+
+    /// The per-input flags of a coin of the other side of Chronicle (`GetInverseProtocolEra`).
+    fn other_utxo_era(&self, coin_height: i32) -> ScriptFlags {
+        let era = utxo_flags(coin_height, &self.heights);
+        if era.contains(ScriptFlags::UTXO_AFTER_CHRONICLE) {
+            era.without(ScriptFlags::UTXO_AFTER_CHRONICLE)
+        } else {
+            era | ScriptFlags::UTXO_AFTER_CHRONICLE
         }
     }
-    Ok(ValidatedTx { fee, size: tx.size() })
 }
 
 /// Pre-Genesis sigop count as SV Node does it: legacy counts of every scriptSig and scriptPubKey,
@@ -338,15 +407,6 @@ fn last_push(script: &[u8]) -> Option<Vec<u8>> {
 
 /// SV Node's wording: `mandatory-script-verify-flag-failed (<error>)` or
 /// `non-mandatory-script-verify-flag (<error>)`, the error as `ScriptErrorString` prints it.
-fn script_reject(err: &ScriptError, mandatory: bool) -> TxReject {
-    let text = script_error_text(err);
-    if mandatory {
-        TxReject::consensus(format!("mandatory-script-verify-flag-failed ({text})"), 100)
-    } else {
-        TxReject::policy(format!("non-mandatory-script-verify-flag ({text})"), REJECT_NONSTANDARD)
-    }
-}
-
 /// The script error in SV Node's words: our message with its first letter capitalised.
 fn script_error_text(err: &ScriptError) -> String {
     let s = err.to_string();
@@ -442,8 +502,12 @@ const MAX_STANDARD_SCRIPTSIG_SIZE_BEFORE_GENESIS: usize = 1650;
 
 /// SV Node's `IsStandardTx` (src/script/standard.cpp:427-500), for networks that require it:
 /// version 1 or 2, size, scriptSig size and push-only, standard output templates, no dust.
-fn check_standard(tx: &Transaction, after_genesis: bool) -> Result<(), TxReject> {
-    if !(1..=2).contains(&tx.version) {
+fn check_standard(tx: &Transaction, era: ProtocolEra) -> Result<(), TxReject> {
+    let after_genesis = era >= ProtocolEra::PostGenesis;
+    // Chronicle lifts the version range (SV Node 1.2.2's IsStandardTx): versions above 1 select
+    // its relaxed script rules, so they must be relayable.
+    let chronicle = era >= ProtocolEra::PostChronicle;
+    if !chronicle && !(1..=2).contains(&tx.version) {
         return Err(TxReject::policy("version", REJECT_NONSTANDARD));
     }
     let max_size = if after_genesis { MAX_STANDARD_TX_SIZE_AFTER_GENESIS } else { MAX_STANDARD_TX_SIZE_BEFORE_GENESIS };
@@ -454,7 +518,7 @@ fn check_standard(tx: &Transaction, after_genesis: bool) -> Result<(), TxReject>
         if !after_genesis && input.script_sig.len() > MAX_STANDARD_SCRIPTSIG_SIZE_BEFORE_GENESIS {
             return Err(TxReject::policy("scriptsig-size", REJECT_NONSTANDARD));
         }
-        if !crate::script::is_push_only(&input.script_sig) {
+        if !chronicle && !crate::script::is_push_only(&input.script_sig) {
             return Err(TxReject::policy("scriptsig-not-pushonly", REJECT_NONSTANDARD));
         }
     }
