@@ -5,11 +5,12 @@
 
 mod common;
 
-use bsv_relay::chain::{Network, U256};
+use bsv_relay::chain::Network;
 use bsv_relay::validation::{validate_transaction, Coin, MapCoinView, TxContext};
 use bsv_relay::wallet::{multisig_script, push_all, Key, REGTEST_P2PKH_VERSION, SIGHASH_ALL_FORKID};
 use bsv_relay::wire::{Block, Decodable, Encodable, OutPoint, Transaction, TxFields, TxIn, TxOut};
 use bytes::Bytes;
+use common::funds::high_s;
 use common::svnode::SvNode;
 use rand::{Rng, SeedableRng};
 
@@ -78,24 +79,6 @@ fn one_input_tx(f: &Funded, out_value: i64, out_script: &[u8]) -> TxFields {
         outputs: vec![TxOut { value: out_value, script_pubkey: Bytes::copy_from_slice(out_script) }],
         lock_time: 0,
     }
-}
-
-/// The same DER signature with s replaced by n - s (valid, but high-S).
-fn high_s(sig_with_type: &[u8]) -> Vec<u8> {
-    let (der, hash_type) = sig_with_type.split_at(sig_with_type.len() - 1);
-    let sig = secp256k1::ecdsa::Signature::from_der(der).expect("our own DER");
-    let compact = sig.serialize_compact();
-    let mut s_le = [0u8; 32];
-    s_le.copy_from_slice(&compact[32..]);
-    s_le.reverse();
-    let n = U256::from_be_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap();
-    let mut high = (n - U256::from_le_bytes(&s_le)).to_le_bytes();
-    high.reverse();
-    let mut c = compact;
-    c[32..].copy_from_slice(&high);
-    let mut out = secp256k1::ecdsa::Signature::from_compact(&c).expect("valid scalar").serialize_der().to_vec();
-    out.extend_from_slice(hash_type);
-    out
 }
 
 #[test]

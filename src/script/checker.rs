@@ -204,10 +204,11 @@ fn is_low_s(sig: &[u8]) -> bool {
     }
 }
 
-/// Whether a hash type is defined: base ALL/NONE/SINGLE with only FORKID and ANYONECANPAY as
-/// extra bits, and after Chronicle also SIGHASH_CHRONICLE.
-pub fn is_defined_hash_type(hash_type: u32, chronicle: bool) -> bool {
-    let extra = SIGHASH_FORKID | SIGHASH_ANYONECANPAY | if chronicle { SIGHASH_CHRONICLE } else { 0 };
+/// Whether a hash type is defined: base ALL/NONE/SINGLE with only CHRONICLE, FORKID and
+/// ANYONECANPAY as extra bits (SV Node 1.2's `SigHashType::isDefined`, in every era: a CHRONICLE
+/// bit before Chronicle is [`ScriptError::IllegalChronicle`] instead).
+pub fn is_defined_hash_type(hash_type: u32) -> bool {
+    let extra = SIGHASH_CHRONICLE | SIGHASH_FORKID | SIGHASH_ANYONECANPAY;
     (1..=SIGHASH_SINGLE).contains(&(hash_type & !extra))
 }
 
@@ -228,13 +229,16 @@ pub fn check_signature_encoding(sig: &[u8], flags: ScriptFlags) -> Result<(), Sc
     }
     if flags.contains(ScriptFlags::STRICTENC) {
         let hash_type = u32::from(hash_type);
-        if !is_defined_hash_type(hash_type, flags.contains(ScriptFlags::CHRONICLE)) {
+        if !is_defined_hash_type(hash_type) {
             return Err(ScriptError::SigHashType);
         }
         let uses_forkid = hash_type & SIGHASH_FORKID != 0;
         let forkid_enabled = flags.contains(ScriptFlags::SIGHASH_FORKID);
         if uses_forkid && !forkid_enabled {
             return Err(ScriptError::IllegalForkId);
+        }
+        if hash_type & SIGHASH_CHRONICLE != 0 && !flags.contains(ScriptFlags::CHRONICLE) {
+            return Err(ScriptError::IllegalChronicle);
         }
         if !uses_forkid && forkid_enabled {
             return Err(ScriptError::MustUseForkId);
@@ -333,7 +337,7 @@ mod tests {
         let chronicle = forkid | ScriptFlags::CHRONICLE;
         let (tx, spk) = p2pkh_spend(0x61, chronicle, 1);
         assert_eq!(verify(&tx, &spk, chronicle, 1000), Ok(()));
-        assert_eq!(verify(&tx, &spk, forkid, 1000), Err(ScriptError::SigHashType));
+        assert_eq!(verify(&tx, &spk, forkid, 1000), Err(ScriptError::IllegalChronicle));
 
         // Pre-UAHF legacy signature.
         let legacy = ScriptFlags::P2SH | ScriptFlags::STRICTENC | ScriptFlags::DERSIG;
@@ -356,11 +360,12 @@ mod tests {
 
     #[test]
     fn hash_types() {
-        assert!(is_defined_hash_type(0x41, false));
-        assert!(is_defined_hash_type(0xc3, false));
-        assert!(!is_defined_hash_type(0x21, false));
-        assert!(is_defined_hash_type(0x61, true));
-        assert!(!is_defined_hash_type(0x04, true));
-        assert!(!is_defined_hash_type(0, false));
+        assert!(is_defined_hash_type(0x41));
+        assert!(is_defined_hash_type(0xc3));
+        assert!(is_defined_hash_type(0x21));
+        assert!(is_defined_hash_type(0x61));
+        assert!(!is_defined_hash_type(0x04));
+        assert!(!is_defined_hash_type(0x24));
+        assert!(!is_defined_hash_type(0));
     }
 }

@@ -91,6 +91,9 @@ pub enum ScriptError {
     NonCompressedPubkey,
     #[error("illegal use of SIGHASH_FORKID")]
     IllegalForkId,
+    /// SIGHASH_CHRONICLE before Chronicle (SV Node 1.2's `SCRIPT_ERR_ILLEGAL_CHRONICLE`).
+    #[error("illegal use of SIGHASH_CHRONICLE")]
+    IllegalChronicle,
     #[error("signature must use SIGHASH_FORKID")]
     MustUseForkId,
     /// Not a script verdict: evaluation passed its [`super::ScriptLimits::deadline`]. SV Node
@@ -146,6 +149,7 @@ impl ScriptError {
             Self::DiscourageUpgradableNops => "DISCOURAGE_UPGRADABLE_NOPS",
             Self::NonCompressedPubkey => "NONCOMPRESSED_PUBKEY",
             Self::IllegalForkId => "ILLEGAL_FORKID",
+            Self::IllegalChronicle => "ILLEGAL_CHRONICLE",
             Self::MustUseForkId => "MISSING_FORKID",
             Self::TimedOut => "TIMED_OUT",
         }

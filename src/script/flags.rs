@@ -199,6 +199,23 @@ pub struct ActivationHeights {
     pub chronicle: i32,
 }
 
+impl From<&crate::params::Activations> for ActivationHeights {
+    /// A network's heights (heights past `i32::MAX` never come).
+    fn from(a: &crate::params::Activations) -> Self {
+        let h = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        ActivationHeights {
+            p2sh: h(a.p2sh),
+            bip66: h(a.bip66),
+            bip65: h(a.bip65),
+            csv: h(a.csv),
+            uahf: h(a.uahf),
+            daa: h(a.daa),
+            genesis: h(a.genesis),
+            chronicle: h(a.chronicle),
+        }
+    }
+}
+
 /// Flags for verifying transactions in a block at `height` (SV Node's `GetBlockScriptFlags`,
 /// which is given the parent, at `height - 1`). Per-input era flags come from [`utxo_flags`].
 pub fn flags_for_height(height: i32, heights: &ActivationHeights) -> ScriptFlags {

@@ -132,18 +132,7 @@ impl<'a> TxContext<'a> {
     }
 
     pub(crate) fn heights(&self) -> ActivationHeights {
-        let a = &self.params.activations;
-        let h = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-        ActivationHeights {
-            p2sh: h(a.p2sh),
-            bip66: h(a.bip66),
-            bip65: h(a.bip65),
-            csv: h(a.csv),
-            uahf: h(a.uahf),
-            daa: h(a.daa),
-            genesis: h(a.genesis),
-            chronicle: h(a.chronicle),
-        }
+        ActivationHeights::from(&self.params.activations)
     }
 }
 

@@ -4,7 +4,7 @@
 //! Not a user wallet: keys live in memory, derived from seeds the caller chooses so that runs
 //! reproduce.
 
-use crate::script::{signature_hash_forkid, SigHashCache};
+use crate::script::{signature_hash_forkid, signature_hash_original, SigHashCache};
 use crate::wire::TxFields;
 use bitcoin_hashes::{hash160, Hash};
 use secp256k1::{PublicKey, SecretKey, SECP256K1};
@@ -80,6 +80,16 @@ impl Key {
     /// A DER signature with the hash type appended, over the FORKID digest of input `index`.
     pub fn sign(&self, tx: &TxFields, index: usize, script_code: &[u8], amount: i64, hash_type: u32) -> Vec<u8> {
         let digest = signature_hash_forkid(tx, index, script_code, amount, hash_type, &SigHashCache::new());
+        self.sign_digest(digest, hash_type)
+    }
+
+    /// A DER signature with the hash type appended, over the original digest of input `index`:
+    /// Chronicle's "OTDA" signatures (FORKID|CHRONICLE, 0x61 for ALL) and pre-UAHF ones.
+    pub fn sign_original(&self, tx: &TxFields, index: usize, script_code: &[u8], hash_type: u32) -> Vec<u8> {
+        self.sign_digest(signature_hash_original(tx, index, script_code, hash_type), hash_type)
+    }
+
+    fn sign_digest(&self, digest: [u8; 32], hash_type: u32) -> Vec<u8> {
         let sig = SECP256K1.sign_ecdsa(&secp256k1::Message::from_digest(digest), &self.secret);
         let mut out = sig.serialize_der().to_vec();
         out.push(hash_type as u8);

@@ -44,3 +44,22 @@ pub fn coinbase_of(node: &TestNode, height: u32) -> Coin {
     let cb = &block.transactions[0];
     Coin { outpoint: OutPoint { txid: cb.txid(), vout: 0 }, value: cb.outputs[0].value }
 }
+
+/// The same DER signature with s replaced by n - s (valid, but high-S).
+pub fn high_s(sig_with_type: &[u8]) -> Vec<u8> {
+    let (der, hash_type) = sig_with_type.split_at(sig_with_type.len() - 1);
+    let sig = secp256k1::ecdsa::Signature::from_der(der).expect("our own DER");
+    let compact = sig.serialize_compact();
+    let mut s_le = [0u8; 32];
+    s_le.copy_from_slice(&compact[32..]);
+    s_le.reverse();
+    let n = bsv_relay::chain::U256::from_be_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
+        .unwrap();
+    let mut high = (n - bsv_relay::chain::U256::from_le_bytes(&s_le)).to_le_bytes();
+    high.reverse();
+    let mut c = compact;
+    c[32..].copy_from_slice(&high);
+    let mut out = secp256k1::ecdsa::Signature::from_compact(&c).expect("valid scalar").serialize_der().to_vec();
+    out.extend_from_slice(hash_type);
+    out
+}
