@@ -110,7 +110,8 @@ pub const DEFAULT_RPC_WORK_QUEUE: usize = 16;
 pub const DEFAULT_RPC_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options that collect every value instead of keeping the last one.
-const REPEATABLE: &[&str] = &["bind", "connect", "addnode", "whitelist", "rpcbind", "rpcallowip", "debug"];
+const REPEATABLE: &[&str] =
+    &["bind", "connect", "addnode", "whitelist", "rpcbind", "rpcallowip", "debug", "externalip", "onlynet"];
 
 /// Every option we know, SV Node's names first, then our own.
 const KNOWN: &[&str] = &[
@@ -122,6 +123,9 @@ const KNOWN: &[&str] = &[
     "port",
     "bind",
     "listen",
+    "externalip",
+    "discover",
+    "onlynet",
     "connect",
     "addnode",
     "maxconnections",
@@ -314,6 +318,12 @@ pub struct Config {
     pub port: u16,
     pub binds: Vec<SocketAddr>,
     pub listen: bool,
+    /// `-externalip`: addresses of ours the operator names (the port is always `-port`).
+    pub externalip: Vec<IpAddr>,
+    /// `-discover`: take the interfaces' routable addresses as ours.
+    pub discover: bool,
+    /// `-onlynet`: the networks automatic outbound connections go to; empty means all.
+    pub onlynet: Vec<crate::peer::local::Family>,
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub maxconnections: u32,
@@ -591,16 +601,39 @@ impl Config {
         if rpcpassword.is_some() && rpcuser.is_none() {
             return Err(ConfigError::PasswordWithoutUser);
         }
+        let listen = listen_by_interaction(
+            raw.last("listen").map(|v| parse_bool("listen", v)).transpose()?,
+            !binds.is_empty(),
+            !connect.is_empty(),
+        );
+        let externalip = raw
+            .all("externalip")
+            .iter()
+            .map(|v| {
+                parse_endpoint(v, port)
+                    .map(|a| a.ip())
+                    .ok_or_else(|| invalid("externalip", v, "expected an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let onlynet = raw
+            .all("onlynet")
+            .iter()
+            .map(|v| crate::peer::local::Family::parse(v).ok_or_else(|| invalid("onlynet", v, "expected ipv4 or ipv6")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let discover = discover_by_interaction(
+            raw.last("discover").map(|v| parse_bool("discover", v)).transpose()?,
+            listen,
+            !externalip.is_empty(),
+        );
         Ok(Config {
             network,
             datadir,
             conf_file,
             port,
-            listen: listen_by_interaction(
-                raw.last("listen").map(|v| parse_bool("listen", v)).transpose()?,
-                !binds.is_empty(),
-                !connect.is_empty(),
-            ),
+            listen,
+            externalip,
+            discover,
+            onlynet,
             binds,
             connect,
             addnode: peers_list("addnode")?,
@@ -669,6 +702,13 @@ impl Config {
 /// SV Node's `-whitebind` and `-proxy` take part there too; we have neither option.
 pub fn listen_by_interaction(explicit: Option<bool>, bind: bool, connect: bool) -> bool {
     explicit.unwrap_or(bind || !connect)
+}
+
+/// Whether to take the interfaces' addresses as ours, by the same interaction: an explicit
+/// `-discover` wins; otherwise on when listening and no `-externalip` names our addresses
+/// (`-listen=0` and `-externalip` soft-set it off).
+pub fn discover_by_interaction(explicit: Option<bool>, listen: bool, externalip: bool) -> bool {
+    explicit.unwrap_or(listen && !externalip)
 }
 
 /// `1.2.3.4`, `1.2.3.4:5`, `::1`, `[::1]:5`, `localhost[:5]`; `default_port` when no port is given.
@@ -779,6 +819,39 @@ mod tests {
         let dir = TempDir::new();
         let c = load(&dir, "bind=127.0.0.1:8333\nconnect=127.0.0.1:1\n", &[]).expect("config");
         assert!(c.listen);
+    }
+
+    #[test]
+    fn own_address_options_follow_the_same_interaction() {
+        use crate::peer::local::Family;
+        // (args, discover?) — -listen=0 and -externalip soft-set -discover=0; explicit wins.
+        let table: &[(&[&str], bool)] = &[
+            (&[], true),
+            (&["-listen=0"], false),
+            (&["-connect=127.0.0.1:1"], false),
+            (&["-connect=127.0.0.1:1", "-bind=127.0.0.1:1"], true),
+            (&["-externalip=8.8.8.8"], false),
+            (&["-externalip=8.8.8.8", "-discover=1"], true),
+            (&["-discover=0"], false),
+            (&["-listen=0", "-discover"], true),
+        ];
+        for (args, discover) in table {
+            let dir = TempDir::new();
+            assert_eq!(load(&dir, "", args).expect("config").discover, *discover, "{args:?}");
+        }
+        let dir = TempDir::new();
+        let c = load(&dir, "externalip=[2001:db8::5]:8333\nonlynet=ipv6\n", &["-externalip=8.8.8.8", "-onlynet=IPv4"])
+            .expect("config");
+        assert_eq!(c.externalip, ["8.8.8.8".parse::<IpAddr>().unwrap(), "2001:db8::5".parse().unwrap()]);
+        assert_eq!(c.onlynet, [Family::Ipv4, Family::Ipv6]);
+        for (arg, key) in [
+            ("-onlynet=onion", "-onlynet"),
+            ("-externalip=example.com", "-externalip"),
+            ("-discover=maybe", "-discover"),
+        ] {
+            let err = load(&dir, "", &[arg]).expect_err(arg).to_string();
+            assert!(err.contains(key), "{arg}: {err}");
+        }
     }
 
     #[test]

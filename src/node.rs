@@ -107,8 +107,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     metrics.banned_entries.set(i64::try_from(bans.len()).unwrap_or(i64::MAX));
     let peers = Arc::new(PeerRegistry::new());
     for node in &config.addnode {
-        // Duplicates in the config are harmless; the list keeps one entry.
-        let _ = peers.addnode_add(node);
+        // Duplicates in the config are harmless; the list keeps one entry. No connect request: the
+        // manager dials the options' nodes itself (a request too made two connections to each).
+        peers.addnode_from_config(node);
     }
 
     let (shutdown, complete) = shutdown::channel();
@@ -176,12 +177,14 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(restore_mempool(txs.clone(), mempool_file.clone(), mempool_loaded.clone()));
     }
     let headers = chain.headers().clone();
+    let local = Arc::new(own_addresses(&config));
     let p2p_parts = P2pParts {
         chain: chain.clone(),
         blocks: blocks.clone(),
         chain_events: chain_rx,
         txs: txs.clone(),
         tx_outcomes: outcome_rx,
+        local: local.clone(),
     };
     let (p2p, addrbook) = start_p2p(&config, params, &peers, &bans, &metrics, p2p_parts, &shutdown)?;
     for addr in &p2p {
@@ -214,6 +217,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             blocks: blocks.clone(),
             started: Instant::now(),
             shutdown: trigger.clone(),
+            local: local.clone(),
         });
         let settings = ServerSettings {
             credentials,
@@ -309,6 +313,34 @@ struct P2pParts {
     chain_events: tokio::sync::mpsc::Receiver<crate::relay::block_processor::ChainEvent>,
     txs: Arc<crate::mempool::accept::TxPipeline>,
     tx_outcomes: tokio::sync::mpsc::Receiver<crate::mempool::accept::TxOutcome>,
+    local: Arc<crate::peer::local::LocalAddresses>,
+}
+
+/// Our own addresses from the options: `-externalip`, then with `-discover` the explicit `-bind`
+/// addresses and the interfaces' routable addresses (regtest counts the documentation and private
+/// ranges as routable, see [`crate::peer::local`]).
+fn own_addresses(config: &Config) -> crate::peer::local::LocalAddresses {
+    use crate::peer::local::{interface_addresses, LocalAddresses, RoutePolicy, Source};
+    let policy =
+        if config.network == crate::params::Network::Regtest { RoutePolicy::TestNetwork } else { RoutePolicy::Public };
+    let local = LocalAddresses::new(config.port, policy, &config.onlynet);
+    for ip in &config.externalip {
+        if !local.add(*ip, Source::Manual) {
+            warn!(%ip, "-externalip is not a routable address on a reachable network: not advertised");
+        }
+    }
+    if config.listen && config.discover {
+        for bind in config.binds.iter().filter(|b| !b.ip().is_unspecified()) {
+            local.add(bind.ip(), Source::Bind);
+        }
+        for ip in interface_addresses(policy) {
+            local.add(ip, Source::Interface);
+        }
+    }
+    for a in local.list() {
+        info!(address = %a.ip, port = a.port, score = a.score, "own address");
+    }
+    local
 }
 
 /// Starts the connection manager and the relay; returns the addresses listened on.
@@ -354,6 +386,7 @@ fn start_p2p(
         events: events_tx,
         addrbook: addrbook.clone(),
         listen_port,
+        local: parts.local.clone(),
         peer_log: crate::logging::RateLimiter::per_minute(PEER_LOG_LINES_PER_MINUTE),
     });
     let manager_config = ManagerConfig {
@@ -373,6 +406,7 @@ fn start_p2p(
     let relay = crate::relay::RelayContext {
         book: addrbook.clone(),
         listen_port,
+        local: parts.local,
         chain: parts.chain,
         blocks: parts.blocks,
         registry: peers.clone(),

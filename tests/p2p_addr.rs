@@ -17,12 +17,23 @@ fn outbound_ports(node: &TestNode) -> BTreeSet<u16> {
         .collect()
 }
 
+fn inbound_count(node: &TestNode) -> usize {
+    node.cli(&["getpeerinfo"]).json().as_array().into_iter().flatten().filter(|p| p["inbound"] == true).count()
+}
+
 #[test]
 fn a_node_learns_peers_by_gossip_and_dials_them_from_its_address_book() {
     let a = TestNode::start(&[]);
     // B connects to A and advertises its own listening address to it.
     let b = TestNode::start(&[&format!("-addnode=127.0.0.1:{}", a.p2pport)]);
     wait_for("B connected to A", DEADLINE, || outbound_ports(&b).contains(&a.p2pport).then_some(()));
+    // Once: an -addnode was dialled twice (by the manager and by a connect request for it).
+    wait_for("A to see B inbound", DEADLINE, || (inbound_count(&a) > 0).then_some(()));
+    let outbound_to_a = |b: &TestNode| {
+        b.cli(&["getpeerinfo"]).json().as_array().into_iter().flatten().filter(|p| p["inbound"] == false).count()
+    };
+    assert_eq!(outbound_to_a(&b), 1, "{}", b.cli(&["getpeerinfo"]).stdout);
+    assert_eq!(inbound_count(&a), 1, "{}", a.cli(&["getpeerinfo"]).stdout);
 
     // C knows only A, from a seeded address book, and has no -connect or -addnode.
     let dir = TempDir::new();

@@ -62,6 +62,8 @@ pub struct NodeShared {
     pub addrbook: Arc<super::addrbook::AddrBook>,
     /// The port we listen on, to advertise to outbound peers (`None` when not listening).
     pub listen_port: Option<u16>,
+    /// Our own addresses: inbound peers confirm them in their `version`.
+    pub local: Arc<super::local::LocalAddresses>,
     /// Bounds the info-level lines a remote peer can cause (connections, bans): a peer that
     /// reconnects in a loop must not flood the log.
     pub peer_log: crate::logging::RateLimiter,
@@ -76,6 +78,8 @@ pub enum PeerEvent {
         addr: SocketAddr,
         /// Our end of the connection: the address this peer reaches us at.
         local: Option<SocketAddr>,
+        /// The address the peer says it reached us at (its `version`'s `addr_recv`).
+        reported: Option<SocketAddr>,
         direction: Direction,
         /// The services the peer advertised in its version.
         services: u64,
@@ -476,12 +480,17 @@ impl Connection {
         } else {
             debug!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, "handshake complete");
         }
+        // As Core's `SeenLocal`: an inbound peer confirms the address it reached us at.
+        if self.direction == Direction::Inbound {
+            self.shared.local.seen(v.receiver.socket_addr().ip(), self.remote.ip());
+        }
         if !self.announced {
             self.announced = true;
             let event = PeerEvent::Connected {
                 id: self.id,
                 addr: self.remote,
                 local: self.local,
+                reported: Some(v.receiver.socket_addr()).filter(|a| !a.ip().is_unspecified()),
                 direction: self.direction,
                 services: v.services,
                 start_height: v.start_height,

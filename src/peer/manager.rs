@@ -373,8 +373,11 @@ async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
             let locals: Vec<SocketAddr> = peers.iter().filter_map(|p| p.addrlocal).collect();
             let now = unix_now();
             let own_port = m.shared.listen_port;
+            let local = &m.shared.local;
             let pick = m.shared.addrbook.select(|a| {
-                connected.contains(a)
+                // `-onlynet`: automatic outbound connections only to the networks named.
+                !local.is_reachable(super::local::Family::of(a.ip()))
+                    || connected.contains(a)
                     || dialling.contains(a)
                     || m.shared.bans.is_banned(a.ip(), now)
                     || (Some(a.port()) == own_port && (a.ip().is_loopback() || locals.iter().any(|l| l.ip() == a.ip())))

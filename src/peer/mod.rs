@@ -9,6 +9,7 @@ pub mod addrbook;
 pub mod bans;
 pub mod connection;
 pub mod eviction;
+pub mod local;
 pub mod manager;
 pub mod misbehavior;
 pub mod protocol;

@@ -307,6 +307,15 @@ impl PeerRegistry {
         Ok(())
     }
 
+    /// A `-addnode` from the options: on the list (so `addnode … remove` and `getaddednodeinfo`
+    /// see it) without a connect request, as the connection manager already keeps it connected.
+    pub fn addnode_from_config(&self, node: &str) {
+        let mut list = self.added();
+        if !list.iter().any(|n| n == node) {
+            list.push(node.to_owned());
+        }
+    }
+
     /// `addnode <node> remove`.
     pub fn addnode_remove(&self, node: &str) -> Result<(), RegistryError> {
         let mut list = self.added();

@@ -49,12 +49,20 @@ struct Peer {
     useful: u64,
     /// It sent `sendheaders`: new blocks are announced to it by `headers`.
     prefers_headers: bool,
+    /// The address it says it reached us at (its `version`'s `addr_recv`).
+    reported: Option<std::net::IpAddr>,
+    /// Our end of the connection.
+    local: Option<std::net::IpAddr>,
+    /// When we next tell it our address (unix seconds).
+    next_self_advert: u64,
 }
 
 /// What the relay task needs from the rest of the node.
 pub struct RelayContext {
     pub book: Arc<AddrBook>,
     pub listen_port: Option<u16>,
+    /// Our own addresses, for advertising ourselves.
+    pub local: Arc<crate::peer::local::LocalAddresses>,
     pub chain: Arc<ChainState>,
     pub blocks: BlockProcessor,
     pub registry: Arc<PeerRegistry>,
@@ -125,14 +133,16 @@ fn millis_now() -> u64 {
 impl Relay {
     fn on_peer_event(&mut self, event: PeerEvent) {
         match event {
-            PeerEvent::Connected { id, addr, local, direction, services, start_height, relay, sender } => {
+            PeerEvent::Connected { id, addr, local, reported, direction, services, start_height, relay, sender } => {
                 self.txrelay.add_peer(id, relay);
                 let now = unix_now();
                 let ctx = &self.ctx;
                 if direction == crate::peer::Direction::Outbound {
                     ctx.book.connected(addr, services, now);
                 }
-                for msg in addr::on_connected(direction, local, ctx.listen_port, OUR_SERVICES, now) {
+                let (local, reported) = (local.map(|a| a.ip()), reported.map(|a| a.ip()));
+                let ours = addr::self_address(&ctx.local, ctx.listen_port.is_some(), addr.ip(), reported, local);
+                for msg in addr::on_connected(direction, ours, OUR_SERVICES, now) {
                     sender.send(&msg);
                 }
                 if services & NODE_NETWORK != 0 {
@@ -142,8 +152,16 @@ impl Relay {
                     self.download.add_peer(id, u32::try_from(start_height).unwrap_or(0));
                 }
                 let state = addr::AddrState { addr, direction, answered_getaddr: false };
-                let peer =
-                    Peer { sender, addr: state, sync: sync::PeerSync::default(), useful: 0, prefers_headers: false };
+                let peer = Peer {
+                    sender,
+                    addr: state,
+                    sync: sync::PeerSync::default(),
+                    useful: 0,
+                    prefers_headers: false,
+                    reported,
+                    local,
+                    next_self_advert: addr::next_self_advertisement(now, rand::random()),
+                };
                 self.peers.insert(id, peer);
                 self.schedule();
             }
@@ -483,11 +501,31 @@ impl Relay {
             let txs = self.ctx.txs.clone();
             tokio::task::spawn_blocking(move || txs.housekeeping());
         }
+        self.advertise_self(now / 1000);
         let late = self.download.expire(millis_now());
         for (hash, peer) in &late {
             debug!(%hash, %peer, "block download timed out; asking another peer");
         }
         self.schedule();
+    }
+
+    /// Tells each peer whose time has come our address again (about daily, Core's
+    /// `AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`), so our entry stays fresh in the network's books.
+    fn advertise_self(&mut self, now: u64) {
+        let ctx = &self.ctx;
+        for peer in self.peers.values_mut().filter(|p| p.next_self_advert <= now) {
+            peer.next_self_advert = addr::next_self_advertisement(now, rand::random());
+            let ours = addr::self_address(
+                &ctx.local,
+                ctx.listen_port.is_some(),
+                peer.addr.addr.ip(),
+                peer.reported,
+                peer.local,
+            );
+            if let Some(ours) = ours {
+                peer.sender.send(&addr::advertisement(ours, OUR_SERVICES, now));
+            }
+        }
     }
 
     /// Asks peers for the blocks the chain lacks.

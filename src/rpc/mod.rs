@@ -206,6 +206,8 @@ pub struct RpcContext {
     pub headers: crate::relay::SharedHeaders,
     pub started: Instant,
     pub shutdown: ShutdownTrigger,
+    /// Our own addresses (`getnetworkinfo.localaddresses`).
+    pub local: Arc<crate::peer::local::LocalAddresses>,
 }
 
 /// The future a handler returns.
@@ -653,6 +655,11 @@ mod tests {
             headers: chain.headers().clone(),
             started: Instant::now(),
             shutdown: shutdown.trigger_handle(),
+            local: Arc::new(crate::peer::local::LocalAddresses::new(
+                18444,
+                crate::peer::local::RoutePolicy::TestNetwork,
+                &[],
+            )),
         };
         (Arc::new(ctx), shutdown)
     }

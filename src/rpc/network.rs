@@ -89,7 +89,18 @@ const CLEARBANNED_HELP: &str = "clearbanned\n\nClear all banned IPs.\n";
 
 fn getnetworkinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
-    let network = |name: &str| json!({"name": name, "limited": false, "reachable": true, "proxy": "", "proxy_randomize_credentials": false});
+    use crate::peer::local::Family;
+    // As SV Node: `limited` is "only connect to other networks" (`-onlynet`), `reachable` its inverse.
+    let network = |f: Family| {
+        let reachable = ctx.local.is_reachable(f);
+        json!({"name": f.name(), "limited": !reachable, "reachable": reachable, "proxy": "", "proxy_randomize_credentials": false})
+    };
+    let localaddresses: Vec<Value> = ctx
+        .local
+        .list()
+        .iter()
+        .map(|a| json!({"address": a.ip.to_string(), "port": a.port, "score": a.score}))
+        .collect();
     Ok(json!({
         "version": client_version(),
         "subversion": subversion(),
@@ -103,7 +114,7 @@ fn getnetworkinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
         "connections": ctx.peers.count(),
         "addresscount": 0,
         "streampolicies": "Default",
-        "networks": [network("ipv4"), network("ipv6")],
+        "networks": [network(Family::Ipv4), network(Family::Ipv6)],
         "relayfee": amount(RELAY_FEE_SATS_PER_KB),
         "excessutxocharge": amount(0),
         "minconsolidationfactor": MIN_CONSOLIDATION_FACTOR,
@@ -111,7 +122,7 @@ fn getnetworkinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
         "minconfconsolidationinput": MIN_CONF_CONSOLIDATION_INPUT,
         "minconsolidationinputmaturity": MIN_CONF_CONSOLIDATION_INPUT,
         "acceptnonstdconsolidationinput": false,
-        "localaddresses": [],
+        "localaddresses": localaddresses,
         "warnings": "",
     }))
 }

@@ -4,6 +4,7 @@
 
 pub mod adversary;
 pub mod funds;
+pub mod netns;
 pub mod peer;
 pub mod svnode;
 
@@ -107,6 +108,19 @@ impl Drop for TempDir {
     }
 }
 
+/// `program`, run inside network namespace `netns` when one is given (`ip netns exec`, which
+/// execs the program itself, so the child's pid is the program's).
+fn in_netns(netns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match netns {
+        None => Command::new(program),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+    }
+}
+
 /// Output of one command, as text.
 #[derive(Debug)]
 pub struct CliOutput {
@@ -151,6 +165,8 @@ pub struct TestNode {
     log: PathBuf,
     auth: Auth,
     extra: Vec<String>,
+    /// The network namespace it runs in (and its `bitcoin-cli` with it); `None`: this one.
+    netns: Option<String>,
 }
 
 /// Whether the node is started with `-rpcuser`/`-rpcpassword` or with cookie authentication.
@@ -174,10 +190,25 @@ impl TestNode {
 
     /// Spawns without waiting (for tests that expect a failure).
     pub fn spawn(dir: TempDir, auth: Auth, extra: &[&str]) -> Self {
-        Self::spawn_with_ports(dir, auth, extra, free_port(), free_port())
+        Self::spawn_with_ports(dir, auth, extra, free_port(), free_port(), None)
     }
 
-    fn spawn_with_ports(dir: TempDir, auth: Auth, extra: &[&str], rpcport: u16, p2pport: u16) -> Self {
+    /// Starts a regtest node inside network namespace `netns` (see [`netns`]) and waits for its RPC.
+    pub fn start_in_netns(netns: &str, extra: &[&str]) -> Self {
+        let mut node =
+            Self::spawn_with_ports(TempDir::new(), Auth::Password, extra, free_port(), free_port(), Some(netns.into()));
+        node.wait_ready();
+        node
+    }
+
+    fn spawn_with_ports(
+        dir: TempDir,
+        auth: Auth,
+        extra: &[&str],
+        rpcport: u16,
+        p2pport: u16,
+        netns: Option<String>,
+    ) -> Self {
         let mut args = vec![
             "-regtest".to_owned(),
             format!("-datadir={}", dir.0.display()),
@@ -197,7 +228,7 @@ impl TestNode {
             .and_then(|p| p.parse().ok());
         let log = dir.0.join(format!("node-{rpcport}.log"));
         let log_file = std::fs::File::create(&log).expect("create log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_bsv-relay"))
+        let child = in_netns(netns.as_deref(), env!("CARGO_BIN_EXE_bsv-relay"))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log handle"))
@@ -205,7 +236,7 @@ impl TestNode {
             .spawn()
             .expect("spawn bsv-relay");
         let extra = extra.iter().map(|s| s.to_string()).collect();
-        Self { child: Some(child), dir, rpcport, p2pport, metricsport, log, auth, extra }
+        Self { child: Some(child), dir, rpcport, p2pport, metricsport, log, auth, extra, netns }
     }
 
     /// The P2P address on IPv4 loopback.
@@ -242,7 +273,8 @@ impl TestNode {
         let dir = TempDir(std::mem::take(&mut self.dir.0));
         let extra: Vec<String> = std::mem::take(&mut self.extra);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let mut node = Self::spawn_with_ports(dir, self.auth, &extra, self.rpcport, self.p2pport);
+        let netns = self.netns.take();
+        let mut node = Self::spawn_with_ports(dir, self.auth, &extra, self.rpcport, self.p2pport, netns);
         node.wait_ready();
         node
     }
@@ -278,12 +310,16 @@ impl TestNode {
 
     fn wait_ready(&mut self) {
         let addr = format!("127.0.0.1:{}", self.rpcport);
-        let child = self.child.as_mut().expect("running");
+        let in_netns = self.netns.is_some();
         let exited = wait_for("the RPC port", DEADLINE, || {
+            let child = self.child.as_mut().expect("running");
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return Some(Some(status));
             }
-            TcpStream::connect(&addr).ok().map(|_| None)
+            // A namespace's loopback is its own: ask through bitcoin-cli inside it.
+            let up =
+                if in_netns { self.cli(&["getconnectioncount"]).success() } else { TcpStream::connect(&addr).is_ok() };
+            up.then_some(None)
         });
         assert!(exited.is_none(), "node exited during start-up ({exited:?}):\n{}", self.output());
     }
@@ -311,7 +347,7 @@ impl TestNode {
 
     /// Runs `bitcoin-cli -regtest -rpcport=<port> <args>` (no credentials added).
     pub fn cli_with(&self, args: &[String]) -> CliOutput {
-        Command::new(bitcoin_cli())
+        in_netns(self.netns.as_deref(), bitcoin_cli())
             .arg("-regtest")
             .arg(format!("-rpcport={}", self.rpcport))
             .arg("-rpcconnect=127.0.0.1")
