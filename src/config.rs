@@ -126,6 +126,7 @@ const KNOWN: &[&str] = &[
     "externalip",
     "discover",
     "onlynet",
+    "natpmp",
     "connect",
     "addnode",
     "maxconnections",
@@ -324,6 +325,9 @@ pub struct Config {
     pub discover: bool,
     /// `-onlynet`: the networks automatic outbound connections go to; empty means all.
     pub onlynet: Vec<crate::peer::local::Family>,
+    /// `-natpmp`: map the P2P port on the default gateways (PCP, NAT-PMP); off by default, and
+    /// only when listening.
+    pub natpmp: bool,
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub maxconnections: u32,
@@ -634,6 +638,7 @@ impl Config {
             externalip,
             discover,
             onlynet,
+            natpmp: bool_opt("natpmp", false)? && listen,
             binds,
             connect,
             addnode: peers_list("addnode")?,

@@ -178,6 +178,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
     let headers = chain.headers().clone();
     let local = Arc::new(own_addresses(&config));
+    if config.natpmp {
+        map_port(&config, &local, &shutdown);
+    }
     let p2p_parts = P2pParts {
         chain: chain.clone(),
         blocks: blocks.clone(),
@@ -341,6 +344,35 @@ fn own_addresses(config: &Config) -> crate::peer::local::LocalAddresses {
         info!(address = %a.ip, port = a.port, score = a.score, "own address");
     }
     local
+}
+
+/// `-natpmp`: maps the P2P port on the default gateways and keeps the external addresses granted
+/// among our own (a mapping to another external port is logged and not advertised: we advertise
+/// one port).
+fn map_port(config: &Config, local: &Arc<crate::peer::local::LocalAddresses>, shutdown: &shutdown::Shutdown) {
+    use crate::peer::local::{interface_addresses, Source};
+    use crate::peer::portmap::{self, PortMapConfig};
+    let gateways = portmap::default_gateways();
+    let v6 = interface_addresses(local.policy())
+        .into_iter()
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => Some(v6),
+            std::net::IpAddr::V4(_) => None,
+        })
+        .collect();
+    info!(gateways = ?gateways.iter().map(|g| g.ip).collect::<Vec<_>>(), "port mapping");
+    let mut mapped = portmap::spawn(PortMapConfig::new(gateways, v6, config.port), shutdown.clone());
+    let (local, port) = (local.clone(), config.port);
+    tokio::spawn(async move {
+        while mapped.changed().await.is_ok() {
+            let now: Vec<std::net::SocketAddr> = mapped.borrow_and_update().clone();
+            for a in now.iter().filter(|a| a.port() != port) {
+                warn!(external = %a, "the gateway mapped another port: not advertised");
+            }
+            let ips: Vec<std::net::IpAddr> = now.iter().filter(|a| a.port() == port).map(|a| a.ip()).collect();
+            local.replace(Source::Mapped, &ips);
+        }
+    });
 }
 
 /// Starts the connection manager and the relay; returns the addresses listened on.

@@ -12,6 +12,7 @@ pub mod eviction;
 pub mod local;
 pub mod manager;
 pub mod misbehavior;
+pub mod portmap;
 pub mod protocol;
 #[cfg(test)]
 #[path = "protocol_tests.rs"]
