@@ -15,7 +15,7 @@
 //! and conflicting transactions, so no transaction validated against the old UTXO set is inserted
 //! after its conflicts were removed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -174,7 +174,7 @@ pub struct TxPipeline {
     max_queue_bytes: usize,
     max_validation_time: std::time::Duration,
     outcomes: mpsc::Sender<TxOutcome>,
-    recent_rejects: Mutex<(HashSet<TxId>, std::collections::VecDeque<TxId>)>,
+    recent_rejects: Mutex<RecentRejects>,
     metrics: Arc<Metrics>,
 }
 
@@ -362,7 +362,12 @@ impl TxPipeline {
     }
 
     fn recently_rejected(&self, txid: &TxId) -> bool {
-        self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner).0.contains(txid)
+        self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner).map.contains_key(txid)
+    }
+
+    /// Refused for a reason no later block can cure, so its children are invalid too.
+    fn rejected_for_good(&self, txid: &TxId) -> bool {
+        self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner).map.get(txid) == Some(&false)
     }
 
     /// A new tip: what was refused may be valid now.
@@ -379,17 +384,19 @@ impl TxPipeline {
 
     fn forget_rejects(&self) {
         let mut r = self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner);
-        r.0.clear();
-        r.1.clear();
+        r.map.clear();
+        r.order.clear();
     }
 
-    fn remember_reject(&self, txid: TxId) {
+    /// Remembers a refusal until the tip changes; `curable` when a later block can make the
+    /// transaction valid (see [`cured_by_a_later_block`]).
+    fn remember_reject(&self, txid: TxId, curable: bool) {
         let mut r = self.recent_rejects.lock().unwrap_or_else(PoisonError::into_inner);
-        if r.0.insert(txid) {
-            r.1.push_back(txid);
-            if r.1.len() > RECENT_REJECTS {
-                if let Some(old) = r.1.pop_front() {
-                    r.0.remove(&old);
+        if r.map.insert(txid, curable).is_none() {
+            r.order.push_back(txid);
+            if r.order.len() > RECENT_REJECTS {
+                if let Some(old) = r.order.pop_front() {
+                    r.map.remove(&old);
                 }
             }
         }
@@ -464,8 +471,10 @@ impl TxPipeline {
                 match source {
                     // A parent refused as invalid makes this one invalid forever: not kept as an
                     // orphan, remembered as rejected so it is not fetched again (SV Node).
-                    TxSource::Peer(_) if missing.iter().any(|parent| self.recently_rejected(parent)) => {
-                        self.remember_reject(txid);
+                    // A parent refused only until a later block (an immature coinbase spend, a
+                    // lock time) does not count: this one waits as an orphan for that block.
+                    TxSource::Peer(_) if missing.iter().any(|parent| self.rejected_for_good(parent)) => {
+                        self.remember_reject(txid, false);
                         TxOutcome::Rejected { txid, source, reject }
                     }
                     TxSource::Peer(p) => {
@@ -501,7 +510,7 @@ impl TxPipeline {
                 // RPC refusal may be RPC-only (the fee guard), so only consensus ones count there.
                 let from_peer = matches!(source, TxSource::Peer(_));
                 if reject.kind == RejectKind::Consensus || (from_peer && reject.kind == RejectKind::Policy) {
-                    self.remember_reject(txid);
+                    self.remember_reject(txid, cured_by_a_later_block(&reject.reason));
                 }
                 debug!(%txid, reason = %reject.reason, "transaction rejected");
             }
@@ -513,6 +522,25 @@ impl TxPipeline {
         }
         outcome
     }
+}
+
+/// Transactions refused until the tip changes (SV Node's recent rejects), and which of them a later
+/// block can make valid.
+#[derive(Default)]
+struct RecentRejects {
+    /// txid → curable by a later block.
+    map: HashMap<TxId, bool>,
+    /// Oldest first, to bound the set at [`RECENT_REJECTS`].
+    order: std::collections::VecDeque<TxId>,
+}
+
+/// Refusals that depend only on the height or time of the next block: a coinbase spent before it
+/// matures, a lock time not yet reached. A node a block or two behind its peers refuses such a
+/// transaction that its peers accept; its children must then wait as orphans for the block that
+/// cures it, not be refused with it (they would never be fetched again: every peer has already
+/// announced them).
+fn cured_by_a_later_block(reason: &str) -> bool {
+    matches!(reason, "bad-txns-premature-spend-of-coinbase" | "non-final" | "bad-txns-nonfinal" | "non-BIP68-final")
 }
 
 fn metrics_max(p: &TxPipeline) {

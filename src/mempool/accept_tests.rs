@@ -304,3 +304,53 @@ fn a_peers_refused_transaction_is_not_validated_again_before_the_next_block() {
     s.pipeline.submit_from_peer(second.clone(), PEER).expect("queued");
     assert!(conflict(&next(&mut s)));
 }
+
+#[test]
+fn a_child_of_a_parent_refused_until_a_later_block_waits_as_an_orphan() {
+    let mut s = setup();
+    let connect = |s: &Setup, txs: &[Arc<super::Entry>]| {
+        s.pipeline.exclusive(&mut || {
+            let b = mine(&s.chain, &[0x51], txs);
+            s.pipeline.block_connected(&b, s.chain.tip().0);
+        });
+    };
+    // A coinbase that matures at height 111 + 100 = 211, seen by a node whose next block is 210.
+    let b = mine(&s.chain, &s.key.p2pkh_script(), &[]);
+    let coin = (OutPoint { txid: b.transactions[0].txid(), vout: 0 }, b.transactions[0].outputs[0].value);
+    for _ in 0..98 {
+        mine(&s.chain, &[0x51], &[]);
+    }
+    let parent = pay(&s.key, coin, coin.1 - 1000);
+    let child = pay(&s.key, (OutPoint { txid: parent.txid(), vout: 0 }, coin.1 - 1000), coin.1 - 2000);
+    s.pipeline.submit_from_peer(Arc::new(parent.clone()), PEER).expect("queued");
+    match next(&mut s) {
+        TxOutcome::Rejected { reject, .. } => assert_eq!(reject.reason, "bad-txns-premature-spend-of-coinbase"),
+        other => panic!("{other:?}"),
+    }
+    // Its peers, a block ahead, accepted it and announce its child: the child waits for the parent.
+    s.pipeline.submit_from_peer(Arc::new(child.clone()), PeerId(8)).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Orphan { .. }), "not refused with its parent");
+    connect(&s, &[]);
+    let entry = Mempool::new(MempoolConfig::default()).insert(Arc::new(parent), 1000, 0).expect("entry");
+    connect(&s, std::slice::from_ref(&entry));
+    match next(&mut s) {
+        TxOutcome::Accepted { tx, .. } => assert_eq!(tx.txid(), child.txid()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_child_of_a_parent_refused_for_good_is_refused_too() {
+    let mut s = setup();
+    // A parent that overspends is invalid at any height.
+    let parent = pay(&s.key, s.coins[6], s.coins[6].1 + 1);
+    let child = pay(&s.key, (OutPoint { txid: parent.txid(), vout: 0 }, s.coins[6].1 + 1), 1000);
+    s.pipeline.submit_from_peer(Arc::new(parent), PEER).expect("queued");
+    assert!(matches!(next(&mut s), TxOutcome::Rejected { .. }));
+    s.pipeline.submit_from_peer(Arc::new(child), PeerId(8)).expect("queued");
+    match next(&mut s) {
+        TxOutcome::Rejected { reject, .. } => assert_eq!(reject.kind, RejectKind::MissingInputs),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.pipeline.orphans().is_empty());
+}

@@ -19,7 +19,8 @@ the next run if this one was killed outright (leftovers whose pid is gone). Need
 
     testnet/bench/wan.py [N] [TXS_PER_PHASE] [RATE] [--short] [--json FILE]
 
-BSV_RELAY_BIN selects the binary (default: target/release/bsv-relay, built first).
+BSV_RELAY_BIN selects the binary (default: target/release/bsv-relay, built first); WAN_KEEP_LOGS=DIR
+keeps the nodes' folders (logs) there.
 """
 
 import ctypes
@@ -273,6 +274,8 @@ def tx_phase(name, binary, hosts, live, pollers, count, rate, seed, report):
                 reach[pct].append(times[k - 1] - times[0])
     print(f"\n{name}: {len(live)} nodes, {len(wanted)} transactions; every transaction at every node: "
           f"{'yes' if not missing else f'NO ({len(missing)} missing somewhere)'}")
+    for t in sorted(missing):
+        print(f"  missing {t} at nodes {[i for i in live if t not in pollers[i].txs]}")
     out = {}
     for pct, xs in reach.items():
         if xs:
@@ -351,7 +354,7 @@ def main():
             binds = [f"-bind={h['v4']}:{P2P}"] if h["v4"] else []
             binds += [f"-bind=[{h['v6']}]:{P2P}"] if h["v6"] else []
             argv = ["ip", "netns", "exec", h["ns"], str(binary), "-regtest", f"-datadir={d}", f"-port={P2P}",
-                    f"-rpcport={RPC}", "-rpcuser=u", "-rpcpassword=p", "-listen=1", *binds,
+                    f"-rpcport={RPC}", "-rpcuser=u", "-rpcpassword=p", "-listen=1", *binds, *os.environ.get("WAN_NODE_ARGS", "").split(),
                     *[f"-addnode={endpoint(h, hosts[j])}" for j in sorted(set(peers))]]
             procs.append(subprocess.Popen(argv, stdout=open(d / "node.log", "wb"), stderr=subprocess.STDOUT))
         for i, h in enumerate(hosts):
@@ -406,6 +409,8 @@ def main():
         for p in procs:
             p.wait()
         net.close()
+        if os.environ.get("WAN_KEEP_LOGS"):
+            subprocess.run(["cp", "-r", str(work), os.environ["WAN_KEEP_LOGS"]])
         subprocess.run(["rm", "-rf", str(work)])
 
 
