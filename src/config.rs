@@ -127,6 +127,7 @@ const KNOWN: &[&str] = &[
     "discover",
     "onlynet",
     "natpmp",
+    "v2transport",
     "connect",
     "addnode",
     "maxconnections",
@@ -328,6 +329,9 @@ pub struct Config {
     /// `-natpmp`: map the P2P port on the default gateways (PCP, NAT-PMP); off by default, and
     /// only when listening.
     pub natpmp: bool,
+    /// `-v2transport` (Core's name): accept v2 (BIP324) connections, advertise NODE_P2P_V2 and
+    /// use v2 with peers that advertise it; on by default.
+    pub v2transport: bool,
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub maxconnections: u32,
@@ -639,6 +643,7 @@ impl Config {
             discover,
             onlynet,
             natpmp: bool_opt("natpmp", false)? && listen,
+            v2transport: bool_opt("v2transport", true)?,
             binds,
             connect,
             addnode: peers_list("addnode")?,

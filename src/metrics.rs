@@ -201,6 +201,12 @@ pub struct Metrics {
     pub inv_items_received: IntCounterVec,
     pub send_queue_bytes: IntGauge,
     pub paused_peers: IntGaugeVec,
+    /// Connected peers by transport ("v1", "v2").
+    pub peers_by_transport: IntGaugeVec,
+    /// v2 handshakes that failed, by reason.
+    pub v2_handshake_failures: IntCounterVec,
+    /// Outbound v2 attempts closed before the peer's key and dialled again with v1.
+    pub v2_fallbacks: IntCounter,
     pub misbehavior_events: IntCounterVec,
     pub bans: IntCounterVec,
     pub banned_entries: IntGauge,
@@ -304,6 +310,20 @@ impl Metrics {
         let send_queue_bytes =
             reg!(IntGauge::new(name("p2p_send_queue_bytes"), "Bytes queued for sending, over all peers.")?);
         let paused_peers = reg!(gauge_vec("p2p_paused_peers", "Peers with reading or sending paused.", &["dir"])?);
+        let peers_by_transport =
+            reg!(gauge_vec("peers_by_transport", "Connected peers by transport (v1, v2).", &["transport"])?);
+        for t in ["v1", "v2"] {
+            peers_by_transport.with_label_values(&[t]);
+        }
+        let v2_handshake_failures =
+            reg!(counter_vec("v2_handshake_failures_total", "Failed v2 (BIP324) handshakes by reason.", &["reason"])?);
+        for r in crate::peer::transport::FAILURE_LABELS {
+            v2_handshake_failures.with_label_values(&[r]);
+        }
+        let v2_fallbacks = reg!(IntCounter::new(
+            name("v2_fallbacks_total"),
+            "Outbound v2 attempts closed before the peer's key, dialled again with v1."
+        )?);
         let misbehavior_events =
             reg!(counter_vec("misbehavior_events_total", "Peer misbehaviour events by reason.", &["reason"])?);
         let bans = reg!(counter_vec("bans_total", "Bans put in place, by source.", &["source"])?);
@@ -451,6 +471,9 @@ impl Metrics {
             inv_items_received,
             send_queue_bytes,
             paused_peers,
+            peers_by_transport,
+            v2_handshake_failures,
+            v2_fallbacks,
             misbehavior_events,
             bans,
             banned_entries,

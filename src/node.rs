@@ -400,12 +400,14 @@ fn start_p2p(
         // header promising 1,000 bytes followed by silence must not hold a slot for 20 minutes).
         message_deadline: config.p2phandshaketimeout.min(Duration::from_secs(120)),
         ban_threshold: config.banscore,
+        services: crate::peer::protocol::local_services(config.v2transport),
         ..ProtocolConfig::default()
     };
     // SV Node's per-peer send buffer. Serving blocks larger than it will need the block streamed
     // rather than queued whole; until blocks are served, every message is far smaller.
     let max_send_queue = usize::try_from(config.maxsendbuffer_bytes).unwrap_or(usize::MAX);
-    let settings = Arc::new(ConnectionSettings { magic: chain_params.magic, protocol, max_send_queue });
+    let settings =
+        Arc::new(ConnectionSettings { magic: chain_params.magic, protocol, max_send_queue, v2: config.v2transport });
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
     let addrbook = Arc::new(AddrBook::open(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY)?);
     let listen_port = config.listen.then_some(config.port);

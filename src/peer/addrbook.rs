@@ -49,6 +49,10 @@ pub struct AddrEntry {
     /// connections: outbound slots prefer the addresses that have been most useful.
     #[serde(default)]
     pub useful: u64,
+    /// A v2 attempt to it was closed before the peer's key: it is dialled with v1 from then on,
+    /// whatever it advertises.
+    #[serde(default)]
+    pub v1_only: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +133,7 @@ impl AddrBook {
                     attempts: 0,
                     last_success: 0,
                     useful: 0,
+                    v1_only: false,
                 },
             );
             from_source += 1;
@@ -154,11 +159,38 @@ impl AddrBook {
             attempts: 0,
             last_success: now,
             useful: 0,
+            v1_only: false,
         });
         e.attempts = 0;
         e.last_success = now;
         e.last_seen = now;
         e.services |= services;
+    }
+
+    /// Whether to open a connection to `addr` with the v2 handshake: it advertises NODE_P2P_V2
+    /// (in gossip or its own `version`) and has not failed a v2 attempt.
+    pub fn offers_v2(&self, addr: SocketAddr) -> bool {
+        self.lock().get(&addr).is_some_and(|e| e.services & super::v2::NODE_P2P_V2 != 0 && !e.v1_only)
+    }
+
+    /// Whether a v2 attempt to `addr` fell back to v1.
+    pub fn v1_only(&self, addr: SocketAddr) -> bool {
+        self.lock().get(&addr).is_some_and(|e| e.v1_only)
+    }
+
+    /// A v2 attempt to `addr` was closed before the peer's key: v1 from now on.
+    pub fn fell_back_to_v1(&self, addr: SocketAddr, now: u64) {
+        let mut map = self.lock();
+        let e = map.entry(addr).or_insert(AddrEntry {
+            services: 0,
+            last_seen: now,
+            source: addr.ip(),
+            attempts: 0,
+            last_success: 0,
+            useful: 0,
+            v1_only: false,
+        });
+        e.v1_only = true;
     }
 
     /// Credits `addr` with `count` new blocks or transactions its peer delivered first.

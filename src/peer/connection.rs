@@ -15,6 +15,9 @@ use super::misbehavior::Misbehavior;
 use super::protocol::{Context, Direction, DisconnectReason, Output, PeerProtocol, ProtocolConfig};
 use super::registry::{PeerCommand, PeerId, PeerRegistry};
 use super::subnet::Subnet;
+use super::transport::{negotiate, DecodeFailure, Decoder, Negotiated, NegotiationError, PRE_HANDSHAKE_MAX_PACKET};
+use super::v2::stream::{PacketDecoder, PacketEncoder};
+use super::v2::NODE_P2P_V2;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::wire::frame::FrameDecoder;
@@ -45,6 +48,8 @@ pub struct ConnectionSettings {
     /// Most bytes queued for one peer before it is disconnected as not reading. It must hold the
     /// largest message we send (a block), so it is the block limit plus room for smaller traffic.
     pub max_send_queue: usize,
+    /// `-v2transport`: accept v2 (BIP324) connections and offer them to peers that advertise it.
+    pub v2: bool,
 }
 
 /// State every connection shares with the rest of the node.
@@ -155,6 +160,8 @@ pub struct PeerFlags {
     pub whitelisted: bool,
     /// Dialled because of `-addnode`: never banned.
     pub addnode: bool,
+    /// Outbound: open with the v2 handshake (the peer advertises NODE_P2P_V2, or an operator said so).
+    pub try_v2: bool,
 }
 
 pub fn unix_now() -> u64 {
@@ -200,7 +207,48 @@ pub async fn run(
     shared: Arc<NodeShared>,
     mut shutdown: Shutdown,
 ) -> DisconnectReason {
-    let Registered { id, mut commands, stream, remote, local, direction } = registered;
+    let Registered { id, mut commands, mut stream, remote, local, direction } = registered;
+    let negotiation = tokio::select! {
+        n = negotiate(&mut stream, direction, flags.try_v2, settings.v2, settings.magic, settings.protocol.handshake_timeout) => n,
+        _ = shutdown.wait() => Err(NegotiationError::Failed { reason: DisconnectReason::Shutdown, offence: None, label: "closed" }),
+    };
+    let (decoder, received, encoder, session_id) = match negotiation {
+        Ok(Negotiated::V1 { received }) => {
+            (Decoder::V1(FrameDecoder::new(settings.magic, settings.protocol.limits)), received, None, None)
+        }
+        Ok(Negotiated::V2(session)) => (
+            Decoder::V2(PacketDecoder::new(session.opener, settings.protocol.limits, PRE_HANDSHAKE_MAX_PACKET)),
+            session.leftover,
+            Some(PacketEncoder::new(session.sealer)),
+            Some(session.session_id),
+        ),
+        Err(err) => {
+            let reason = match err {
+                NegotiationError::Fallback => {
+                    shared.metrics.v2_fallbacks.inc();
+                    DisconnectReason::V2Fallback
+                }
+                NegotiationError::Failed { reason, offence, label } => {
+                    shared.metrics.v2_handshake_failures.with_label_values(&[label]).inc();
+                    if let Some(offence) = offence {
+                        shared.metrics.record_misbehavior(offence);
+                        debug!(peer = %id, %remote, %offence, "v2 handshake failed");
+                    }
+                    reason
+                }
+            };
+            shared.registry.unregister(id);
+            shared.metrics.peers.with_label_values(&[direction.label(), "full"]).dec();
+            shared.metrics.record_disconnect(reason);
+            return reason;
+        }
+    };
+    let transport = if session_id.is_some() { "v2" } else { "v1" };
+    shared.metrics.peers_by_transport.with_label_values(&[transport]).inc();
+    shared.registry.update(id, |i| {
+        i.transport = transport;
+        i.session_id = session_id.map(hex::encode).unwrap_or_default();
+    });
     let nonce = loop {
         let n: u64 = rand::random();
         if n != 0 {
@@ -225,7 +273,7 @@ pub async fn run(
         gauge: shared.metrics.send_queue_bytes.clone(),
     };
     let closing = Arc::new(Notify::new());
-    let writer_task = tokio::spawn(write_loop(writer, rx, queued, closing.clone(), id, shared.clone()));
+    let writer_task = tokio::spawn(write_loop(writer, encoder, rx, queued, closing.clone(), id, shared.clone()));
 
     let reason = {
         let mut conn = Connection {
@@ -237,9 +285,12 @@ pub async fn run(
             sender: sender.clone(),
             protocol: None,
             announced: false,
+            upgrade: settings.v2 && direction == Direction::Outbound && session_id.is_none(),
         };
-        conn.read_loop(reader, nonce, flags, &settings, &mut commands, &overflow, &mut shutdown).await
+        let input = Input { decoder, buf: received };
+        conn.read_loop(reader, input, nonce, flags, &settings, &mut commands, &overflow, &mut shutdown).await
     };
+    shared.metrics.peers_by_transport.with_label_values(&[transport]).dec();
 
     drop(sender);
     // The relay drops its sender for this peer on this event; say it before flushing.
@@ -277,6 +328,15 @@ struct Connection {
     sender: PeerSender,
     protocol: Option<PeerProtocol>,
     announced: bool,
+    /// An outbound v1 connection that ends once the peer's `version` shows it speaks v2, so the
+    /// caller dials it again with v2.
+    upgrade: bool,
+}
+
+/// What the reader starts with: the negotiated transport's decoder and the bytes it already read.
+struct Input {
+    decoder: Decoder,
+    buf: BytesMut,
 }
 
 impl Connection {
@@ -284,6 +344,7 @@ impl Connection {
     async fn read_loop(
         &mut self,
         mut reader: tokio::net::tcp::OwnedReadHalf,
+        input: Input,
         nonce: u64,
         flags: PeerFlags,
         settings: &ConnectionSettings,
@@ -303,9 +364,13 @@ impl Connection {
         if let Some(reason) = self.apply(outputs).await {
             return reason;
         }
-        let mut decoder = FrameDecoder::new(settings.magic, settings.protocol.limits);
-        let mut buf = BytesMut::with_capacity(4096);
-        let mut partial_since: Option<Instant> = None;
+        let Input { mut decoder, mut buf } = input;
+        let mut lifted = false;
+        // Bytes read while negotiating the transport may already hold whole messages.
+        if let Some(reason) = self.drain(&mut decoder, &mut buf, now, &mut lifted).await {
+            return reason;
+        }
+        let mut partial_since: Option<Instant> = decoder.in_progress(&buf).then_some(now);
         loop {
             let deadline = self.protocol().next_deadline(partial_since);
             let want = decoder.bytes_wanted(&buf).clamp(4096, READ_CHUNK);
@@ -320,50 +385,10 @@ impl Connection {
                     self.shared.registry.record_recv(n as u64);
                     let now = Instant::now();
                     self.shared.registry.update(self.id, |i| { i.lastrecv = unix_now(); i.bytesrecv += n as u64; });
-                    loop {
-                        let was_pending = decoder.pending().map(|h| h.command.map_or("other", |c| crate::metrics::command_label(c.as_str())));
-                        match decoder.decode(&mut buf) {
-                            Ok(None) => break,
-                            Ok(Some(frame)) => {
-                                let label = crate::metrics::command_label(frame.command.as_str());
-                                let size = frame.wire_len() as u64;
-                                self.shared.metrics.record_received(label, size);
-                                self.shared.registry.update(self.id, |i| *i.bytesrecv_per_msg.entry(label.to_string()).or_default() += size);
-                                let outputs = match frame.message(decoder.limits()) {
-                                    Ok(msg) => {
-                                        let nonces = &self.shared.own_nonces;
-                                        let is_own = |n: u64| nonces.lock().unwrap_or_else(|e| e.into_inner()).contains(&n);
-                                        let ctx = self.context(&is_own);
-                                        self.protocol.as_mut().expect("set above").on_message(now, msg, &ctx)
-                                    }
-                                    Err(err) => {
-                                        self.shared.metrics.record_decode_error(&err);
-                                        debug!(peer = %self.id, command = frame.command.as_str(), %err, "undecodable message");
-                                        self.protocol.as_mut().expect("set above").on_decode_error(now, Some(frame.command.as_str()), &err)
-                                    }
-                                };
-                                if let Some(reason) = self.apply(outputs).await {
-                                    return reason;
-                                }
-                            }
-                            Err(err) => {
-                                self.shared.metrics.record_decode_error(&err);
-                                debug!(peer = %self.id, pending = ?was_pending, %err, "bad frame");
-                                let outputs = self.protocol.as_mut().expect("set above").on_decode_error(now, None, &err);
-                                if let Some(reason) = self.apply(outputs).await {
-                                    return reason;
-                                }
-                                if matches!(err, crate::wire::DecodeError::BadMagic { .. } | crate::wire::DecodeError::Oversized { .. }) {
-                                    return DisconnectReason::StreamError;
-                                }
-                            }
-                        }
+                    if let Some(reason) = self.drain(&mut decoder, &mut buf, now, &mut lifted).await {
+                        return reason;
                     }
-                    partial_since = if buf.is_empty() && decoder.pending().is_none() {
-                        None
-                    } else {
-                        partial_since.or(Some(now))
-                    };
+                    partial_since = if decoder.in_progress(&buf) { partial_since.or(Some(now)) } else { None };
                 }
                 command = commands.recv() => match command {
                     Some(PeerCommand::Disconnect) | None => return DisconnectReason::Requested,
@@ -393,6 +418,80 @@ impl Connection {
         }
     }
 
+    /// Decodes and handles every complete message in `buf`; returns a reason if the connection
+    /// must end.
+    async fn drain(
+        &mut self,
+        decoder: &mut Decoder,
+        buf: &mut BytesMut,
+        now: Instant,
+        lifted: &mut bool,
+    ) -> Option<DisconnectReason> {
+        loop {
+            let was_pending =
+                decoder.pending().map(|h| h.command.map_or("other", |c| crate::metrics::command_label(c.as_str())));
+            match decoder.decode(buf) {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    let label = crate::metrics::command_label(frame.command.as_str());
+                    let size = frame.wire_len() as u64;
+                    self.shared.metrics.record_received(label, size);
+                    self.shared
+                        .registry
+                        .update(self.id, |i| *i.bytesrecv_per_msg.entry(label.to_string()).or_default() += size);
+                    let outputs = match frame.message(decoder.limits()) {
+                        Ok(msg) => {
+                            let nonces = &self.shared.own_nonces;
+                            let is_own = |n: u64| nonces.lock().unwrap_or_else(|e| e.into_inner()).contains(&n);
+                            let ctx = self.context(&is_own);
+                            self.protocol.as_mut().expect("set above").on_message(now, msg, &ctx)
+                        }
+                        Err(err) => {
+                            self.shared.metrics.record_decode_error(&err);
+                            debug!(peer = %self.id, command = frame.command.as_str(), %err, "undecodable message");
+                            self.protocol.as_mut().expect("set above").on_decode_error(
+                                now,
+                                Some(frame.command.as_str()),
+                                &err,
+                            )
+                        }
+                    };
+                    if let Some(reason) = self.apply(outputs).await {
+                        return Some(reason);
+                    }
+                    if !*lifted && self.announced {
+                        *lifted = true;
+                        decoder.handshake_complete();
+                    }
+                }
+                Err(DecodeFailure::V1(err)) => {
+                    self.shared.metrics.record_decode_error(&err);
+                    debug!(peer = %self.id, pending = ?was_pending, %err, "bad frame");
+                    let outputs = self.protocol.as_mut().expect("set above").on_decode_error(now, None, &err);
+                    if let Some(reason) = self.apply(outputs).await {
+                        return Some(reason);
+                    }
+                    if matches!(
+                        err,
+                        crate::wire::DecodeError::BadMagic { .. } | crate::wire::DecodeError::Oversized { .. }
+                    ) {
+                        return Some(DisconnectReason::StreamError);
+                    }
+                }
+                Err(DecodeFailure::V2(err)) => {
+                    let (offence, reason) = DecodeFailure::v2_offence(&err);
+                    debug!(peer = %self.id, %err, "v2 stream broken");
+                    let outputs = self.protocol.as_mut().expect("set above").misbehaved(offence);
+                    if let Some(r) = self.apply(outputs).await {
+                        return Some(r);
+                    }
+                    return Some(reason);
+                }
+            }
+        }
+        None
+    }
+
     fn protocol(&self) -> &PeerProtocol {
         self.protocol.as_ref().expect("set before the loop")
     }
@@ -418,7 +517,11 @@ impl Connection {
                 Output::Misbehaved(offence) => self.record_offence(offence),
                 Output::Ban => self.ban(),
                 Output::Disconnect(reason) => return Some(reason),
-                Output::HandshakeComplete => self.handshake_complete().await,
+                Output::HandshakeComplete => {
+                    if let Some(reason) = self.handshake_complete().await {
+                        return Some(reason);
+                    }
+                }
                 Output::Deliver(msg) => {
                     if self.shared.events.send(PeerEvent::Message { id: self.id, msg }).await.is_err() {
                         return Some(DisconnectReason::Shutdown);
@@ -462,9 +565,11 @@ impl Connection {
         self.shared.registry.disconnect_matching(|a| a.ip() == ip);
     }
 
-    async fn handshake_complete(&mut self) {
+    /// Publishes the handshake; returns a reason to end the connection when it is to be
+    /// dialled again with v2.
+    async fn handshake_complete(&mut self) -> Option<DisconnectReason> {
         let p = self.protocol();
-        let Some(v) = p.their_version().cloned() else { return };
+        let Some(v) = p.their_version().cloned() else { return None };
         let relay = p.relays_transactions();
         let offset = v.timestamp - unix_now() as i64;
         self.shared.registry.update(self.id, |i| {
@@ -479,6 +584,12 @@ impl Connection {
             info!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, suppressed, "handshake complete");
         } else {
             debug!(peer = %self.id, remote = %self.remote, version = v.version, user_agent = %v.user_agent, "handshake complete");
+        }
+        if self.upgrade && v.services & NODE_P2P_V2 != 0 && !self.shared.addrbook.v1_only(self.remote) {
+            // It speaks v2: its address is recorded with the bit, and the caller dials again.
+            self.shared.addrbook.connected(self.remote, v.services, unix_now());
+            debug!(peer = %self.id, remote = %self.remote, "peer speaks v2: reconnecting with v2");
+            return Some(DisconnectReason::UpgradeToV2);
         }
         // As Core's `SeenLocal`: an inbound peer confirms the address it reached us at.
         if self.direction == Direction::Inbound {
@@ -499,11 +610,13 @@ impl Connection {
             };
             let _ = self.shared.events.send(event).await;
         }
+        None
     }
 }
 
 async fn write_loop(
     mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut encoder: Option<PacketEncoder>,
     mut rx: mpsc::UnboundedReceiver<(&'static str, Bytes)>,
     queued: Arc<AtomicUsize>,
     closing: Arc<Notify>,
@@ -525,7 +638,14 @@ async fn write_loop(
             }
         };
         let Some((command, frame)) = next else { break };
-        if writer.write_all(&frame).await.is_err() {
+        let written = match &mut encoder {
+            Some(encoder) => {
+                let packets = encoder.encode(&frame);
+                writer.write_all(&packets).await
+            }
+            None => writer.write_all(&frame).await,
+        };
+        if written.is_err() {
             break;
         }
         let len = frame.len() as u64;

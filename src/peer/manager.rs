@@ -13,7 +13,7 @@
 
 use super::connection::{self, unix_now, ConnectionSettings, NodeShared, PeerFlags};
 use super::eviction::{self, Candidate};
-use super::protocol::Direction;
+use super::protocol::{Direction, DisconnectReason};
 use super::registry::ConnectRequest;
 use super::registry::PeerId;
 use super::subnet::Subnet;
@@ -125,7 +125,7 @@ impl Manager {
         let targets = if manager.config.connect.is_empty() { &manager.config.addnode } else { &manager.config.connect };
         for target in targets.clone() {
             let addnode = manager.config.connect.is_empty();
-            tokio::spawn(keep_connected(target, addnode, manager.clone(), shutdown.clone()));
+            tokio::spawn(keep_connected(target, addnode, false, manager.clone(), shutdown.clone()));
         }
         if manager.config.connect.is_empty() && manager.config.addnode.is_empty() && manager.config.max_outbound > 0 {
             tokio::spawn(fill_outbound(manager.clone(), shutdown.clone()));
@@ -226,7 +226,7 @@ async fn accept_loop(listener: TcpListener, m: Arc<Shared>, mut shutdown: Shutdo
             continue;
         }
         metrics.record_connection(Direction::Inbound, ConnectResult::Accepted);
-        let flags = PeerFlags { whitelisted, addnode: false };
+        let flags = PeerFlags { whitelisted, addnode: false, try_v2: false };
         let slot = Slot::take(&m, remote.ip());
         let registered = connection::register(&m.shared, stream, remote, Direction::Inbound, flags);
         let (settings, shared, shutdown) = (m.settings.clone(), m.shared.clone(), shutdown.clone());
@@ -282,7 +282,12 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Dials `target` once; returns how long the connection lived, or `None` if it never opened.
-async fn dial(target: &str, addnode: bool, m: &Arc<Shared>, shutdown: &Shutdown) -> Option<Duration> {
+/// The transport follows what the address book knows: v2 to an address that advertises it (or
+/// when `v2` says the operator asked for it), v1 otherwise; a v2 attempt the peer closes before
+/// its key is dialled again with v1 and the address remembered as v1-only, and a v1 peer whose
+/// `version` advertises v2 is dialled again with v2, so two bsv-relay nodes end up encrypted
+/// without SV Node ever being sent a byte it would ban us for.
+async fn dial(target: &str, addnode: bool, v2: bool, m: &Arc<Shared>, shutdown: &Shutdown) -> Option<Duration> {
     let default_port = m.config.port;
     let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(with_port(target, default_port)).await {
         Ok(a) => a.map(canonical).collect(),
@@ -293,10 +298,37 @@ async fn dial(target: &str, addnode: bool, m: &Arc<Shared>, shutdown: &Shutdown)
     };
     let addr = *addrs.first()?;
     let whitelisted = m.whitelisted(addr.ip());
-    if !whitelisted && m.shared.bans.is_banned(addr.ip(), unix_now()) {
-        debug!(%addr, "not dialling a banned address");
-        return None;
+    let mut try_v2 = m.settings.v2 && (v2 || m.shared.addrbook.offers_v2(addr));
+    let mut lived = None;
+    // At most one change of transport each way.
+    for _ in 0..3 {
+        if !whitelisted && m.shared.bans.is_banned(addr.ip(), unix_now()) {
+            debug!(%addr, "not dialling a banned address");
+            return lived;
+        }
+        let flags = PeerFlags { whitelisted, addnode, try_v2 };
+        let Some((reason, elapsed)) = dial_once(addr, flags, m, shutdown).await else { return lived };
+        lived = Some(elapsed);
+        match reason {
+            DisconnectReason::V2Fallback => {
+                info!(%addr, "peer closed our v2 handshake: using v1 with it from now on");
+                m.shared.addrbook.fell_back_to_v1(addr, unix_now());
+                try_v2 = false;
+            }
+            DisconnectReason::UpgradeToV2 if !try_v2 => try_v2 = true,
+            _ => break,
+        }
     }
+    lived
+}
+
+/// One TCP connection to `addr`, run to its end.
+async fn dial_once(
+    addr: SocketAddr,
+    flags: PeerFlags,
+    m: &Arc<Shared>,
+    shutdown: &Shutdown,
+) -> Option<(DisconnectReason, Duration)> {
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(err)) => {
@@ -312,11 +344,10 @@ async fn dial(target: &str, addnode: bool, m: &Arc<Shared>, shutdown: &Shutdown)
     m.shared.metrics.record_connection(Direction::Outbound, ConnectResult::Accepted);
     let _slot = Slot::take(m, addr.ip());
     let started = tokio::time::Instant::now();
-    let flags = PeerFlags { whitelisted, addnode };
     let registered = connection::register(&m.shared, stream, addr, Direction::Outbound, flags);
     let reason = connection::run(registered, flags, m.settings.clone(), m.shared.clone(), shutdown.clone()).await;
-    debug!(%addr, reason = reason.label(), "outbound connection ended");
-    Some(started.elapsed())
+    debug!(%addr, reason = reason.label(), v2 = flags.try_v2, "outbound connection ended");
+    Some((reason, started.elapsed()))
 }
 
 fn with_port(target: &str, port: u16) -> String {
@@ -334,7 +365,7 @@ fn with_port(target: &str, port: u16) -> String {
 }
 
 /// Keeps one `-connect`/`-addnode` peer connected, with exponential backoff between attempts.
-async fn keep_connected(target: String, addnode: bool, m: Arc<Shared>, mut shutdown: Shutdown) {
+async fn keep_connected(target: String, addnode: bool, v2: bool, m: Arc<Shared>, mut shutdown: Shutdown) {
     let mut delay = RETRY_MIN;
     loop {
         if shutdown.is_triggered() {
@@ -343,7 +374,7 @@ async fn keep_connected(target: String, addnode: bool, m: Arc<Shared>, mut shutd
         if addnode && !m.shared.registry.added_nodes().contains(&target) && !m.config.addnode.contains(&target) {
             return;
         }
-        match dial(&target, addnode, &m, &shutdown).await {
+        match dial(&target, addnode, v2, &m, &shutdown).await {
             Some(lived) if lived >= STABLE_CONNECTION => delay = RETRY_MIN,
             _ => delay = (delay * 2).min(RETRY_MAX),
         }
@@ -387,7 +418,7 @@ async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
                 dialling.insert(addr);
                 let (m2, s2, done) = (m.clone(), shutdown.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    dial(&addr.to_string(), false, &m2, &s2).await;
+                    dial(&addr.to_string(), false, false, &m2, &s2).await;
                     let _ = done.send(addr);
                 });
                 continue;
@@ -412,10 +443,10 @@ async fn connect_requests(
         };
         let (m, shutdown) = (m.clone(), shutdown.clone());
         if request.persistent {
-            tokio::spawn(keep_connected(request.node, true, m, shutdown));
+            tokio::spawn(keep_connected(request.node, true, request.v2, m, shutdown));
         } else {
             tokio::spawn(async move {
-                dial(&request.node, false, &m, &shutdown).await;
+                dial(&request.node, false, request.v2, &m, &shutdown).await;
             });
         }
     }

@@ -53,11 +53,19 @@ pub enum Misbehavior {
     BannedUserAgent,
     /// Over 100 bad checksums, each within 500 ms of the last ("Invalid Checksum activity").
     BadChecksumFlood,
+    /// v2: no garbage terminator within 4095 bytes, or a key that is the start of a v1 message.
+    V2NoTerminator,
+    /// v2: a packet that fails authentication, or whose contents are not a message.
+    V2BadPacket,
+    /// v2: a packet length or a large message's length over the limit.
+    V2Oversized,
+    /// v2: the handshake did not finish within `-p2phandshaketimeout`.
+    V2HandshakeTimeout,
 }
 
 impl Misbehavior {
     /// Every offence, for metric label pre-registration and tests.
-    pub const ALL: [Misbehavior; 21] = [
+    pub const ALL: [Misbehavior; 25] = [
         Self::MissingVersion,
         Self::MissingVerack,
         Self::DuplicateVersion,
@@ -79,6 +87,10 @@ impl Misbehavior {
         Self::OutOfBoundTxIndex,
         Self::BannedUserAgent,
         Self::BadChecksumFlood,
+        Self::V2NoTerminator,
+        Self::V2BadPacket,
+        Self::V2Oversized,
+        Self::V2HandshakeTimeout,
     ];
 
     /// Score added per offence; SV Node's values (svnode-protocol.md §3.2–3.3).
@@ -106,6 +118,14 @@ impl Misbehavior {
             Self::OutOfBoundTxIndex => 100,
             Self::BannedUserAgent => 100,
             Self::BadChecksumFlood => 1,
+            // SV Node has no v2. Each of these ends the connection; none bans by itself, because
+            // anyone on the path can cause them for an honest peer (flip a byte, drop packets)
+            // and a ban would let a path attacker cut a node off from its honest peers. They
+            // count like SV Node's framing offences of similar weight.
+            Self::V2NoTerminator => 20,
+            Self::V2BadPacket => 20,
+            Self::V2Oversized => 20,
+            Self::V2HandshakeTimeout => 1,
         }
     }
 
@@ -133,6 +153,10 @@ impl Misbehavior {
             Self::OutOfBoundTxIndex => "out_of_bound_tx_index",
             Self::BannedUserAgent => "banned_user_agent",
             Self::BadChecksumFlood => "bad_checksum_flood",
+            Self::V2NoTerminator => "v2_no_terminator",
+            Self::V2BadPacket => "v2_bad_packet",
+            Self::V2Oversized => "v2_oversized",
+            Self::V2HandshakeTimeout => "v2_handshake_timeout",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod protocol;
 mod protocol_tests;
 pub mod registry;
 pub mod subnet;
+pub mod transport;
 pub mod v2;
 
 pub use bans::{BanDuration, BanEntry, BanError, BanList, BanReason};

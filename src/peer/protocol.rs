@@ -33,6 +33,15 @@ pub const MIN_PEER_PROTO_VERSION: i32 = 31800;
 /// NODE_NETWORK | NODE_BITCOIN_CASH, as SV Node advertises: without bit 0 SV Node treats us as a
 /// client and never syncs from us.
 pub const OUR_SERVICES: u64 = 0x21;
+
+/// The services we advertise: [`OUR_SERVICES`], and NODE_P2P_V2 when we accept v2 connections.
+pub const fn local_services(v2: bool) -> u64 {
+    if v2 {
+        OUR_SERVICES | super::v2::NODE_P2P_V2
+    } else {
+        OUR_SERVICES
+    }
+}
 /// A ping is answered with a pong only for peers above this version (BIP31).
 const BIP0031_VERSION: i32 = 60000;
 /// More bad checksums than this, each within `BAD_CHECKSUM_INTERVAL` of the previous, is an offence
@@ -123,10 +132,14 @@ pub enum DisconnectReason {
     Shutdown,
     PeerClosed,
     IoError,
+    /// Our v2 attempt was closed before the peer's key: dialled again with v1.
+    V2Fallback,
+    /// The v1 peer's `version` advertises v2: dialled again with v2.
+    UpgradeToV2,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 19] = [
+    pub const ALL: [DisconnectReason; 21] = [
         Self::HandshakeTimeout,
         Self::InactivityTimeout,
         Self::PingTimeout,
@@ -146,6 +159,8 @@ impl DisconnectReason {
         Self::Shutdown,
         Self::PeerClosed,
         Self::IoError,
+        Self::V2Fallback,
+        Self::UpgradeToV2,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -169,6 +184,8 @@ impl DisconnectReason {
             Self::Shutdown => "shutdown",
             Self::PeerClosed => "peer_closed",
             Self::IoError => "io_error",
+            Self::V2Fallback => "v2_fallback",
+            Self::UpgradeToV2 => "upgrade_to_v2",
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct ConnectRequest {
     pub node: String,
     /// `true` for the persistent `addnode add` list, `false` for `onetry`.
     pub persistent: bool,
+    /// The operator asked for v2 (`addnode`'s `v2transport`).
+    pub v2: bool,
 }
 
 /// Snapshot of one peer as `getpeerinfo` reports it. Times are unix seconds.
@@ -109,6 +111,10 @@ pub struct PeerInfo {
     /// Keys are wire command names, or `*other*` for unknown ones (as SV Node and Core do).
     pub bytessent_per_msg: BTreeMap<String, u64>,
     pub bytesrecv_per_msg: BTreeMap<String, u64>,
+    /// "v1" or "v2" (Core's `transport_protocol_type`; "detecting" before it is known).
+    pub transport: &'static str,
+    /// The v2 session id in hex; empty on v1.
+    pub session_id: String,
 }
 
 impl PeerInfo {
@@ -143,6 +149,8 @@ impl PeerInfo {
             last_useful: 0,
             bytessent_per_msg: BTreeMap::new(),
             bytesrecv_per_msg: BTreeMap::new(),
+            transport: "detecting",
+            session_id: String::new(),
         }
     }
 }
@@ -295,7 +303,7 @@ impl PeerRegistry {
     }
 
     /// `addnode <node> add`: remember `node` and ask the connection manager to connect to it.
-    pub fn addnode_add(&self, node: &str) -> Result<(), RegistryError> {
+    pub fn addnode_add(&self, node: &str, v2: bool) -> Result<(), RegistryError> {
         let mut list = self.added();
         if list.iter().any(|n| n == node) {
             return Err(RegistryError::AlreadyAdded { node: node.to_owned() });
@@ -303,7 +311,7 @@ impl PeerRegistry {
         list.push(node.to_owned());
         drop(list);
         // The persistent list is the source of truth; the request only hurries the first attempt.
-        let _ = self.connect_tx.try_send(ConnectRequest { node: node.to_owned(), persistent: true });
+        let _ = self.connect_tx.try_send(ConnectRequest { node: node.to_owned(), persistent: true, v2 });
         Ok(())
     }
 
@@ -326,9 +334,9 @@ impl PeerRegistry {
     }
 
     /// `addnode <node> onetry`: one connection attempt, not remembered.
-    pub fn addnode_onetry(&self, node: &str) -> Result<(), RegistryError> {
+    pub fn addnode_onetry(&self, node: &str, v2: bool) -> Result<(), RegistryError> {
         self.connect_tx
-            .try_send(ConnectRequest { node: node.to_owned(), persistent: false })
+            .try_send(ConnectRequest { node: node.to_owned(), persistent: false, v2 })
             .map_err(|_| RegistryError::ConnectQueueFull)
     }
 
@@ -395,14 +403,23 @@ mod tests {
         let reg = PeerRegistry::new();
         let mut requests = reg.take_connect_requests().expect("first take");
         assert!(reg.take_connect_requests().is_none());
-        reg.addnode_add("1.2.3.4:8333").expect("add");
-        assert_eq!(reg.addnode_add("1.2.3.4:8333"), Err(RegistryError::AlreadyAdded { node: "1.2.3.4:8333".into() }));
-        reg.addnode_onetry("5.5.5.5:8333").expect("onetry");
+        reg.addnode_add("1.2.3.4:8333", false).expect("add");
+        assert_eq!(
+            reg.addnode_add("1.2.3.4:8333", false),
+            Err(RegistryError::AlreadyAdded { node: "1.2.3.4:8333".into() })
+        );
+        reg.addnode_onetry("5.5.5.5:8333", true).expect("onetry");
         assert_eq!(reg.added_nodes(), vec!["1.2.3.4:8333".to_string()]);
         reg.addnode_remove("1.2.3.4:8333").expect("remove");
         assert_eq!(reg.addnode_remove("1.2.3.4:8333"), Err(RegistryError::NotAdded { node: "1.2.3.4:8333".into() }));
-        assert_eq!(requests.try_recv().ok(), Some(ConnectRequest { node: "1.2.3.4:8333".into(), persistent: true }));
-        assert_eq!(requests.try_recv().ok(), Some(ConnectRequest { node: "5.5.5.5:8333".into(), persistent: false }));
+        assert_eq!(
+            requests.try_recv().ok(),
+            Some(ConnectRequest { node: "1.2.3.4:8333".into(), persistent: true, v2: false })
+        );
+        assert_eq!(
+            requests.try_recv().ok(),
+            Some(ConnectRequest { node: "5.5.5.5:8333".into(), persistent: false, v2: true })
+        );
     }
 
     #[test]

@@ -13,9 +13,6 @@ use crate::peer::{BanDuration, BanReason, PeerId, PeerInfo, Subnet};
 /// P2P protocol version we speak: SV Node 1.0.x's `PROTOCOL_VERSION`.
 pub const PROTOCOL_VERSION: u32 = 70016;
 
-/// Services we advertise: NODE_NETWORK (1) | NODE_BITCOIN_CASH (0x20), as SV Node.
-pub const LOCAL_SERVICES: u64 = 0x21;
-
 /// Minimum relay fee reported by `getnetworkinfo`, in satoshis per kB: SV Node 1.0.13 reports 0 on regtest
 /// (checked against the binary); the mempool module will supply the configured value.
 const RELAY_FEE_SATS_PER_KB: i64 = 0;
@@ -67,11 +64,13 @@ const GETNETTOTALS_HELP: &str =
     "getnettotals\n\nReturns information about network traffic, including bytes in, bytes out,\nand current time.\n";
 const PING_HELP: &str = "ping\n\nRequests that a ping be sent to all other nodes, to measure ping time.\n\
 Results provided in getpeerinfo, pingtime and pingwait fields are decimal seconds.\n";
-const ADDNODE_HELP: &str = "addnode \"node\" \"add|remove|onetry\"\n\n\
+const ADDNODE_HELP: &str = "addnode \"node\" \"add|remove|onetry\" ( v2transport )\n\n\
 Attempts add or remove a node from the addnode list.\nOr try a connection to a node once.\n\n\
 Arguments:\n1. \"node\"     (string, required) The node (see getpeerinfo for nodes)\n\
 2. \"command\"  (string, required) 'add' to add a node to the list, 'remove' to remove a node from the list, \
-'onetry' to try a connection to the node once\n";
+'onetry' to try a connection to the node once\n\
+3. v2transport (boolean, optional, default=false) Open the connection with the v2 (BIP324) handshake; \
+if the node closes it before its key, v1 is used with it from then on\n";
 const DISCONNECTNODE_HELP: &str = "disconnectnode \"[address]\" [nodeid]\n\n\
 Immediately disconnects from the specified peer node.\n\n\
 Strictly one out of 'address' and 'nodeid' can be provided to identify the node.\n\n\
@@ -105,7 +104,7 @@ fn getnetworkinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
         "version": client_version(),
         "subversion": subversion(),
         "protocolversion": PROTOCOL_VERSION,
-        "localservices": format!("{LOCAL_SERVICES:016x}"),
+        "localservices": format!("{:016x}", crate::peer::protocol::local_services(ctx.config.v2transport)),
         "localrelay": true,
         "timeoffset": 0,
         "txnpropagationfreq": TXN_PROPAGATION_FREQ_MS,
@@ -150,6 +149,8 @@ pub fn peer_json(p: &PeerInfo) -> Value {
         "addnode": p.addnode,
         "startingheight": p.startingheight,
         "banscore": p.banscore,
+        "transport_protocol_type": p.transport,
+        "session_id": p.session_id,
         "reputation": {
             "blocks_first": p.blocks_first,
             "txs_first": p.txs_first,
@@ -211,12 +212,14 @@ fn ping(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
 }
 
 fn addnode(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
-    p.expect_count(2, 2)?;
+    p.expect_count(2, 3)?;
     let node = p.str(0)?;
+    // Core's third argument: open the connection with the v2 handshake.
+    let v2 = p.opt_bool(2)?.unwrap_or(false);
     match p.str(1)? {
-        "add" => ctx.peers.addnode_add(node)?,
+        "add" => ctx.peers.addnode_add(node, v2)?,
         "remove" => ctx.peers.addnode_remove(node)?,
-        "onetry" => ctx.peers.addnode_onetry(node)?,
+        "onetry" => ctx.peers.addnode_onetry(node, v2)?,
         _ => return Err(RpcError::Usage),
     }
     Ok(Value::Null)
