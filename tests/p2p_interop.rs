@@ -73,7 +73,7 @@ fn bsv_relay_dials_sv_node_over_ipv4_and_ipv6() {
     let theirs = sv.peers_with_ua(OUR_UA);
     assert!(theirs
         .iter()
-        .all(|p| p["inbound"] == true && p["version"] == 70016 && p["services"] == "0000000000000021"));
+        .all(|p| p["inbound"] == true && p["version"] == 70016 && p["services"] == "0000000000000821"));
     let mine = wait_for("our view of SV Node", DEADLINE, || {
         let m = our_peers_with_ua(&ours, SV_UA);
         (m.len() == 2).then_some(m)

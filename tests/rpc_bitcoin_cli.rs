@@ -27,7 +27,7 @@ fn network_and_control_methods() {
     let v = info.json();
     assert_eq!(v["subversion"], json!("/bsv-relay:0.1.0/"));
     assert_eq!(v["protocolversion"], json!(70016));
-    assert_eq!(v["localservices"], json!("0000000000000021"));
+    assert_eq!(v["localservices"], json!("0000000000000821"), "NODE_NETWORK | NODE_BITCOIN_CASH | NODE_P2P_V2");
     assert_eq!(v["localrelay"], json!(true));
     assert_eq!(v["connections"], json!(0));
     assert_eq!(v["networkactive"], json!(true));

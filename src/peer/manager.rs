@@ -298,7 +298,7 @@ async fn dial(target: &str, addnode: bool, v2: bool, m: &Arc<Shared>, shutdown: 
     };
     let addr = *addrs.first()?;
     let whitelisted = m.whitelisted(addr.ip());
-    let mut try_v2 = m.settings.v2 && (v2 || m.shared.addrbook.offers_v2(addr));
+    let mut try_v2 = m.settings.v2 && !m.shared.addrbook.v1_only(addr) && (v2 || m.shared.addrbook.offers_v2(addr));
     let mut lived = None;
     // At most one change of transport each way.
     for _ in 0..3 {

@@ -214,8 +214,13 @@ fn ping(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
 fn addnode(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(2, 3)?;
     let node = p.str(0)?;
-    // Core's third argument: open the connection with the v2 handshake.
-    let v2 = p.opt_bool(2)?.unwrap_or(false);
+    // Core's third argument: open the connection with the v2 handshake. SV Node's bitcoin-cli
+    // knows no third argument of addnode and passes it as a string, so "true"/"false" count too.
+    let v2 = match p.opt_str(2) {
+        Ok(Some("true")) => true,
+        Ok(Some("false")) => false,
+        _ => p.opt_bool(2)?.unwrap_or(false),
+    };
     match p.str(1)? {
         "add" => ctx.peers.addnode_add(node, v2)?,
         "remove" => ctx.peers.addnode_remove(node)?,

@@ -7,6 +7,7 @@ pub mod funds;
 pub mod netns;
 pub mod peer;
 pub mod svnode;
+pub mod v2peer;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

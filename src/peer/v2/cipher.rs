@@ -106,7 +106,8 @@ pub fn shared_secret(ours: &[u8; 64], theirs: &[u8; 64], secret: &SecretKey, ini
     } else {
         (ElligatorSwift::from_array(*theirs), ElligatorSwift::from_array(*ours), ElligatorSwiftParty::B)
     };
-    ElligatorSwift::shared_secret(a, b, *secret, party, Some(b"bip324_ellswift_xonly_ecdh")).to_secret_bytes()
+    // secp256k1 hashes with its own BIP324 tag (`bip324_ellswift_xonly_ecdh`); it takes no data.
+    ElligatorSwift::shared_secret(a, b, *secret, party, None).to_secret_bytes()
 }
 
 /// The authentication tag did not match: the packet was altered, or the keys differ.
