@@ -135,11 +135,14 @@ fn a_64_mb_block_travels_between_two_nodes_over_v2() {
     assert!(to_a.iter().all(is_v2) && !to_a.is_empty(), "{to_a:?}");
 }
 
+/// The bytes one direction of a connection carried.
+type Recording = Arc<Mutex<Vec<u8>>>;
+
 /// A TCP proxy that records both directions and can flip one byte of what the target sends.
 struct Proxy {
     port: u16,
     /// (client → target, target → client) of every connection, in order.
-    recorded: Arc<Mutex<Vec<(Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>)>>>,
+    recorded: Arc<Mutex<Vec<(Recording, Recording)>>>,
     flip: Arc<AtomicBool>,
 }
 
@@ -154,8 +157,8 @@ impl Proxy {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 let Ok(server) = TcpStream::connect(target) else { return };
-                let up: Arc<Mutex<Vec<u8>>> = Arc::default();
-                let down: Arc<Mutex<Vec<u8>>> = Arc::default();
+                let up: Recording = Arc::default();
+                let down: Recording = Arc::default();
                 rec.lock().unwrap().push((up.clone(), down.clone()));
                 pump(client.try_clone().expect("clone"), server.try_clone().expect("clone"), up, None);
                 pump(server, client, down, Some(fl.clone()));
@@ -167,7 +170,7 @@ impl Proxy {
 
 /// Copies `from` to `to`, recording every byte; when `flip` is set, the last byte of the next
 /// chunk is inverted (a packet's tag or contents: the receiver must notice).
-fn pump(mut from: TcpStream, mut to: TcpStream, record: Arc<Mutex<Vec<u8>>>, flip: Option<Arc<AtomicBool>>) {
+fn pump(mut from: TcpStream, mut to: TcpStream, record: Recording, flip: Option<Arc<AtomicBool>>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
         loop {

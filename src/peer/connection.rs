@@ -569,7 +569,7 @@ impl Connection {
     /// dialled again with v2.
     async fn handshake_complete(&mut self) -> Option<DisconnectReason> {
         let p = self.protocol();
-        let Some(v) = p.their_version().cloned() else { return None };
+        let v = p.their_version().cloned()?;
         let relay = p.relays_transactions();
         let offset = v.timestamp - unix_now() as i64;
         self.shared.registry.update(self.id, |i| {

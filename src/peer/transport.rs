@@ -30,7 +30,7 @@ pub const PRE_HANDSHAKE_MAX_PACKET: usize = 1024 * 1024 + 13;
 /// A negotiated transport.
 pub enum Negotiated {
     V1 { received: BytesMut },
-    V2(Session),
+    V2(Box<Session>),
 }
 
 /// Why no transport was agreed.
@@ -55,7 +55,7 @@ pub async fn negotiate(
     let config = HandshakeConfig::new(magic, timeout);
     match direction {
         Direction::Outbound if try_v2 => match handshake(stream, true, BytesMut::new(), &config).await {
-            Ok(session) => Ok(Negotiated::V2(session)),
+            Ok(session) => Ok(Negotiated::V2(Box::new(session))),
             Err(HandshakeError::ClosedBeforeKey { .. }) => Err(NegotiationError::Fallback),
             Err(err) => Err(failure(&err)),
         },
@@ -95,7 +95,7 @@ pub async fn negotiate(
                 return Ok(Negotiated::V1 { received });
             }
             match handshake(stream, false, received, &config).await {
-                Ok(session) => Ok(Negotiated::V2(session)),
+                Ok(session) => Ok(Negotiated::V2(Box::new(session))),
                 Err(err) => Err(failure(&err)),
             }
         }
