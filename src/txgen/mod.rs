@@ -71,13 +71,16 @@ pub struct Options {
     /// Count acceptance by the growth of the `--rpc` node's `getmempoolinfo.size` (a lone node
     /// without other traffic or mining), not by announcements.
     pub accept_by_mempool: bool,
+    /// Speak the v2 (BIP324) transport on every connection.
+    pub v2: bool,
 }
 
 pub const USAGE: &str =
     "Usage: bsv-relay txgen --rpc HOST:PORT --rpcuser U --rpcpassword P --connect IP:PORT [--connect ...]\n\
   [--rate TX_PER_S (0 = as fast as possible)] [--count N | --duration SECONDS] [--seed N] [--fanout N]\n\
   [--json] [--txids-out FILE (accepted txids; with --no-listen, sent ones)] [--no-listen]\n\
-  [--observers N (listening connections per node, default 1)] [--accept-by-mempool]\n";
+  [--observers N (listening connections per node, default 1)] [--accept-by-mempool]\n\
+  [--v2 (every connection over the v2 encrypted transport)]\n";
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, TxgenError> {
@@ -96,6 +99,7 @@ impl Options {
             no_listen: false,
             observers: 1,
             accept_by_mempool: false,
+            v2: false,
         };
         let mut it = args.iter();
         let bad = |k: &str, v: &str| TxgenError::Usage(format!("invalid value for {k}: {v:?}\n{USAGE}"));
@@ -105,10 +109,11 @@ impl Options {
                 Some((k, v)) => (k, Some(v.to_owned())),
                 None => (key, None),
             };
-            if matches!(key, "json" | "no-listen" | "accept-by-mempool") {
+            if matches!(key, "json" | "no-listen" | "accept-by-mempool" | "v2") {
                 match key {
                     "json" => o.json = true,
                     "no-listen" => o.no_listen = true,
+                    "v2" => o.v2 = true,
                     _ => o.accept_by_mempool = true,
                 }
                 continue;
@@ -272,14 +277,14 @@ fn send(o: &Options, magic: [u8; 4], rpc: &Rpc, txs: &[Transaction]) -> Result<(
     if !o.no_listen {
         for addr in &o.connect {
             for _ in 0..o.observers {
-                let listener = Conn::connect(*addr, magic)?;
+                let listener = Conn::connect(*addr, magic, o.v2)?;
                 let seen = Seen::default();
                 listeners.push(seen.clone());
                 std::thread::spawn(move || listener.listen(seen));
             }
         }
     }
-    let mut senders: Vec<Conn> = o.connect.iter().map(|a| Conn::connect(*a, magic)).collect::<Result<_, _>>()?;
+    let mut senders: Vec<Conn> = o.connect.iter().map(|a| Conn::connect(*a, magic, o.v2)).collect::<Result<_, _>>()?;
     // Frames are encoded (and checksummed) before the clock starts: the generator shares the cores.
     let frames: Vec<Vec<u8>> =
         txs.iter().map(|tx| crate::wire::encode_frame(magic, &crate::wire::Message::Tx(tx.clone()))).collect();
@@ -303,11 +308,7 @@ fn send(o: &Options, magic: [u8; 4], rpc: &Rpc, txs: &[Transaction]) -> Result<(
     while sent < txs.len() {
         let end = (sent + batch).min(txs.len());
         let conn = &mut senders[(sent / batch) % o.connect.len()];
-        out.clear();
-        for f in &frames[sent..end] {
-            out.extend_from_slice(f);
-        }
-        conn.send_raw(&out)?;
+        conn.send_frames(&frames[sent..end], &mut out)?;
         let now = Instant::now();
         sent_at.extend(std::iter::repeat_n(now, end - sent));
         conn.drain()?;

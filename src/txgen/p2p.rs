@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::peer::transport::Decoder;
+use crate::peer::v2::handshake::{handshake, HandshakeConfig};
+use crate::peer::v2::stream::{PacketDecoder, PacketEncoder};
 use crate::wire::frame::FrameDecoder;
 use crate::wire::msg::Version;
 use crate::wire::{encode_frame, inv_type, Limits, Message, NetAddress, TxId};
@@ -24,20 +27,51 @@ pub enum P2pError {
 pub struct Conn {
     addr: SocketAddr,
     stream: TcpStream,
-    decoder: FrameDecoder,
+    decoder: Decoder,
+    /// Encrypts what we send on a v2 connection.
+    encoder: Option<PacketEncoder>,
     buf: BytesMut,
     magic: [u8; 4],
 }
 
 impl Conn {
-    pub fn connect(addr: SocketAddr, magic: [u8; 4]) -> Result<Conn, P2pError> {
+    /// Connects and completes the handshake; with `v2`, over the v2 (BIP324) transport.
+    pub fn connect(addr: SocketAddr, magic: [u8; 4], v2: bool) -> Result<Conn, P2pError> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|source| P2pError::Connect { addr, source })?;
         stream.set_nodelay(true).ok();
-        let mut c =
-            Conn { addr, stream, decoder: FrameDecoder::new(magic, Limits::default()), buf: BytesMut::new(), magic };
+        let mut c = Conn {
+            addr,
+            stream,
+            decoder: Decoder::V1(FrameDecoder::new(magic, Limits::default())),
+            encoder: None,
+            buf: BytesMut::new(),
+            magic,
+        };
+        if v2 {
+            c.v2_handshake()?;
+        }
         c.handshake()?;
         Ok(c)
+    }
+
+    /// The v2 key exchange, on a tokio runtime of its own over a duplicate of the socket.
+    fn v2_handshake(&mut self) -> Result<(), P2pError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| self.broken(e))?;
+        let dup = self.stream.try_clone().map_err(|e| self.broken(e))?;
+        dup.set_nonblocking(true).map_err(|e| self.broken(e))?;
+        let config = HandshakeConfig::new(self.magic, Duration::from_secs(10));
+        let session = rt.block_on(async {
+            let mut s = tokio::net::TcpStream::from_std(dup)?;
+            handshake(&mut s, true, BytesMut::new(), &config).await.map_err(std::io::Error::other)
+        });
+        // The duplicate shares the socket's flags.
+        self.stream.set_nonblocking(false).ok();
+        let session = session.map_err(|e| self.broken(format!("v2 handshake: {e}")))?;
+        self.decoder = Decoder::V2(PacketDecoder::new(session.opener, Limits::default(), usize::MAX));
+        self.encoder = Some(PacketEncoder::new(session.sealer));
+        self.buf = session.leftover;
+        Ok(())
     }
 
     fn broken(&self, detail: impl ToString) -> P2pError {
@@ -46,12 +80,19 @@ impl Conn {
 
     pub fn send(&mut self, msg: &Message) -> Result<(), P2pError> {
         let frame = encode_frame(self.magic, msg);
-        self.stream.write_all(&frame).map_err(|e| self.broken(e))
+        self.send_frames(&[frame], &mut Vec::new())
     }
 
-    /// Writes many frames in one call.
-    pub fn send_raw(&mut self, frames: &[u8]) -> Result<(), P2pError> {
-        self.stream.write_all(frames).map_err(|e| self.broken(e))
+    /// Writes many frames in one call (encrypted on v2), using `out` as the buffer.
+    pub fn send_frames(&mut self, frames: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), P2pError> {
+        out.clear();
+        for f in frames {
+            match &mut self.encoder {
+                Some(e) => out.extend_from_slice(&e.encode(f)),
+                None => out.extend_from_slice(f),
+            }
+        }
+        self.stream.write_all(out).map_err(|e| self.broken(e))
     }
 
     fn read(&mut self, until: Instant) -> Result<Option<Message>, P2pError> {
@@ -64,7 +105,7 @@ impl Conn {
                     continue;
                 }
                 Ok(None) => {}
-                Err(e) => return Err(self.broken(e)),
+                Err(_) => return Err(self.broken("undecodable stream")),
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -10,6 +10,9 @@ per node, on fresh coins each:
 - steady: STEADY_RATE tx/s for 20 s, where the batching interval decides the latency;
 - flood: FLOOD_N transactions as fast as the socket takes them, where queueing decides it.
 
+A third fresh node, bsv-relay again, takes the same loads with every connection (the sender's and
+the listeners') over the v2 (BIP324) transport, to show what encryption adds to a hop.
+
     testnet/bench/latency.py [STEADY_RATE] [FLOOD_N]     (default 200 50000)
 """
 
@@ -25,10 +28,10 @@ from throughput import BINARY, SV_FLAGS, free_port, prepare, stop, wait_rpc  # n
 LISTENERS = 7
 
 
-def txgen(rpc, p2p, rate, count, seed):
+def txgen(rpc, p2p, rate, count, seed, v2=False):
     out = subprocess.run([str(BINARY), "txgen", "--rpc", f"127.0.0.1:{rpc}", "--rpcuser", "u", "--rpcpassword", "p",
                           "--connect", f"127.0.0.1:{p2p}", "--rate", str(rate), "--count", str(count),
-                          "--seed", str(seed), "--observers", str(LISTENERS), "--json"],
+                          "--seed", str(seed), "--observers", str(LISTENERS), "--json", *(["--v2"] if v2 else [])],
                          capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"txgen failed: {out.stderr[-2000:]}")
@@ -51,17 +54,18 @@ def main():
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_rpc([str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={sv_rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
         nodes.append(("SV Node v1.0.13", sv_rpc, sv_p2p))
-        ours_dir, p2p, rpc = work / "ours", free_port(), free_port()
-        ours_dir.mkdir()
-        procs.append(subprocess.Popen([str(BINARY), "-regtest", f"-datadir={ours_dir}", f"-port={p2p}",
-                                       "-bind=127.0.0.1", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_rpc([str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
-        nodes.append(("bsv-relay", rpc, p2p))
+        for name in ["bsv-relay", "bsv-relay over v2"]:
+            ours_dir, p2p, rpc = work / name.replace(" ", "-"), free_port(), free_port()
+            ours_dir.mkdir()
+            procs.append(subprocess.Popen([str(BINARY), "-regtest", f"-datadir={ours_dir}", f"-port={p2p}",
+                                           "-bind=127.0.0.1", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_rpc([str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
+            nodes.append((name, rpc, p2p))
         for name, rpc_port, p2p_port in nodes:
             for load, rate, count, seed in [(f"steady {steady_rate} tx/s", steady_rate, steady_rate * 20, 11),
                                             (f"flood {flood_n}", 0, flood_n, 12)]:
-                r = txgen(rpc_port, p2p_port, rate, count, seed)
+                r = txgen(rpc_port, p2p_port, rate, count, seed, v2=name.endswith("v2"))
                 lat = r["announce_latency_ms"]
                 rows.append((name, load, r["accepted"], count, lat))
                 print(f"{name}, {load}: {lat}", file=sys.stderr)

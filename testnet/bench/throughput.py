@@ -6,9 +6,11 @@ Starts a fresh regtest SV Node and a fresh bsv-relay (each alone), and for each 
 that node, pre-signs N independent 1-input 1-output P2PKH transactions (and encodes their frames),
 pushes them over one P2P connection and counts acceptance by the growth of the node's
 `getmempoolinfo.size` (polled every 20 ms), not by announcements, which SV Node trickles slowly.
-Prints accepted tx/s for both and the ratio.
+Prints accepted tx/s for both and the ratio. A second fresh bsv-relay then takes the same load with
+the generator speaking the v2 (BIP324) transport (every transaction decrypted by the node, every
+announcement encrypted), so the cost of encryption is measured in the same run.
 
-    testnet/bench/throughput.py [N]     (default 50000)
+    testnet/bench/throughput.py [N] [--no-v2]     (default 50000)
 """
 
 import json
@@ -96,17 +98,28 @@ def histogram_quantiles(port, name):
     return out
 
 
-def txgen(rpc, p2p, n, seed):
+def txgen(rpc, p2p, n, seed, v2=False):
     out = subprocess.run([str(BINARY), "txgen", "--rpc", f"127.0.0.1:{rpc}", "--rpcuser", "u", "--rpcpassword", "p",
                           "--connect", f"127.0.0.1:{p2p}", "--rate", "0", "--count", str(n), "--seed", str(seed),
-                          "--json", "--accept-by-mempool"], capture_output=True, text=True)
+                          "--json", "--accept-by-mempool", *(["--v2"] if v2 else [])], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"txgen failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def start_ours(work, name):
+    """A fresh bsv-relay with its defaults; returns (process, rpc port, p2p port, metrics port, cli)."""
+    d, p2p, rpc, metrics = work / name, free_port(), free_port(), free_port()
+    d.mkdir()
+    proc = subprocess.Popen([str(BINARY), "-regtest", f"-datadir={d}", f"-port={p2p}", "-bind=127.0.0.1",
+                             f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p", f"-metricsbind=127.0.0.1:{metrics}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, rpc, p2p, metrics
+
+
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 50_000
     bin_dir = prepare()
     work = Path(tempfile.mkdtemp(prefix="bsv-relay-bench-"))
     procs = []
@@ -122,12 +135,7 @@ def main():
         wait_rpc(cli, [])
         results["SV Node v1.0.13"] = txgen(sv_rpc, sv_p2p, n, 1)
         # bsv-relay with its defaults.
-        ours_dir, p2p, rpc, metrics = work / "ours", free_port(), free_port(), free_port()
-        ours_dir.mkdir()
-        ours = subprocess.Popen([str(BINARY), "-regtest", f"-datadir={ours_dir}", f"-port={p2p}",
-                                 "-bind=127.0.0.1", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p",
-                                 f"-metricsbind=127.0.0.1:{metrics}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ours, rpc, p2p, metrics = start_ours(work, "ours")
         procs.append(ours)
         cli = [str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"]
         wait_rpc(cli, [])
@@ -136,6 +144,12 @@ def main():
         rss_after = rss_kb(ours.pid)
         pool = json.loads(subprocess.run([*cli, "getmempoolinfo"], capture_output=True, text=True).stdout)
         latency = histogram_quantiles(metrics, "bsv_relay_tx_relay_latency_seconds")
+        if "--no-v2" not in sys.argv:
+            # The same load over the v2 transport, on a fresh node.
+            v2node, v2rpc, v2p2p, _ = start_ours(work, "ours-v2")
+            procs.append(v2node)
+            wait_rpc([str(bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={v2rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
+            results["bsv-relay over v2"] = txgen(v2rpc, v2p2p, n, 1, v2=True)
         print(f"\n{n} transactions over one P2P connection, {os.cpu_count()} cores:")
         print("| node | accepted | seconds | accepted tx/s |")
         print("|---|---|---|---|")
@@ -143,6 +157,9 @@ def main():
             print(f"| {name} | {r['accepted']} | {r['seconds']:.2f} | {r['accepted_per_second']:.0f} |")
         ratio = results["bsv-relay"]["accepted_per_second"] / max(results["SV Node v1.0.13"]["accepted_per_second"], 1e-9)
         print(f"\nratio bsv-relay / SV Node: {ratio:.2f}x")
+        if "bsv-relay over v2" in results:
+            v2 = results["bsv-relay over v2"]["accepted_per_second"] / max(results["bsv-relay"]["accepted_per_second"], 1e-9)
+            print(f"v2 / v1 acceptance throughput: {v2:.3f} (cost of encryption {100 * (1 - v2):.1f} %)")
         grown = (rss_after - rss_before) * 1024
         print(f"bsv-relay memory: mempool {pool['size']} txs, {pool['bytes']} raw bytes; resident size grew "
               f"{grown / 1e6:.1f} MB = {grown / max(pool['bytes'], 1):.2f}x the raw bytes")
