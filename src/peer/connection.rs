@@ -217,7 +217,11 @@ pub async fn run(
             (Decoder::V1(FrameDecoder::new(settings.magic, settings.protocol.limits)), received, None, None)
         }
         Ok(Negotiated::V2(session)) => (
-            Decoder::V2(PacketDecoder::new(session.opener, settings.protocol.limits, PRE_HANDSHAKE_MAX_PACKET)),
+            Decoder::V2(Box::new(PacketDecoder::new(
+                session.opener,
+                settings.protocol.limits,
+                PRE_HANDSHAKE_MAX_PACKET,
+            ))),
             session.leftover,
             Some(PacketEncoder::new(session.sealer)),
             Some(session.session_id),

@@ -127,7 +127,7 @@ pub const FAILURE_LABELS: [&str; 6] = ["closed", "io_error", "timeout", "no_term
 /// A running connection's decoder, v1 or v2.
 pub enum Decoder {
     V1(FrameDecoder),
-    V2(PacketDecoder),
+    V2(Box<PacketDecoder>),
 }
 
 /// A decode failure of either transport.

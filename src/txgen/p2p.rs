@@ -68,7 +68,7 @@ impl Conn {
         // The duplicate shares the socket's flags.
         self.stream.set_nonblocking(false).ok();
         let session = session.map_err(|e| self.broken(format!("v2 handshake: {e}")))?;
-        self.decoder = Decoder::V2(PacketDecoder::new(session.opener, Limits::default(), usize::MAX));
+        self.decoder = Decoder::V2(Box::new(PacketDecoder::new(session.opener, Limits::default(), usize::MAX)));
         self.encoder = Some(PacketEncoder::new(session.sealer));
         self.buf = session.leftover;
         Ok(())
