@@ -10,9 +10,11 @@
 //! - [`peer::manager`]: one accept loop per listener and one dialler per `-connect`/`-addnode`
 //!   peer or free outbound slot. Every admitted socket is registered in the registry before its
 //!   task starts, so connection limits and eviction see bursts exactly.
-//! - [`peer::connection`]: per peer, a reader task (bytes → [`wire::FrameDecoder`] →
-//!   [`wire::Message`] → the [`peer::protocol`] state machine) and a writer task draining a
-//!   byte-bounded queue. The state machine decides everything SV Node's rules decide — handshake,
+//! - [`peer::connection`]: per peer, first the transport ([`peer::transport`]: v1, or the
+//!   encrypted BIP324 v2 of [`peer::v2`], told apart by an inbound peer's first bytes), then a
+//!   reader task (bytes → [`wire::FrameDecoder`], or v2 packets → frames → [`wire::Message`] →
+//!   the [`peer::protocol`] state machine) and a writer task draining a byte-bounded queue of v1
+//!   frames (encrypted into packets on v2). The state machine decides everything SV Node's rules decide — handshake,
 //!   message order, ping, timeouts, offences and bans — as plain code over `(now, event)`.
 //! - [`relay`]: one task that owns the relay state and receives every delivered message through a
 //!   bounded channel (a busy relay slows reading, it never buffers without limit): address

@@ -27,6 +27,13 @@ fn a_node_learns_peers_by_gossip_and_dials_them_from_its_address_book() {
     // B connects to A and advertises its own listening address to it.
     let b = TestNode::start(&[&format!("-addnode=127.0.0.1:{}", a.p2pport)]);
     wait_for("B connected to A", DEADLINE, || outbound_ports(&b).contains(&a.p2pport).then_some(()));
+    // B first reaches A over v1, sees NODE_P2P_V2 in its version and dials it again over v2: count
+    // once that has settled.
+    wait_for("B's connection to A on v2, and A's side of the v1 one gone", DEADLINE, || {
+        let peers = b.cli(&["getpeerinfo"]).json();
+        let on_v2 = peers.as_array().into_iter().flatten().any(|p| p["transport_protocol_type"] == "v2");
+        (on_v2 && inbound_count(&a) == 1).then_some(())
+    });
     // Once: an -addnode was dialled twice (by the manager and by a connect request for it).
     wait_for("A to see B inbound", DEADLINE, || (inbound_count(&a) > 0).then_some(()));
     let outbound_to_a = |b: &TestNode| {

@@ -210,7 +210,7 @@ pub async fn run(
     let Registered { id, mut commands, mut stream, remote, local, direction } = registered;
     let negotiation = tokio::select! {
         n = negotiate(&mut stream, direction, flags.try_v2, settings.v2, settings.magic, settings.protocol.handshake_timeout) => n,
-        _ = shutdown.wait() => Err(NegotiationError::Failed { reason: DisconnectReason::Shutdown, offence: None, label: "closed" }),
+        _ = shutdown.wait() => Err(NegotiationError::Failed { reason: DisconnectReason::Shutdown, offence: None, label: None }),
     };
     let (decoder, received, encoder, session_id) = match negotiation {
         Ok(Negotiated::V1 { received }) => {
@@ -233,7 +233,9 @@ pub async fn run(
                     DisconnectReason::V2Fallback
                 }
                 NegotiationError::Failed { reason, offence, label } => {
-                    shared.metrics.v2_handshake_failures.with_label_values(&[label]).inc();
+                    if let Some(label) = label {
+                        shared.metrics.v2_handshake_failures.with_label_values(&[label]).inc();
+                    }
                     if let Some(offence) = offence {
                         shared.metrics.record_misbehavior(offence);
                         debug!(peer = %id, %remote, %offence, "v2 handshake failed");

@@ -38,8 +38,9 @@ pub enum Negotiated {
 pub enum NegotiationError {
     /// Our v2 attempt was closed before the peer's key: it does not speak v2; dial again with v1.
     Fallback,
-    /// The connection ends; `offence` is the peer's, when it is one.
-    Failed { reason: DisconnectReason, offence: Option<Misbehavior>, label: &'static str },
+    /// The connection ends; `offence` is the peer's, when it is one; `label` names a failed v2
+    /// handshake (none when the peer left or stalled before it was known to speak v2).
+    Failed { reason: DisconnectReason, offence: Option<Misbehavior>, label: Option<&'static str> },
 }
 
 /// Decides the transport on a fresh connection. `try_v2` is the outbound decision; inbound peers
@@ -85,10 +86,10 @@ pub async fn negotiate(
                     return Err(NegotiationError::Failed {
                         reason: DisconnectReason::HandshakeTimeout,
                         offence: None,
-                        label: "timeout",
+                        label: None,
                     })
                 }
-                Ok(Err(reason)) => return Err(NegotiationError::Failed { reason, offence: None, label: "closed" }),
+                Ok(Err(reason)) => return Err(NegotiationError::Failed { reason, offence: None, label: None }),
                 Ok(Ok(())) => {}
             }
             if received[..] == prefix[..] {
@@ -118,7 +119,7 @@ fn failure(err: &HandshakeError) -> NegotiationError {
         HandshakeError::PacketTooLong(_) => (DisconnectReason::Oversized, Some(Misbehavior::V2Oversized), "oversized"),
         HandshakeError::Auth(_) => (DisconnectReason::StreamError, Some(Misbehavior::V2BadPacket), "bad_packet"),
     };
-    NegotiationError::Failed { reason, offence, label }
+    NegotiationError::Failed { reason, offence, label: Some(label) }
 }
 
 /// Labels of handshake failures, for metric pre-registration.
