@@ -14,7 +14,7 @@ fn usage() -> String {
         "bsv-relay {}\n\nUsage: bsv-relay [options]\n\nOptions take SV Node's names, as -name=value or --name=value, \
          and may also be set in <datadir>/bitcoin.conf:\n  \
          -regtest | -testnet | -stn, -datadir=<dir>, -conf=<file>, -port=<n>, -bind=<addr>, -listen,\n  \
-         -externalip=<ip>, -discover, -onlynet=<ipv4|ipv6>, -natpmp,\n  \
+         -externalip=<ip>, -discover, -onlynet=<ipv4|ipv6>, -natpmp, -v2transport (BIP324 encryption, on by default),\n  \
          -connect=<ip:port>, -addnode=<ip:port>, -maxconnections=<n>, -maxconnectionsfromaddr=<n>,\n  -maxoutboundconnections=<n>, -whitelist=<ip|cidr>, -banscore=<n>,\n  \
          -bantime=<s>, -p2phandshaketimeout=<s>, -p2ptimeout=<s>, -excessiveblocksize=<bytes>, -maxsendbuffer=<kB>,\n  \
          -minimumchainwork=<hex>, -genesisactivationheight=<n>, -chronicleactivationheight=<n>,\n  \

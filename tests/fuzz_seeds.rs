@@ -47,3 +47,8 @@ fn script_eval_seeds() {
 fn tx_validate_seeds() {
     assert!(replay("tx_validate", bsv_relay::fuzzing::tx_validate) >= 4);
 }
+
+#[test]
+fn v2_packets_seeds() {
+    assert!(replay("v2_packets", bsv_relay::fuzzing::v2_packets) >= 10);
+}

@@ -91,3 +91,40 @@ fn sv_node_and_bsv_relay_speak_v1_both_ways_and_a_false_v2_naming_falls_back_onc
     let banned = sv.json(&["listbanned"]);
     assert!(banned.as_array().is_some_and(|b| b.iter().any(|e| e["address"] == "::1/128")), "{banned}");
 }
+
+#[test]
+fn an_address_that_falsely_advertises_v2_falls_back_once_and_is_remembered() {
+    let sv = SvNode::start(true, &["-whitelist=::1"]);
+    // Our address book says SV Node's address speaks v2 (as a lying or mistaken gossip source
+    // would): the automatic outbound connection opens with v2.
+    let dir = common::TempDir::new();
+    std::fs::create_dir_all(dir.0.join("regtest")).expect("netdir");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let book = serde_json::json!({
+        "version": 1,
+        "entries": [[format!("[::1]:{}", sv.port), {
+            "services": 0x821, "last_seen": now, "source": "::1", "attempts": 0, "last_success": 0
+        }]]
+    });
+    std::fs::write(dir.0.join("regtest/peers.json"), book.to_string()).expect("seed the book");
+    let metrics = free_port();
+    let ours = TestNode::start_in(dir, common::Auth::Password, &[&format!("-metricsbind=127.0.0.1:{metrics}")]);
+    wait_for("one v1 fallback", DEADLINE, || (ours.metric("bsv_relay_v2_fallbacks_total", "") == 1.0).then_some(()));
+    let peer = wait_for("the v1 connection to SV Node", DEADLINE, || {
+        our_peers_with_ua(&ours, SV_UA).into_iter().find(|p| p["inbound"] == false)
+    });
+    assert_eq!(peer["transport_protocol_type"], "v1");
+    // Remembered across a restart: the book marks the address v1-only, and the next connection
+    // opens with v1 at once.
+    let netdir = ours.netdir();
+    let ours = ours.restart();
+    let saved = std::fs::read_to_string(netdir.join("peers.json")).expect("saved book");
+    assert!(saved.contains("\"v1_only\":true"), "{saved}");
+    let peer = wait_for("the connection after the restart", DEADLINE, || {
+        our_peers_with_ua(&ours, SV_UA).into_iter().find(|p| p["inbound"] == false)
+    });
+    assert_eq!(peer["transport_protocol_type"], "v1");
+    assert_eq!(ours.metric("bsv_relay_v2_fallbacks_total", ""), 0.0, "no v2 attempt after the restart");
+    let theirs = sv.peers_with_ua(OUR_UA);
+    assert!(theirs.iter().all(|p| p["banscore"] == 0), "{theirs:?}");
+}

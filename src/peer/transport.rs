@@ -1,9 +1,9 @@
 //! Which transport a connection speaks, decided before its first message: v2 (BIP324, encrypted)
 //! or v1 (SV Node's plaintext framing), and the decoder for the rest of the connection.
 //!
-//! - Inbound, with `-v2transport`: the first 16 bytes of a v1 peer are always the network's magic
-//!   and `version` NUL-padded to 12 bytes; anything else is the start of a v2 key. Both are served
-//!   on one port, and we read only as many bytes as it takes to tell.
+//! - Inbound, with `-v2transport`: a v1 peer starts with the network's magic, or (of another
+//!   network) with `version` after 4 bytes; anything else is the start of a v2 key (see
+//!   [`detect`]). Both are served on one port, and we read only as many bytes as it takes to tell.
 //! - Outbound: v2 only to an address known to advertise NODE_P2P_V2 (or that an operator named
 //!   with `addnode … v2transport`), never on a guess: SV Node bans any address that sends it
 //!   bytes that are not its magic. A v2 attempt the peer closes before sending its key is
@@ -63,15 +63,11 @@ pub async fn negotiate(
         Direction::Outbound => Ok(Negotiated::V1 { received: BytesMut::new() }),
         Direction::Inbound if !accept_v2 => Ok(Negotiated::V1 { received: BytesMut::new() }),
         Direction::Inbound => {
-            let mut prefix = [0u8; V1_PREFIX_LEN];
-            prefix[..4].copy_from_slice(&magic);
-            prefix[4..11].copy_from_slice(b"version");
             let mut received = BytesMut::with_capacity(V1_PREFIX_LEN);
-            let detect = async {
-                while received.len() < V1_PREFIX_LEN && prefix.starts_with(&received) {
-                    // One byte at a time past what arrived, so nothing beyond the prefix is taken.
-                    let want = V1_PREFIX_LEN - received.len();
-                    let mut chunk = vec![0u8; want];
+            let reading = async {
+                while let Detected::NotYet = detect(&received, magic) {
+                    // Never past the 16 bytes, so nothing beyond what tells the transports apart is taken.
+                    let mut chunk = vec![0u8; V1_PREFIX_LEN - received.len()];
                     match stream.read(&mut chunk).await {
                         Ok(0) => return Err(DisconnectReason::PeerClosed),
                         Ok(n) => received.extend_from_slice(&chunk[..n]),
@@ -80,7 +76,7 @@ pub async fn negotiate(
                 }
                 Ok(())
             };
-            let detected = tokio::time::timeout(timeout, detect).await;
+            let detected = tokio::time::timeout(timeout, reading).await;
             match detected {
                 Err(_) => {
                     return Err(NegotiationError::Failed {
@@ -92,7 +88,7 @@ pub async fn negotiate(
                 Ok(Err(reason)) => return Err(NegotiationError::Failed { reason, offence: None, label: None }),
                 Ok(Ok(())) => {}
             }
-            if received[..] == prefix[..] {
+            if detect(&received, magic) == Detected::V1 {
                 return Ok(Negotiated::V1 { received });
             }
             match handshake(stream, false, received, &config).await {
@@ -101,6 +97,37 @@ pub async fn negotiate(
             }
         }
     }
+}
+
+/// What an inbound peer's first bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detected {
+    V1,
+    V2,
+    NotYet,
+}
+
+/// v1 if the first bytes are our magic (any command: SV Node's rules then judge the messages), or
+/// any 4 bytes followed by the command `version` (a v1 peer of another network: the frame decoder
+/// refuses its magic at once, as before v2). Anything else is the start of a v2 key. Our own v2
+/// keys never start with the magic, and a key whose bytes 4–16 spell `version` and its padding
+/// has a chance of 2^-96.
+fn detect(received: &[u8], magic: [u8; 4]) -> Detected {
+    const VERSION: &[u8; 12] = b"version\0\0\0\0\0";
+    let head = &received[..received.len().min(4)];
+    if head.len() == 4 && head == magic {
+        return Detected::V1;
+    }
+    if !magic.starts_with(head) || received.len() > 4 {
+        let command = &received[received.len().min(4)..];
+        if !VERSION.starts_with(command) {
+            return Detected::V2;
+        }
+        if received.len() == V1_PREFIX_LEN {
+            return Detected::V1;
+        }
+    }
+    Detected::NotYet
 }
 
 /// What a failed handshake costs the peer, from the one offence table.
@@ -194,6 +221,36 @@ impl Decoder {
     pub fn handshake_complete(&mut self) {
         if let Decoder::V2(d) = self {
             d.set_max_packet(usize::MAX);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: [u8; 4] = [0xda, 0xb5, 0xbf, 0xfa];
+
+    #[test]
+    fn first_bytes_tell_v1_from_v2() {
+        let mut ours_v1 = MAGIC.to_vec();
+        ours_v1.extend_from_slice(b"ping\0\0\0\0\0\0\0\0");
+        let mut other_net = vec![0xff; 4];
+        other_net.extend_from_slice(b"version\0\0\0\0\0");
+        let key: Vec<u8> = (1..=16).collect();
+        for (bytes, want) in [
+            (&ours_v1[..4], Detected::V1),
+            (&ours_v1[..2], Detected::NotYet),
+            (&other_net[..], Detected::V1),
+            (&other_net[..9], Detected::NotYet),
+            (&other_net[..4], Detected::NotYet),
+            (&key[..1], Detected::NotYet),
+            (&key[..5], Detected::V2),
+            (&key[..], Detected::V2),
+            (&[0xda, 0xb5, 0x00][..], Detected::NotYet),
+            (&[0xff, 0xff, 0xff, 0xff, b'v', b'x'][..], Detected::V2),
+        ] {
+            assert_eq!(detect(bytes, MAGIC), want, "{bytes:?}");
         }
     }
 }

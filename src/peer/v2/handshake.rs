@@ -103,8 +103,15 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut buf: BytesMut,
     config: &HandshakeConfig,
 ) -> Result<Session, HandshakeError> {
-    let secret = SecretKey::new(&mut rand::thread_rng());
-    let ours = ElligatorSwift::from_seckey(secp256k1::SECP256K1, secret, Some(rand::random())).to_array();
+    // A key that starts with the network's magic would look like v1 to the responder: draw again
+    // (a chance of 2^-32).
+    let (secret, ours) = loop {
+        let secret = SecretKey::new(&mut rand::thread_rng());
+        let ours = ElligatorSwift::from_seckey(secp256k1::SECP256K1, secret, Some(rand::random())).to_array();
+        if ours[..4] != config.magic {
+            break (secret, ours);
+        }
+    };
     let garbage: Vec<u8> = (0..config.garbage_len.min(MAX_GARBAGE)).map(|_| rand::random()).collect();
     // The initiator speaks first; a responder answers once it has a whole key, so a v1 peer
     // mistaken for v2 gets nothing but a closed connection.

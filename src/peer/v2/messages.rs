@@ -7,9 +7,11 @@ use crate::wire::frame::{EXTMSG, EXT_HEADER_LEN, HEADER_LEN};
 use crate::wire::{Command, Limits};
 use bytes::Bytes;
 
-/// BIP324's one-byte message ids: id `i + 1` is `SHORT_IDS[i]`. SV Node speaks none of the
-/// filter messages, but the ids are the BIP's and are decoded all the same.
-pub const SHORT_IDS: [&str; 28] = [
+/// One-byte message ids: id `i + 1` is `SHORT_IDS[i]`. 1–28 are BIP324's own; 29–37 are those
+/// later BIPs assign (`message_type_ids.md` of the BIP324 vectors). SV Node speaks none of the
+/// filter, utreexo or feature messages, but their ids are decoded all the same (to commands this
+/// node does not know, which it ignores).
+pub const SHORT_IDS: [&str; 37] = [
     "addr",
     "block",
     "blocktxn",
@@ -38,6 +40,15 @@ pub const SHORT_IDS: [&str; 28] = [
     "getcfcheckpt",
     "cfcheckpt",
     "addrv2",
+    "uproof",
+    "getuproof",
+    "uttls",
+    "getuttls",
+    "usummary",
+    "utreexotx",
+    "uroot",
+    "geturoot",
+    "feature",
 ];
 
 /// The one-byte id of `command`, if it has one.
@@ -241,6 +252,22 @@ mod tests {
         assert_eq!(short_id("tx"), Some(21));
         assert_eq!(short_id("addrv2"), Some(28));
         assert_eq!(short_id("version"), None);
+    }
+
+    #[test]
+    fn the_ids_later_bips_assign_are_those_of_the_vectors_table() {
+        let table = include_str!("../../../tests/data/vectors/bip324/message_type_ids.md");
+        let rows: Vec<(u8, &str)> = table
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.split('|').map(str::trim);
+                Some((cells.next()?.parse().ok()?, cells.next()?))
+            })
+            .collect();
+        assert_eq!(rows.len(), 9, "{table}");
+        for (id, name) in rows {
+            assert_eq!(short_id(name), Some(id), "{name}");
+        }
     }
 
     #[test]
