@@ -9,6 +9,7 @@
 mod addr;
 pub mod block_processor;
 pub mod blocks;
+pub mod compact;
 mod known;
 pub mod sync;
 pub mod txrelay;
