@@ -19,7 +19,7 @@
 use crate::peer::Misbehavior;
 use crate::wire::block::{merkle_root, Block, BlockHeader, HEADER_LEN};
 use crate::wire::hash::{sha256, BlockHash, Hash256, TxId};
-use crate::wire::msg::compact::{BlockTxn, CompactBlock, GetBlockTxn, PrefilledTx, ShortId};
+use crate::wire::msg::{BlockTxn, CompactBlock, GetBlockTxn, PrefilledTx, ShortId};
 use crate::wire::tx::{Transaction, MIN_TX_LEN};
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -316,7 +316,8 @@ fn two_candidates_with_one_short_id_leave_the_slot_to_be_requested() {
         short_ids: vec![keys.short_id(&a.txid()), keys.short_id(&other.txid())],
         prefilled: vec![PrefilledTx { index_delta: 0, tx: coinbase.clone() }],
     };
-    let pool = vec![Arc::new(a.clone()), Arc::new(other.clone()), Arc::new(b), Arc::new(a.clone())];
+    // `b` comes before `other`: the search stops as soon as every slot is filled.
+    let pool = vec![Arc::new(a.clone()), Arc::new(b), Arc::new(other.clone()), Arc::new(a.clone())];
     let partial = PartialBlock::new(compact.clone(), &pool, MAX_BLOCK_SIZE).unwrap();
     assert_eq!(partial.stats(), FillStats { prefilled: 1, found: 1, collisions: 1, missing: 1 });
     assert_eq!(partial.missing_indexes(), vec![1]);
@@ -364,13 +365,15 @@ fn a_tampered_transaction_gives_a_merkle_mismatch_not_an_offence() {
     assert_eq!(err.remedy(), Remedy::RequestFullBlock);
     assert_eq!(err.misbehavior(), None);
 
-    // The CVE-2012-2459 shape: the last transaction repeated keeps the root but is refused.
+    // The CVE-2012-2459 shape: the last of an odd number of transactions repeated keeps the
+    // root, and is refused all the same.
+    let block = &regtest_blocks()[114];
     let mut txs = block.transactions.clone();
-    if txs.len() % 2 == 1 {
-        txs.push(txs.last().unwrap().clone());
-        let mutated = Block::new(block.header, txs);
-        assert_eq!(check_merkle_root(&mutated), Err(CompactError::MerkleMutated));
-    }
+    assert_eq!(txs.len() % 2, 1);
+    txs.push(txs.last().unwrap().clone());
+    let mutated = Block::new(block.header, txs);
+    assert_eq!(check_merkle_root(&mutated), Err(CompactError::MerkleMutated));
+    assert_eq!(CompactError::MerkleMutated.remedy(), Remedy::RequestFullBlock);
 }
 
 #[test]
@@ -424,7 +427,8 @@ fn differential_index_encoding() {
     assert_eq!(encode_indexes(&[3, 3]), Err(CompactError::IndexesNotIncreasing { position: 1, index: 3 }));
     assert_eq!(encode_indexes(&[3, 1]), Err(CompactError::IndexesNotIncreasing { position: 1, index: 1 }));
     // After u32::MAX nothing can follow; decoding stops at the first failure.
-    let mut it = decode_indexes(&[u64::from(u32::MAX), 0, 0]);
+    let deltas = [u64::from(u32::MAX), 0, 0];
+    let mut it = decode_indexes(&deltas);
     assert_eq!(it.next(), Some(Ok(u32::MAX)));
     assert_eq!(it.next(), Some(Err(CompactError::IndexOverflow { position: 1 })));
     assert_eq!(it.next(), None);
