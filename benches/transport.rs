@@ -8,33 +8,15 @@ use bsv_relay::peer::v2::cipher::SessionKeys;
 use bsv_relay::peer::v2::stream::{PacketDecoder, PacketEncoder};
 use bsv_relay::wire::frame::{frame_bytes, FrameDecoder};
 use bsv_relay::wire::message::Limits;
-use bsv_relay::wire::{encode_frame, Command, Hash256, Message, OutPoint, Transaction, TxFields, TxIn, TxOut};
-use bytes::{Bytes, BytesMut};
+use bsv_relay::wire::{encode_frame, Command, Message};
+use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 const MAGIC: [u8; 4] = [0xda, 0xb5, 0xbf, 0xfa];
 
-/// A 1-input 1-output P2PKH transaction of 192 bytes (a 200-byte message with its type).
-fn p2pkh_tx() -> Transaction {
-    let mut script_sig = vec![72];
-    script_sig.extend_from_slice(&[0x30; 71]);
-    script_sig.push(0x41);
-    script_sig.push(33);
-    script_sig.extend_from_slice(&[0x02; 33]);
-    let mut script_pubkey = vec![0x76, 0xa9, 20];
-    script_pubkey.extend_from_slice(&[0x11; 20]);
-    script_pubkey.extend_from_slice(&[0x88, 0xac]);
-    Transaction::from_fields(TxFields {
-        version: 1,
-        inputs: vec![TxIn {
-            prev_out: OutPoint { txid: Hash256([5; 32]), vout: 0 },
-            script_sig: Bytes::from(script_sig),
-            sequence: u32::MAX,
-        }],
-        outputs: vec![TxOut { value: 4_999_000, script_pubkey: Bytes::from(script_pubkey) }],
-        lock_time: 0,
-    })
-}
+#[path = "support/tx.rs"]
+mod support;
+use support::p2pkh_tx;
 
 fn pair() -> (PacketEncoder, PacketDecoder) {
     let keys = SessionKeys::derive(&[1; 32], MAGIC);
