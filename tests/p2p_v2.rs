@@ -30,6 +30,20 @@ fn peers_where(node: &TestNode, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
     peers(node).into_iter().filter(|p| p["version"].as_u64().unwrap_or(0) > 0 && pred(p)).collect()
 }
 
+/// A mines 101 blocks and accepts a payment; waits until B has both. Returns the key and the payment.
+fn relay_blocks_and_a_transaction(a: &TestNode, b: &TestNode, seed: &[u8]) -> (Key, Transaction) {
+    let key = Key::from_seed(seed);
+    assert!(a.cli(&["generatetoaddress", "101", &key.address(0x6f)]).success());
+    let tip = a.cli(&["getbestblockhash"]).ok().trim().to_string();
+    wait_for("B at A's tip", DEADLINE, || (b.cli(&["getbestblockhash"]).ok().trim() == tip).then_some(()));
+    let tx = pay(&key, coinbase_of(a, 1), &key.p2pkh_script(), 1000);
+    assert!(a.cli(&["sendrawtransaction", &hex_of(&tx)]).success());
+    wait_for("the transaction in B's mempool", DEADLINE, || {
+        mempool_has(&b.cli(&["getrawmempool"]).json(), &tx.txid()).then_some(())
+    });
+    (key, tx)
+}
+
 fn is_v2(p: &Value) -> bool {
     p["transport_protocol_type"] == "v2" && p["session_id"].as_str().is_some_and(|s| s.len() == 64)
 }
@@ -66,15 +80,7 @@ fn two_nodes_speak_v2_both_ways_over_ipv4_and_ipv6_and_relay_over_it() {
     assert_eq!(a.metric("bsv_relay_peers_by_transport", "transport=\"v2\""), 2.0);
 
     // Blocks and a transaction cross the encrypted connections.
-    let key = Key::from_seed(b"v2 relay");
-    assert!(a.cli(&["generatetoaddress", "101", &key.address(0x6f)]).success());
-    let tip = a.cli(&["getbestblockhash"]).ok().trim().to_string();
-    wait_for("B at A's tip", DEADLINE, || (b.cli(&["getbestblockhash"]).ok().trim() == tip).then_some(()));
-    let tx = pay(&key, coinbase_of(&a, 1), &key.p2pkh_script(), 1000);
-    assert!(a.cli(&["sendrawtransaction", &hex_of(&tx)]).success());
-    wait_for("the transaction in B's mempool", DEADLINE, || {
-        mempool_has(&b.cli(&["getrawmempool"]).json(), &tx.txid()).then_some(())
-    });
+    relay_blocks_and_a_transaction(&a, &b, b"v2 relay");
     // Nothing was refused or scored on the way.
     assert!(peers(&a).iter().chain(peers(&b).iter()).all(|p| p["banscore"] == 0));
 }
@@ -203,15 +209,7 @@ fn a_recording_proxy_sees_no_v1_bytes_and_a_flipped_byte_ends_the_connection() {
     // The operator names the proxy as a v2 peer, so the first byte through it is already v2.
     assert!(b.cli(&["addnode", &format!("127.0.0.1:{}", proxy.port), "onetry", "true"]).success());
     wait_for("B's v2 peer behind the proxy", DEADLINE, || (!peers_where(&b, is_v2).is_empty()).then_some(()));
-    let key = Key::from_seed(b"v2 proxy");
-    assert!(a.cli(&["generatetoaddress", "101", &key.address(0x6f)]).success());
-    let tip = a.cli(&["getbestblockhash"]).ok().trim().to_string();
-    wait_for("B at A's tip", DEADLINE, || (b.cli(&["getbestblockhash"]).ok().trim() == tip).then_some(()));
-    let tx = pay(&key, coinbase_of(&a, 1), &key.p2pkh_script(), 1000);
-    assert!(a.cli(&["sendrawtransaction", &hex_of(&tx)]).success());
-    wait_for("the transaction at B", DEADLINE, || {
-        mempool_has(&b.cli(&["getrawmempool"]).json(), &tx.txid()).then_some(())
-    });
+    let (key, tx) = relay_blocks_and_a_transaction(&a, &b, b"v2 proxy");
 
     let recorded = proxy.recorded.lock().unwrap().clone();
     assert_eq!(recorded.len(), 1, "one connection through the proxy");
