@@ -242,6 +242,8 @@ pub struct Metrics {
     pub rpc_requests: IntCounterVec,
     pub rpc_request_duration: HistogramVec,
     pub rpc_active_requests: IntGauge,
+    /// Block relay: compact blocks and latency by stage.
+    pub block_relay: BlockRelayMetrics,
     process: ProcessMetrics,
 }
 
@@ -406,6 +408,7 @@ impl Metrics {
         )?);
         let rpc_active_requests = reg!(IntGauge::new(name("rpc_active_requests"), "RPC calls being served.")?);
 
+        let block_relay = BlockRelayMetrics::register(&registry)?;
         let process = ProcessMetrics {
             cpu_seconds: reg!(prometheus::Counter::new(
                 "process_cpu_seconds_total",
@@ -502,6 +505,7 @@ impl Metrics {
             rpc_requests,
             rpc_request_duration,
             rpc_active_requests,
+            block_relay,
             process,
         })
     }
@@ -643,6 +647,59 @@ async fn scrape(stream: TcpStream, metrics: &Metrics) -> Result<(), http::HttpEr
     };
     http::write_response(stream.get_mut(), status, ctype, &[], body.as_bytes(), false).await?;
     stream.get_mut().shutdown().await.map_err(http::HttpError::Io)
+}
+
+/// Block relay metrics (`src/relay/block_relay.rs`).
+pub struct BlockRelayMetrics {
+    /// Time from a block's header first seen to each later stage.
+    pub latency: HistogramVec,
+    /// Compact blocks received, by how they ended.
+    pub compact_blocks: IntCounterVec,
+    /// Transactions of received compact blocks, by where they came from.
+    pub compact_txs: IntCounterVec,
+}
+
+/// Stages of `block_relay_latency_seconds`, each measured from the header first seen.
+pub const BLOCK_RELAY_STAGES: [&str; 3] = ["reconstructed", "validated", "announced"];
+
+/// Ends of a received compact block (`compact_blocks_received_total{result}`): rebuilt from our
+/// pools alone, rebuilt after one `getblocktxn`, fetched whole instead (collision, merkle
+/// mismatch), malformed (scored), or not needed (known, behind the tip, too far ahead).
+pub const COMPACT_RESULTS: [&str; 5] =
+    ["reconstructed", "reconstructed_after_getblocktxn", "full_block", "invalid", "ignored"];
+
+/// Sources of a compact block's transactions (`compact_block_txs_total{source}`).
+pub const COMPACT_TX_SOURCES: [&str; 3] = ["prefilled", "pool", "missing"];
+
+impl BlockRelayMetrics {
+    fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let latency = HistogramVec::new(
+            HistogramOpts::new(name("block_relay_latency_seconds"), "Block relay latency from header seen, by stage.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["stage"],
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        for s in BLOCK_RELAY_STAGES {
+            latency.with_label_values(&[s]);
+        }
+        let compact_blocks = IntCounterVec::new(
+            Opts::new(name("compact_blocks_received_total"), "Compact blocks received, by result."),
+            &["result"],
+        )?;
+        registry.register(Box::new(compact_blocks.clone()))?;
+        for r in COMPACT_RESULTS {
+            compact_blocks.with_label_values(&[r]);
+        }
+        let compact_txs = IntCounterVec::new(
+            Opts::new(name("compact_block_txs_total"), "Transactions of received compact blocks, by source."),
+            &["source"],
+        )?;
+        registry.register(Box::new(compact_txs.clone()))?;
+        for r in COMPACT_TX_SOURCES {
+            compact_txs.with_label_values(&[r]);
+        }
+        Ok(BlockRelayMetrics { latency, compact_blocks, compact_txs })
+    }
 }
 
 #[cfg(test)]

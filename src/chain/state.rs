@@ -329,6 +329,11 @@ impl ChainState {
         Block::consensus_decode(&mut Reader::new(&bytes)).ok()
     }
 
+    /// `-excessiveblocksize`: the largest block accepted.
+    pub fn max_block_size(&self) -> u64 {
+        self.opts.max_block_size
+    }
+
     pub fn active_hash_at(&self, height: u32) -> Option<BlockHash> {
         read(&self.active).hashes.get(height as usize).copied()
     }

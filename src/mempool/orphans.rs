@@ -87,6 +87,16 @@ impl OrphanPool {
         self.lock().by_id.contains_key(txid)
     }
 
+    /// Calls `f` with every orphan until it breaks (compact block reconstruction searches them).
+    pub fn visit(&self, f: &mut dyn FnMut(&TxId, &Arc<Transaction>) -> std::ops::ControlFlow<()>) {
+        let inner = self.lock();
+        for (txid, o) in &inner.by_id {
+            if f(txid, &o.tx).is_break() {
+                return;
+            }
+        }
+    }
+
     /// Adds an orphan missing `missing` parents, evicting the oldest orphans to stay within the
     /// limits; returns how many were evicted, or `None` if it was not kept (too large, already
     /// there).

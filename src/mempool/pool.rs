@@ -326,6 +326,23 @@ impl Mempool {
         self.get(txid).or_else(|| self.recently_left.lock().unwrap_or_else(|e| e.into_inner()).get(txid, now))
     }
 
+    /// Calls `f` with every pool transaction, then with every one that left the pool within the
+    /// relay window before `now`, until `f` breaks: the transactions a compact block can be rebuilt
+    /// from. Inserts and removals may run meanwhile; `f` sees each entry at most once per source.
+    pub fn visit_candidates(&self, now: u64, f: &mut dyn FnMut(&Arc<Entry>) -> std::ops::ControlFlow<()>) {
+        for e in self.entries.iter() {
+            if f(&e.0).is_break() {
+                return;
+            }
+        }
+        let recent = self.recently_left.lock().unwrap_or_else(|e| e.into_inner());
+        for (e, until) in recent.entries.values() {
+            if *until > now && f(e).is_break() {
+                return;
+            }
+        }
+    }
+
     /// Keeps what just left the pool fetchable for peers it was announced to.
     fn remember(&self, left: &[Arc<Entry>], now: u64) {
         if !left.is_empty() {

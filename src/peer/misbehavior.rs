@@ -49,6 +49,12 @@ pub enum Misbehavior {
     InvalidTx,
     /// A `getblocktxn` index past the block's end ("out-of-bound-tx-index").
     OutOfBoundTxIndex,
+    /// A malformed `cmpctblock`: no transactions, a null or misplaced prefilled transaction, more
+    /// transactions than a block can hold ("invalid-cmpctblk").
+    InvalidCompactBlock,
+    /// A `blocktxn` that does not fill the block it answers: not the number of transactions asked
+    /// for ("invalid-cmpctblk-txns").
+    InvalidBlockTxn,
     /// A user agent matching SV Node's banned patterns ("abc", "cash", "bch"): SV Node bans at once.
     BannedUserAgent,
     /// Over 100 bad checksums, each within 500 ms of the last ("Invalid Checksum activity").
@@ -65,7 +71,7 @@ pub enum Misbehavior {
 
 impl Misbehavior {
     /// Every offence, for metric label pre-registration and tests.
-    pub const ALL: [Misbehavior; 25] = [
+    pub const ALL: [Misbehavior; 27] = [
         Self::MissingVersion,
         Self::MissingVerack,
         Self::DuplicateVersion,
@@ -85,6 +91,8 @@ impl Misbehavior {
         Self::InvalidTxMinor,
         Self::InvalidTx,
         Self::OutOfBoundTxIndex,
+        Self::InvalidCompactBlock,
+        Self::InvalidBlockTxn,
         Self::BannedUserAgent,
         Self::BadChecksumFlood,
         Self::V2NoTerminator,
@@ -116,6 +124,8 @@ impl Misbehavior {
             Self::InvalidTxMinor => 10,
             Self::InvalidTx => 100,
             Self::OutOfBoundTxIndex => 100,
+            Self::InvalidCompactBlock => 100,
+            Self::InvalidBlockTxn => 100,
             Self::BannedUserAgent => 100,
             Self::BadChecksumFlood => 1,
             // SV Node has no v2. Each of these ends the connection; none bans by itself, because
@@ -151,6 +161,8 @@ impl Misbehavior {
             Self::InvalidTxMinor => "invalid_tx_minor",
             Self::InvalidTx => "invalid_tx",
             Self::OutOfBoundTxIndex => "out_of_bound_tx_index",
+            Self::InvalidCompactBlock => "invalid_cmpctblock",
+            Self::InvalidBlockTxn => "invalid_blocktxn",
             Self::BannedUserAgent => "banned_user_agent",
             Self::BadChecksumFlood => "bad_checksum_flood",
             Self::V2NoTerminator => "v2_no_terminator",

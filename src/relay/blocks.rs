@@ -130,6 +130,33 @@ impl BlockDownload {
         self.slow.entry(*hash).or_default().insert(peer);
     }
 
+    /// The peer the block is requested from, if it is.
+    pub fn requested_from(&self, hash: &BlockHash) -> Option<PeerId> {
+        self.requests.get(hash).map(|r| r.peer)
+    }
+
+    /// Records that `peer` is delivering the block outside the schedule (it announced it as a
+    /// compact block and we are rebuilding it), so the schedule does not ask anyone else meanwhile.
+    /// Returns false, and changes nothing, if the block is already requested.
+    pub fn claim(&mut self, peer: PeerId, hash: BlockHash, now: u64) -> bool {
+        if self.requests.contains_key(&hash) {
+            return false;
+        }
+        let state = self.peers.entry(peer).or_default();
+        state.in_flight += 1;
+        self.requests.insert(hash, Request { peer, deadline: now + BLOCK_TIMEOUT_MS });
+        true
+    }
+
+    /// Forgets a request without blaming its peer (the block is not wanted from it after all).
+    pub fn cancel(&mut self, hash: &BlockHash) {
+        if let Some(r) = self.requests.remove(hash) {
+            if let Some(p) = self.peers.get_mut(&r.peer) {
+                p.in_flight = p.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
     /// Frees requests past their deadline; returns the blocks and the peers that let them time out.
     pub fn expire(&mut self, now: u64) -> Vec<(BlockHash, PeerId)> {
         let late: Vec<(BlockHash, PeerId)> =
@@ -303,6 +330,22 @@ mod tests {
         d.not_found(asked, &wanted[0].0);
         let out = d.schedule(&wanted, 1);
         assert_ne!(out[0].0, asked);
+    }
+
+    #[test]
+    fn a_claimed_block_is_not_scheduled_and_a_cancelled_one_is() {
+        let mut d = BlockDownload::new();
+        d.add_peer(PeerId(1), 10);
+        d.add_peer(PeerId(2), 10);
+        let wanted = hashes(1);
+        assert!(d.claim(PeerId(2), wanted[0].0, 0));
+        assert!(!d.claim(PeerId(1), wanted[0].0, 0), "one claim at a time");
+        assert_eq!(d.requested_from(&wanted[0].0), Some(PeerId(2)));
+        assert!(d.schedule(&wanted, 0).is_empty());
+        d.cancel(&wanted[0].0);
+        assert_eq!(d.peer_in_flight(PeerId(2)), 0);
+        let out = d.schedule(&wanted, 1);
+        assert_eq!(out.len(), 1, "free again, and the claiming peer is not marked slow");
     }
 
     #[test]

@@ -133,13 +133,13 @@ impl CompactError {
         }
     }
 
-    /// The offence in the misbehaviour table, where the table has one. Compact-block offences
-    /// other than an out-of-range `getblocktxn` index have no variant yet: the session wiring
-    /// compact blocks in adds them (see [`CompactError::remedy`] for SV Node's reasons).
+    /// The offence in the misbehaviour table for a failure SV Node scores ([`Remedy::Punish`]).
     pub fn misbehavior(&self) -> Option<Misbehavior> {
-        match self {
-            Self::IndexOutOfRange { .. } => Some(Misbehavior::OutOfBoundTxIndex),
-            _ => None,
+        match self.remedy() {
+            Remedy::Punish("out-of-bound-tx-index") => Some(Misbehavior::OutOfBoundTxIndex),
+            Remedy::Punish("invalid-cmpctblk-txns") => Some(Misbehavior::InvalidBlockTxn),
+            Remedy::Punish(_) => Some(Misbehavior::InvalidCompactBlock),
+            Remedy::RequestFullBlock | Remedy::Ignore => None,
         }
     }
 }
@@ -277,16 +277,24 @@ pub fn decode_indexes(deltas: &[u64]) -> impl Iterator<Item = Result<u32, Compac
 
 /// Transactions we hold that may be in a block: the mempool, the orphan pool, recently relayed
 /// transactions. Whoever holds them implements this; they need not know about compact blocks.
+///
+/// A candidate is offered by its txid first and decoded only if its short id matches a slot
+/// (`get`): a mempool keeps transactions as bytes, and decoding every one of 200,000 to find the
+/// few hundred that are not in the block would cost more than the short ids themselves.
 pub trait CandidateTxs {
-    /// Calls `visit` with each candidate until it returns `ControlFlow::Break`. A transaction may
-    /// be offered more than once (it may sit in several pools).
-    fn visit(&self, visit: &mut dyn FnMut(&Arc<Transaction>) -> ControlFlow<()>);
+    /// Calls `visit` with each candidate's txid and a way to get the transaction, until `visit`
+    /// returns `ControlFlow::Break`. `get` returns `None` if the transaction is gone meanwhile. A
+    /// transaction may be offered more than once (it may sit in several pools).
+    fn visit(&self, visit: &mut CandidateVisitor<'_>);
 }
 
+/// The visitor's signature, for implementations that forward to another source.
+pub type CandidateVisitor<'a> = dyn FnMut(&TxId, &dyn Fn() -> Option<Arc<Transaction>>) -> ControlFlow<()> + 'a;
+
 impl CandidateTxs for [Arc<Transaction>] {
-    fn visit(&self, visit: &mut dyn FnMut(&Arc<Transaction>) -> ControlFlow<()>) {
+    fn visit(&self, visit: &mut CandidateVisitor<'_>) {
         for tx in self {
-            if visit(tx).is_break() {
+            if visit(&tx.txid(), &|| Some(Arc::clone(tx))).is_break() {
                 return;
             }
         }
@@ -294,15 +302,15 @@ impl CandidateTxs for [Arc<Transaction>] {
 }
 
 impl CandidateTxs for Vec<Arc<Transaction>> {
-    fn visit(&self, visit: &mut dyn FnMut(&Arc<Transaction>) -> ControlFlow<()>) {
+    fn visit(&self, visit: &mut CandidateVisitor<'_>) {
         self.as_slice().visit(visit)
     }
 }
 
 impl<S: std::hash::BuildHasher> CandidateTxs for HashMap<TxId, Arc<Transaction>, S> {
-    fn visit(&self, visit: &mut dyn FnMut(&Arc<Transaction>) -> ControlFlow<()>) {
-        for tx in self.values() {
-            if visit(tx).is_break() {
+    fn visit(&self, visit: &mut CandidateVisitor<'_>) {
+        for (txid, tx) in self {
+            if visit(txid, &|| Some(Arc::clone(tx))).is_break() {
                 return;
             }
         }
@@ -310,7 +318,7 @@ impl<S: std::hash::BuildHasher> CandidateTxs for HashMap<TxId, Arc<Transaction>,
 }
 
 impl<T: CandidateTxs + ?Sized> CandidateTxs for &T {
-    fn visit(&self, visit: &mut dyn FnMut(&Arc<Transaction>) -> ControlFlow<()>) {
+    fn visit(&self, visit: &mut CandidateVisitor<'_>) {
         (**self).visit(visit)
     }
 }
@@ -318,10 +326,10 @@ impl<T: CandidateTxs + ?Sized> CandidateTxs for &T {
 /// Two sources searched in order (the mempool, then the orphans and recent relays), the way Core
 /// searches its mempool and then its `extra_txn`.
 impl<A: CandidateTxs, B: CandidateTxs> CandidateTxs for (A, B) {
-    fn visit(&self, visit: &mut dyn FnMut(&Arc<Transaction>) -> ControlFlow<()>) {
+    fn visit(&self, visit: &mut CandidateVisitor<'_>) {
         let mut stopped = false;
-        self.0.visit(&mut |tx| {
-            let flow = visit(tx);
+        self.0.visit(&mut |txid, get| {
+            let flow = visit(txid, get);
             stopped = flow.is_break();
             flow
         });
@@ -431,16 +439,17 @@ impl PartialBlock {
         let wanted = by_short_id.len();
         let (mut found, mut collisions) = (0usize, 0usize);
         if wanted > 0 {
-            candidates.visit(&mut |tx| {
-                let txid = tx.txid();
-                if let Some(&slot) = by_short_id.get(&keys.short_id_u64(&txid)) {
+            candidates.visit(&mut |txid, get| {
+                if let Some(&slot) = by_short_id.get(&keys.short_id_u64(txid)) {
                     let slot = &mut slots[slot as usize];
                     match slot {
                         Slot::Missing => {
-                            *slot = Slot::Found(Arc::clone(tx));
-                            found += 1;
+                            if let Some(tx) = get() {
+                                *slot = Slot::Found(tx);
+                                found += 1;
+                            }
                         }
-                        Slot::Found(have) if have.txid() != txid => {
+                        Slot::Found(have) if have.txid() != *txid => {
                             *slot = Slot::Collided;
                             found -= 1;
                             collisions += 1;

@@ -8,6 +8,7 @@
 
 mod addr;
 pub mod block_processor;
+mod block_relay;
 pub mod blocks;
 pub mod compact;
 mod known;
@@ -89,6 +90,8 @@ struct Relay {
     /// Acceptance times of transactions not yet announced (for the relay latency metric).
     accepted_since_flush: Vec<std::time::Instant>,
     last_housekeeping: u64,
+    /// Compact blocks and block relay latency.
+    block_relay: block_relay::BlockRelay,
 }
 
 /// Consumes peer and chain events until shutdown or until every connection has gone.
@@ -111,6 +114,7 @@ pub async fn run(
         txrelay: TxRelay::new(),
         accepted_since_flush: Vec::new(),
         last_housekeeping: millis_now(),
+        block_relay: block_relay::BlockRelay::new(),
     };
     loop {
         tokio::select! {
@@ -152,6 +156,10 @@ impl Relay {
                     drop(tree);
                     self.download.add_peer(id, u32::try_from(start_height).unwrap_or(0));
                 }
+                // Another bsv-relay node gets high-bandwidth compact blocks from the start.
+                let bsv_relay =
+                    ctx.registry.snapshot().iter().any(|p| p.id == id && p.subver.starts_with("/bsv-relay:"));
+                sender.send(&self.block_relay.add_peer(id, bsv_relay));
                 let state = addr::AddrState { addr, direction, answered_getaddr: false };
                 let peer = Peer {
                     sender,
@@ -167,6 +175,7 @@ impl Relay {
                 self.schedule();
             }
             PeerEvent::Disconnected { id } => {
+                self.block_relay.remove_peer(id);
                 if let Some(peer) = self.peers.remove(&id) {
                     // An outbound peer's address is where it listens: remember how useful it was.
                     if peer.addr.direction == crate::peer::Direction::Outbound && peer.useful > 0 {
@@ -186,6 +195,10 @@ impl Relay {
     }
 
     fn on_message(&mut self, id: PeerId, msg: Message) {
+        if !self.peers.contains_key(&id) {
+            return;
+        }
+        let Some(msg) = self.on_block_relay_message(id, msg) else { return };
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let ctx = &self.ctx;
         match msg {
@@ -299,6 +312,11 @@ impl Relay {
     }
 
     fn on_headers(&mut self, id: PeerId, list: &[crate::wire::BlockHeader]) {
+        if list.len() <= blocks::MAX_BLOCKS_TO_ANNOUNCE {
+            for h in list {
+                self.block_relay.saw_header(h.hash());
+            }
+        }
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let ctx = &self.ctx;
         let now = u32::try_from(unix_now()).unwrap_or(u32::MAX);
@@ -340,6 +358,7 @@ impl Relay {
 
     fn on_block(&mut self, id: PeerId, block: crate::wire::Block) {
         let hash = block.hash();
+        self.block_relay.saw_header(hash);
         let solicited = self.download.received(id, &hash);
         if !solicited {
             debug!(peer = %id, %hash, "unsolicited block");
@@ -356,6 +375,8 @@ impl Relay {
         if let Some(hash) = &event.hash {
             self.processing.remove(hash);
         }
+        // A block rebuilt from a compact block is not scored when invalid (SV Node, BIP152).
+        let punishable = self.block_relay_chain_event(&event);
         let ctx = &self.ctx;
         let peer = match event.source {
             BlockSource::Peer(id) => Some(id),
@@ -376,7 +397,7 @@ impl Relay {
                     ctx.metrics.blocks_received.with_label_values(&[label]).inc();
                 }
                 for (hash, err) in &update.invalid {
-                    if let (Some(id), true) = (peer, Some(*hash) == event.hash) {
+                    if let (Some(id), true) = (punishable, Some(*hash) == event.hash) {
                         if err.misbehavior().is_some() {
                             let _ = ctx.registry.punish(id, Misbehavior::InvalidBlock);
                         }
@@ -392,8 +413,10 @@ impl Relay {
                 }
             }
             Err(e) => {
-                if let Some(id) = peer {
+                if peer.is_some() {
                     ctx.metrics.blocks_received.with_label_values(&["invalid"]).inc();
+                }
+                if let Some(id) = punishable {
                     let offence = match e {
                         crate::chain::ChainError::Header(h) => sync::offence(h),
                         crate::chain::ChainError::Block(b) if b.misbehavior().is_some() => {
@@ -407,25 +430,32 @@ impl Relay {
                 }
             }
         }
-        ctx.metrics.chain_tips.set(ctx.chain.chain_tips().len() as i64);
+        self.ctx.metrics.chain_tips.set(self.ctx.chain.chain_tips().len() as i64);
         self.schedule();
     }
 
     /// Tells every peer but the one that sent them about newly connected blocks (not during
     /// initial block download, as SV Node).
-    fn announce(&self, connected: &[(Arc<crate::wire::Block>, u32)], source: Option<PeerId>) {
+    fn announce(&mut self, connected: &[(Arc<crate::wire::Block>, u32)], source: Option<PeerId>) {
         if connected.is_empty() || self.ctx.chain.is_initial_block_download(unix_now()) {
             return;
         }
         let headers: Vec<crate::wire::BlockHeader> = connected.iter().map(|(b, _)| b.header).collect();
+        // Peers that asked for high-bandwidth compact blocks get one instead of the header.
+        let compact = self.compact_announcement(connected);
         for (id, peer) in &self.peers {
             if Some(*id) == source {
                 continue;
             }
-            if let Some(msg) = blocks::announcement(&headers, peer.prefers_headers) {
+            let msg = match &compact {
+                Some(c) if self.block_relay.announces_compact(*id) => Some(c.clone()),
+                _ => blocks::announcement(&headers, peer.prefers_headers),
+            };
+            if let Some(msg) = msg {
                 peer.sender.send(&msg);
             }
         }
+        self.announced(connected);
     }
 
     fn send(&self, to: PeerId, msg: &Message) {
@@ -503,6 +533,7 @@ impl Relay {
             tokio::task::spawn_blocking(move || txs.housekeeping());
         }
         self.advertise_self(now / 1000);
+        self.expire_compact(now);
         let late = self.download.expire(millis_now());
         for (hash, peer) in &late {
             debug!(%hash, %peer, "block download timed out; asking another peer");
@@ -539,7 +570,9 @@ impl Relay {
             .into_iter()
             .filter(|(h, _)| !self.download.is_requested(h) && !self.processing.contains(h))
             .collect();
-        for (id, msg) in self.download.schedule(&wanted, millis_now()) {
+        let mut requests = self.download.schedule(&wanted, millis_now());
+        self.prefer_compact(&mut requests, &wanted);
+        for (id, msg) in requests {
             if let Some(peer) = self.peers.get(&id) {
                 peer.sender.send(&msg);
             }
