@@ -169,24 +169,43 @@ fn hostile_compact_blocks_are_scored_as_sv_node_scores_them_and_honest_blocks_st
     h.send(&Message::Block(honest_block.clone()));
     wait_tip(&f, &honest_block.hash());
 
-    // 5. An invalid block announced high-bandwidth (its coinbase claims one satoshi too many):
-    // rebuilt, refused, not scored (SV Node, BIP152), not forwarded; the valid block gets in.
+    // 5. An invalid block announced high-bandwidth (its coinbase claims one satoshi too many, which
+    // only full validation finds): rebuilt, forwarded at once to a high-bandwidth listener (relay
+    // before validation, as BIP152), refused, not scored (SV Node, BIP152). A second invalid block
+    // from the same peer is not forwarded before validation; the valid block gets in and is
+    // announced after validation, and a listener without high-bandwidth mode only ever sees it.
     let (height, prev) = tip(&f);
     let bad = block_on(&prev, height + 1, vec![], 1, 6);
+    let bad2 = block_on(&prev, height + 1, vec![], 2, 9);
     let good = block_on(&prev, height + 1, vec![], 0, 7);
+    let sendcmpct_seen = f.metric("bsv_relay_p2p_messages_received_total", "command=\"sendcmpct\"");
+    let mut hb = attacker(&f, 11);
+    hb.send(&Message::SendCmpct(bsv_relay::wire::msg::SendCmpct { announce: true, version: 1 }));
+    f.wait_metric("bsv_relay_p2p_messages_received_total", "command=\"sendcmpct\"", sendcmpct_seen + 1.0);
     let mut p = attacker(&f, 8);
-    p.send(&Message::SendCmpct(bsv_relay::wire::msg::SendCmpct { announce: true, version: 1 }));
     p.send(&Message::CmpctBlock(compact_block(&bad, 11).unwrap()));
+    let forwarded = hb.expect(REPLY, |m| matches!(m, Message::CmpctBlock(_)));
+    assert!(
+        matches!(&forwarded, Message::CmpctBlock(c) if c.header.hash() == bad.hash()),
+        "forwarded before validation"
+    );
     f.wait_metric("bsv_relay_blocks_received_total", "result=\"invalid\"", 1.0);
     assert_eq!(banscore(&f, 8), Some(0));
     assert_ne!(f.node.cli(&["getbestblockhash"]).ok().trim(), bad.hash().to_string());
+    p.send(&Message::CmpctBlock(compact_block(&bad2, 14).unwrap()));
+    f.wait_metric("bsv_relay_blocks_received_total", "result=\"invalid\"", 2.0);
+    assert_eq!(banscore(&f, 8), Some(0));
     p.send(&Message::CmpctBlock(compact_block(&good, 12).unwrap()));
     wait_tip(&f, &good.hash());
-    // Only the valid block was announced: the honest listener sees it, never the invalid one.
+    let next = hb.expect(REPLY, |m| matches!(m, Message::CmpctBlock(_)));
+    assert!(
+        matches!(&next, Message::CmpctBlock(c) if c.header.hash() == good.hash()),
+        "the second invalid block was not forwarded; the valid one was, after validation"
+    );
     let seen = h.expect(REPLY, |m| match m {
-        Message::Headers(hs) => hs.iter().any(|x| x.hash() == good.hash() || x.hash() == bad.hash()),
-        Message::Inv(items) => items.iter().any(|i| i.hash == good.hash() || i.hash == bad.hash()),
-        Message::CmpctBlock(c) => c.header.hash() == good.hash() || c.header.hash() == bad.hash(),
+        Message::Headers(hs) => hs.iter().any(|x| [good.hash(), bad.hash(), bad2.hash()].contains(&x.hash())),
+        Message::Inv(items) => items.iter().any(|i| [good.hash(), bad.hash(), bad2.hash()].contains(&i.hash)),
+        Message::CmpctBlock(c) => [good.hash(), bad.hash(), bad2.hash()].contains(&c.header.hash()),
         _ => false,
     });
     let announced = match seen {
@@ -218,6 +237,9 @@ fn hostile_compact_blocks_are_scored_as_sv_node_scores_them_and_honest_blocks_st
     wait_for("an out-of-range index to cost 100", DEADLINE, || banned(&f, 10).then_some(()));
     f.wait_metric("bsv_relay_misbehavior_events_total", "reason=\"out_of_bound_tx_index\"", 1.0);
 
-    assert!(!banned(&f, 3) && !banned(&f, 4) && !banned(&f, 7) && !banned(&f, 8), "unscored rows stay unbanned");
+    assert!(
+        !banned(&f, 3) && !banned(&f, 4) && !banned(&f, 7) && !banned(&f, 8) && !banned(&f, 11),
+        "unscored rows stay unbanned"
+    );
     f.assert_alive();
 }

@@ -35,6 +35,7 @@ use tracing::{debug, info};
 
 use super::compact::{self, CandidateTxs, CandidateVisitor, CompactError, PartialBlock, Remedy};
 use super::{millis_now, Relay};
+use crate::chain::block_check::check_block;
 use crate::mempool::orphans::OrphanPool;
 use crate::mempool::Mempool;
 use crate::peer::PeerId;
@@ -96,6 +97,8 @@ pub struct BlockRelay {
     header_order: VecDeque<BlockHash>,
     /// Our newest block and its compact form, for `getblocktxn` and `getdata(MSG_CMPCT_BLOCK)`.
     recent: Option<(Arc<Block>, CompactBlock)>,
+    /// The last block forwarded before validation, and to whom.
+    early: Option<(BlockHash, std::collections::HashSet<PeerId>)>,
 }
 
 impl BlockRelay {
@@ -459,7 +462,6 @@ impl Relay {
         block: Result<Block, CompactError>,
         ending: Ending,
     ) {
-        let block = block.and_then(|b| compact::check_merkle_root(&b).map(|()| b));
         let block = match block {
             Ok(b) => b,
             Err(e) => {
@@ -467,18 +469,76 @@ impl Relay {
                 return self.compact_failed(id, hash, ours, &e);
             }
         };
+        // The context-free checks (SV Node's `CheckBlock`: merkle root, size, coinbase, each
+        // transaction's form) once, here: a wrong merkle root means a collision or a lie, and
+        // the full block is fetched; any other failure is the block's, found again (and reported)
+        // by the block thread.
+        let height = {
+            let tree = self.ctx.chain.headers().read().unwrap_or_else(|e| e.into_inner());
+            tree.get(&hash).map_or(self.ctx.chain.tip().0 + 1, |e| e.height)
+        };
+        let checked = check_block(&block, height, self.ctx.chain.params(), self.ctx.chain.max_block_size());
+        if let Err(e) = &checked {
+            if e.may_be_corrupted() {
+                debug!(peer = %id, %hash, error = %e, "rebuilt block does not match its header");
+                let err = CompactError::MerkleMismatch {
+                    expected: block.header.merkle_root,
+                    computed: block.merkle_root().0,
+                };
+                return self.compact_failed(id, hash, ours, &err);
+            }
+        }
         if let Some(s) = self.block_relay.since_header(&hash) {
             self.ctx.metrics.block_relay.latency.with_label_values(&["reconstructed"]).observe(s);
         }
         self.count_compact(ending);
         self.download.received(id, &hash);
-        match self.ctx.blocks.submit_from_peer(Arc::new(block), id) {
+        let block = Arc::new(block);
+        if checked.is_ok() {
+            self.forward_early(id, &block);
+        }
+        match self.ctx.blocks.submit_from_peer(block, id) {
             Ok(()) => {
                 self.processing.insert(hash);
                 self.block_relay.via_compact.insert(hash, id);
             }
             Err(e) => info!(peer = %id, %hash, error = %e, "rebuilt block dropped; it will be requested again"),
         }
+    }
+
+    /// Relay before full validation, as BIP152 allows for high-bandwidth peers: a block rebuilt
+    /// from a compact block goes on at once to the peers that asked for high-bandwidth compact
+    /// blocks, when its header is valid (proof of work, difficulty, time, version; checked by the
+    /// header tree), it extends our active tip, every transaction is known and hashes to the
+    /// header's merkle root, and it passed the context-free checks; scripts, inputs and amounts
+    /// are checked after. Never for a peer that already sent us an invalid compact block.
+    fn forward_early(&mut self, from: PeerId, block: &Arc<Block>) {
+        let trusted = self.block_relay.peer(from).is_some_and(|p| !p.sent_invalid);
+        let extends_tip = block.header.prev_block == self.ctx.chain.tip().1;
+        if !trusted || !extends_tip || self.ctx.chain.is_initial_block_download(super::unix_now()) {
+            return;
+        }
+        let Some(compact) = self.block_relay.compact_of(block) else { return };
+        let msg = Message::CmpctBlock(compact);
+        let mut sent = std::collections::HashSet::new();
+        for (id, peer) in &self.peers {
+            if *id != from && self.block_relay.announces_compact(*id) {
+                peer.sender.send(&msg);
+                sent.insert(*id);
+            }
+        }
+        if !sent.is_empty() {
+            if let Some(s) = self.block_relay.since_header(&block.hash()) {
+                self.ctx.metrics.block_relay.latency.with_label_values(&["announced"]).observe(s);
+            }
+            debug!(hash = %block.hash(), peers = sent.len(), "compact block forwarded before validation");
+        }
+        self.block_relay.early = Some((block.hash(), sent));
+    }
+
+    /// Whether `peer` already got `hash` before validation.
+    pub(super) fn forwarded_early(&self, hash: &BlockHash, peer: PeerId) -> bool {
+        self.block_relay.early.as_ref().is_some_and(|(h, sent)| h == hash && sent.contains(&peer))
     }
 
     /// What SV Node does when a compact block cannot be used: score a malformed one, fetch the
@@ -560,9 +620,12 @@ impl Relay {
         self.block_relay.compact_of(block).map(Message::CmpctBlock)
     }
 
-    /// After an announcement went out: the latency metric.
+    /// After an announcement went out: the latency metric (unless it went out before validation).
     pub(super) fn announced(&self, connected: &[(Arc<Block>, u32)]) {
         if let Some((b, _)) = connected.last() {
+            if self.block_relay.early.as_ref().is_some_and(|(h, sent)| *h == b.hash() && !sent.is_empty()) {
+                return;
+            }
             if let Some(s) = self.block_relay.since_header(&b.hash()) {
                 self.ctx.metrics.block_relay.latency.with_label_values(&["announced"]).observe(s);
             }

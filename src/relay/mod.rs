@@ -448,6 +448,7 @@ impl Relay {
                 continue;
             }
             let msg = match &compact {
+                Some(_) if self.forwarded_early(&headers[0].hash(), *id) => None,
                 Some(c) if self.block_relay.announces_compact(*id) => Some(c.clone()),
                 _ => blocks::announcement(&headers, peer.prefers_headers),
             };
