@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Block relay through a node in the middle, bsv-relay against SV Node v1.0.13, in the same run.
+
+A line of three fresh regtest nodes: SV Node S -- middle -- SV Node T, where the middle is first a
+bsv-relay and then an SV Node (T reaches S only through the middle). `bsv-relay txgen` puts N
+independent signed P2PKH transactions into S's mempool; S mines them into one block (`generate 1`)
+and the time from `generate` returning to T's best block being that block is measured (T polled
+every 10 ms), in two cases:
+
+  (a) relayed: the middle and T were connected while the transactions arrived, so all three
+      mempools hold them (waited for) before the block is mined;
+  (b) only S: the middle and T connect (and sync the funding blocks) after the transactions are
+      in S's mempool, so neither has them when the block comes (SV Node does not announce its
+      existing mempool to new peers).
+
+Fresh nodes for every measurement. Prints a table of medians and each run.
+
+    testnet/bench/block_relay.py [N ...] [--runs R]     (default: 20000 200000, 1 run)
+
+Honours CARGO_TARGET_DIR for the bsv-relay binary (built with `cargo build --release`).
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import ROOT, SV_FLAGS, free_port, stop, wait_rpc  # noqa: E402
+
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BINARY = TARGET / "release" / "bsv-relay"
+DEADLINE = 900
+
+
+def prepare():
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    out = subprocess.run([str(ROOT / "testnet" / "install-svnode")], check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+class Net:
+    def __init__(self, bin_dir, work):
+        self.bin_dir, self.work, self.procs = bin_dir, work, []
+
+    def cli(self, rpc, *args):
+        out = subprocess.run([str(self.bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u",
+                              "-rpcpassword=p", *args], capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def sv(self, name, *extra):
+        d, p2p, rpc = self.work / name, free_port(), free_port()
+        d.mkdir()
+        self.procs.append(subprocess.Popen(
+            [str(self.bin_dir / "bitcoind"), "-regtest", f"-datadir={d}", f"-port={p2p}", f"-rpcport={rpc}",
+             *SV_FLAGS, *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_rpc([str(self.bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
+        return p2p, rpc
+
+    def ours(self, name, *extra):
+        d, p2p, rpc = self.work / name, free_port(), free_port()
+        d.mkdir()
+        self.procs.append(subprocess.Popen(
+            [str(BINARY), "-regtest", f"-datadir={d}", f"-port={p2p}", "-bind=127.0.0.1", f"-rpcport={rpc}",
+             "-rpcuser=u", "-rpcpassword=p", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_rpc([str(self.bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
+        return p2p, rpc
+
+    def wait(self, what, cond):
+        deadline = time.monotonic() + DEADLINE
+        while not cond():
+            if time.monotonic() > deadline:
+                sys.exit(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+
+def mempool_size(net, rpc):
+    out = net.cli(rpc, "getmempoolinfo")
+    try:
+        return json.loads(out)["size"]
+    except Exception:
+        return 0
+
+
+def txgen(net, rpc, p2p, n):
+    out = subprocess.run([str(BINARY), "txgen", "--rpc", f"127.0.0.1:{rpc}", "--rpcuser", "u", "--rpcpassword", "p",
+                          "--connect", f"127.0.0.1:{p2p}", "--rate", "0", "--count", str(n), "--seed", "7",
+                          "--json", "--accept-by-mempool"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"txgen failed: {out.stderr[-2000:]}")
+
+
+def one(bin_dir, n, middle, case):
+    """One measurement on fresh nodes; returns seconds from S's block to T's tip."""
+    work = Path(tempfile.mkdtemp(prefix="bsv-relay-blockbench-"))
+    net = Net(bin_dir, work)
+    try:
+        s_p2p, s_rpc = net.sv("s")
+
+        def start_line():
+            if middle == "bsv-relay":
+                m_p2p, m_rpc = net.ours("m", f"-connect=127.0.0.1:{s_p2p}", "-listen=1")
+            else:
+                m_p2p, m_rpc = net.sv("m", f"-connect=127.0.0.1:{s_p2p}")
+            t_p2p, t_rpc = net.sv("t", f"-connect=127.0.0.1:{m_p2p}")
+            return m_rpc, t_rpc
+
+        if case == "a":
+            net.cli(s_rpc, "generate", "1")  # out of initial block download before the others join
+            m_rpc, t_rpc = start_line()
+            net.wait("T to sync", lambda: net.cli(t_rpc, "getbestblockhash") == net.cli(s_rpc, "getbestblockhash"))
+            txgen(net, s_rpc, s_p2p, n)
+            want = mempool_size(net, s_rpc)
+            net.wait("the transactions at the middle and T",
+                     lambda: mempool_size(net, m_rpc) >= want and mempool_size(net, t_rpc) >= want)
+        else:
+            txgen(net, s_rpc, s_p2p, n)
+            m_rpc, t_rpc = start_line()
+            net.wait("T to sync", lambda: net.cli(t_rpc, "getbestblockhash") == net.cli(s_rpc, "getbestblockhash"))
+            if mempool_size(net, t_rpc) > n // 100 or mempool_size(net, m_rpc) > n // 100:
+                sys.exit("case (b) needs the middle and T without S's transactions")
+        net.cli(s_rpc, "generate", "1")
+        start = time.monotonic()
+        tip = net.cli(s_rpc, "getbestblockhash")
+        net.wait("T at S's new tip", lambda: net.cli(t_rpc, "getbestblockhash") == tip)
+        return time.monotonic() - start
+    finally:
+        stop(net.procs, work)
+
+
+def main():
+    args = sys.argv[1:]
+    runs = 1
+    if "--runs" in args:
+        i = args.index("--runs")
+        runs = int(args[i + 1])
+        del args[i:i + 2]
+    sizes = [int(a) for a in args] or [20_000, 200_000]
+    bin_dir = prepare()
+    rows = []
+    for n in sizes:
+        for case in ["a", "b"]:
+            times = {"bsv-relay": [], "SV Node": []}
+            for _ in range(runs):
+                # Alternate the middles so drift of the machine hits both alike.
+                for middle in ["bsv-relay", "SV Node"]:
+                    t = one(bin_dir, n, middle, case)
+                    times[middle].append(t)
+                    print(f"n={n} case={case} middle={middle}: {t:.3f} s", flush=True)
+            ours, theirs = statistics.median(times["bsv-relay"]), statistics.median(times["SV Node"])
+            rows.append((n, case, ours, theirs, times))
+    print(f"\nS mines a block of N transactions; time until T (reached only through the middle) has it,"
+          f" median of {runs} run(s), {os.cpu_count()} cores:")
+    print("| N | case | bsv-relay in the middle | SV Node in the middle | ratio |")
+    print("|---|---|---|---|---|")
+    for n, case, ours, theirs, _ in rows:
+        label = "(a) already relayed" if case == "a" else "(b) only S had them"
+        print(f"| {n:,} | {label} | {ours:.3f} s | {theirs:.3f} s | {theirs / ours:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
