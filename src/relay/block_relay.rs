@@ -212,6 +212,11 @@ impl BlockRelay {
         self.recent.as_ref().filter(|(b, _)| b.hash() == *hash).map(|(b, _)| b.clone())
     }
 
+    /// The whole block arrived (our fallback `getdata`, or another peer): no `blocktxn` awaited.
+    pub fn block_arrived(&mut self, hash: &BlockHash) {
+        self.pending.remove(hash);
+    }
+
     /// Blocks whose `blocktxn` is overdue, with the peer that owes it.
     pub fn expire(&mut self, now: u64) -> Vec<(BlockHash, PeerId)> {
         let late: Vec<(BlockHash, PeerId)> =
@@ -282,6 +287,23 @@ impl Relay {
             Message::CmpctBlock(c) => self.on_cmpctblock(id, c),
             Message::BlockTxn(t) => self.on_blocktxn(id, t),
             Message::GetBlockTxn(r) => self.on_getblocktxn(id, &r),
+            Message::GetData(items) if items.iter().any(|i| self.unstored_recent(i)) => {
+                let mut rest = Vec::with_capacity(items.len());
+                for item in items {
+                    if !self.unstored_recent(&item) {
+                        rest.push(item);
+                    } else if let (Some((block, compact)), Some(peer)) = (&self.block_relay.recent, self.peers.get(&id))
+                    {
+                        let msg = if item.kind == inv_type::CMPCT_BLOCK {
+                            Message::CmpctBlock(compact.clone())
+                        } else {
+                            Message::Block((**block).clone())
+                        };
+                        peer.sender.send(&msg);
+                    }
+                }
+                return (!rest.is_empty()).then_some(Message::GetData(rest));
+            }
             Message::GetData(items) if items.iter().any(|i| i.kind == inv_type::CMPCT_BLOCK) => {
                 let mut rest = Vec::with_capacity(items.len());
                 for item in items {
@@ -296,6 +318,14 @@ impl Relay {
             other => return Some(other),
         }
         None
+    }
+
+    /// Whether a `getdata` item asks for the block we forwarded before validation and the block
+    /// thread has not stored yet (a peer whose reconstruction failed): it is served from memory.
+    fn unstored_recent(&self, item: &InvItem) -> bool {
+        (item.kind == inv_type::BLOCK || item.kind == inv_type::CMPCT_BLOCK)
+            && self.block_relay.recent_block(&item.hash).is_some()
+            && !self.ctx.chain.has_block(&item.hash)
     }
 
     /// `getdata(MSG_CMPCT_BLOCK)`: a `cmpctblock` for a block at most 5 deep, else the full block
@@ -503,6 +533,25 @@ impl Relay {
                 self.block_relay.via_compact.insert(hash, id);
             }
             Err(e) => info!(peer = %id, %hash, error = %e, "rebuilt block dropped; it will be requested again"),
+        }
+    }
+
+    /// A whole block from a peer (the answer to our fallback `getdata`, or a peer without compact
+    /// blocks) goes on before validation on the same terms as a rebuilt one ([`Self::forward_early`]),
+    /// once it passes the context-free checks here. Those are skipped when nobody would get it.
+    pub(super) fn forward_full_block_early(&mut self, from: PeerId, block: &Arc<Block>) {
+        let wanted = self.peers.keys().any(|id| *id != from && self.block_relay.announces_compact(*id));
+        if !wanted || block.header.prev_block != self.ctx.chain.tip().1 {
+            return;
+        }
+        let hash = block.hash();
+        let valid_header = {
+            let tree = self.ctx.chain.headers().read().unwrap_or_else(|e| e.into_inner());
+            tree.get(&hash).map(|e| (e.status.is_valid(), e.height))
+        };
+        let Some((true, height)) = valid_header else { return };
+        if check_block(block, height, self.ctx.chain.params(), self.ctx.chain.max_block_size()).is_ok() {
+            self.forward_early(from, block);
         }
     }
 

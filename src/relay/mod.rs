@@ -359,11 +359,14 @@ impl Relay {
     fn on_block(&mut self, id: PeerId, block: crate::wire::Block) {
         let hash = block.hash();
         self.block_relay.saw_header(hash);
+        self.block_relay.block_arrived(&hash);
         let solicited = self.download.received(id, &hash);
         if !solicited {
             debug!(peer = %id, %hash, "unsolicited block");
         }
-        match self.ctx.blocks.submit_from_peer(Arc::new(block), id) {
+        let block = Arc::new(block);
+        self.forward_full_block_early(id, &block);
+        match self.ctx.blocks.submit_from_peer(block, id) {
             Ok(()) => {
                 self.processing.insert(hash);
             }

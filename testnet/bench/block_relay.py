@@ -65,9 +65,10 @@ class Net:
     def ours(self, name, *extra):
         d, p2p, rpc = self.work / name, free_port(), free_port()
         d.mkdir()
+        self.metrics = free_port()
         self.procs.append(subprocess.Popen(
             [str(BINARY), "-regtest", f"-datadir={d}", f"-port={p2p}", "-bind=127.0.0.1", f"-rpcport={rpc}",
-             "-rpcuser=u", "-rpcpassword=p", *extra],
+             "-rpcuser=u", "-rpcpassword=p", f"-metricsbind=127.0.0.1:{self.metrics}", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_rpc([str(self.bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
         return p2p, rpc
@@ -86,6 +87,22 @@ def mempool_size(net, rpc):
         return json.loads(out)["size"]
     except Exception:
         return 0
+
+
+def stages(port):
+    """The middle's view of the last block: seconds from its header to each stage, compact results."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        for prefix, key in (("bsv_relay_block_relay_latency_seconds_sum{stage=", "stage"),
+                            ("bsv_relay_compact_blocks_received_total{result=", "result"),
+                            ("bsv_relay_compact_block_txs_total{source=", "source")):
+            if line.startswith(prefix):
+                label, value = line[len(prefix):].split("} ")
+                if float(value) > 0:
+                    out[label.strip('"')] = round(float(value), 4)
+    return out
 
 
 def txgen(net, rpc, p2p, n):
@@ -129,7 +146,14 @@ def one(bin_dir, n, middle, case):
         start = time.monotonic()
         tip = net.cli(s_rpc, "getbestblockhash")
         net.wait("T at S's new tip", lambda: net.cli(t_rpc, "getbestblockhash") == tip)
-        return time.monotonic() - start
+        elapsed = time.monotonic() - start
+        if middle == "bsv-relay":
+            net.wait("the middle's metrics", lambda: stages(net.metrics).get("validated", 0) > 0)
+            print(f"  middle: {stages(net.metrics)}", flush=True)
+        if os.environ.get("BLOCK_BENCH_VERBOSE"):
+            peers = json.loads(net.cli(t_rpc, "getpeerinfo"))
+            print(f"  T received: {peers[0]['bytesrecv_per_msg']}", flush=True)
+        return elapsed
     finally:
         stop(net.procs, work)
 
@@ -145,15 +169,15 @@ def main():
     bin_dir = prepare()
     rows = []
     for n in sizes:
-        for case in ["a", "b"]:
+        for case in os.environ.get("BLOCK_BENCH_CASES", "ab"):
             times = {"bsv-relay": [], "SV Node": []}
             for _ in range(runs):
                 # Alternate the middles so drift of the machine hits both alike.
-                for middle in ["bsv-relay", "SV Node"]:
+                for middle in os.environ.get("BLOCK_BENCH_MIDDLES", "bsv-relay,SV Node").split(","):
                     t = one(bin_dir, n, middle, case)
                     times[middle].append(t)
                     print(f"n={n} case={case} middle={middle}: {t:.3f} s", flush=True)
-            ours, theirs = statistics.median(times["bsv-relay"]), statistics.median(times["SV Node"])
+            ours, theirs = statistics.median(times["bsv-relay"] or [0]), statistics.median(times["SV Node"] or [1])
             rows.append((n, case, ours, theirs, times))
     print(f"\nS mines a block of N transactions; time until T (reached only through the middle) has it,"
           f" median of {runs} run(s), {os.cpu_count()} cores:")
