@@ -214,7 +214,8 @@ fn a_recording_proxy_sees_no_v1_bytes_and_a_flipped_byte_ends_the_connection() {
     let recorded = proxy.recorded.lock().unwrap().clone();
     assert_eq!(recorded.len(), 1, "one connection through the proxy");
     let (up, down) = (recorded[0].0.lock().unwrap().clone(), recorded[0].1.lock().unwrap().clone());
-    assert!(up.len() > 1000 && down.len() > 30_000, "{} and {} bytes recorded", up.len(), down.len());
+    // B's side is small since A pushes its blocks as high-bandwidth compact blocks (no getdata).
+    assert!(up.len() > 500 && down.len() > 30_000, "{} and {} bytes recorded", up.len(), down.len());
     let txid = tx.txid();
     let mut reversed = txid.0;
     reversed.reverse();
