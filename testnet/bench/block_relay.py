@@ -122,7 +122,9 @@ def one(bin_dir, n, middle, case):
     work = Path(tempfile.mkdtemp(prefix="bsv-relay-blockbench-"))
     net = Net(bin_dir, work)
     try:
-        s_p2p, s_rpc = net.sv("s")
+        # S mines every mempool transaction into the block: the legacy assembler reads the
+        # mempool itself (the default journaling one may lag behind a burst), and no size cap.
+        s_p2p, s_rpc = net.sv("s", "-blockassembler=legacy", "-blockmaxsize=1000000000")
 
         def start_line():
             if middle == "bsv-relay":
@@ -158,6 +160,8 @@ def one(bin_dir, n, middle, case):
         tip = net.cli(s_rpc, "getbestblockhash")
         net.wait("T at S's new tip", lambda: net.cli(t_rpc, "getbestblockhash") == tip)
         elapsed = time.monotonic() - start
+        count = json.loads(net.cli(s_rpc, "getblock", tip, "1"))["tx"]
+        print(f"  block {tip[:16]}… holds {len(count)} transactions", flush=True)
         if middle == "bsv-relay":
             net.wait("the middle's metrics", lambda: stages(net.metrics).get("validated", 0) > 0)
             print(f"  middle: {stages(net.metrics)}", flush=True)
