@@ -62,6 +62,35 @@ fn blocks_mined_by_sv_node_relay_through_bsv_relay_as_compact_blocks_both_ways()
         assert_eq!(block["tx"].as_array().map(Vec::len), Some(per_block + 1), "the block carries the payments");
     }
 
+    // Transactions only A has: R is cut off (banned at A) while A takes them, then let back in.
+    // A's next block reaches R as a compact block missing them, and R fetches them from A in one
+    // getblocktxn round trip.
+    let getblocktxn_before = r.metric("bsv_relay_p2p_messages_sent_total", "command=\"getblocktxn\"");
+    assert!(a.cli(&["setban", "127.0.0.1", "add", "600"]).success());
+    wait_for("A to drop bsv-relay", SYNC, || a.peers_with_ua("/bsv-relay:").is_empty().then_some(()));
+    let mut only_a = Vec::new();
+    for _ in 0..5 {
+        let to = a.cli(&["getnewaddress"]).ok().trim().to_string();
+        only_a.push(a.cli(&["sendtoaddress", &to, "0.1"]).ok().trim().to_string());
+    }
+    assert!(a.cli(&["clearbanned"]).success());
+    assert!(r.cli(&["addnode", &format!("127.0.0.1:{}", a.port), "onetry"]).success());
+    wait_for("bsv-relay back at A", SYNC, || (!a.peers_with_ua("/bsv-relay:").is_empty()).then_some(()));
+    assert!(a.cli(&["generatetoaddress", "1", &address]).success());
+    let tip = sv_tip(&a);
+    wait_for("bsv-relay and B at A's tip after the round trip", SYNC, || {
+        (r.cli(&["getbestblockhash"]).ok().trim() == tip && sv_tip(&b) == tip).then_some(())
+    });
+    let mined = a.json(&["getblock", &tip, "1"]);
+    assert!(only_a.iter().all(|t| mined["tx"].as_array().is_some_and(|txs| txs.iter().any(|x| x == t))));
+    assert_eq!(
+        r.metric("bsv_relay_p2p_messages_sent_total", "command=\"getblocktxn\"") - getblocktxn_before,
+        1.0,
+        "one round trip"
+    );
+    assert!(r.metric("bsv_relay_compact_blocks_received_total", "result=\"reconstructed_after_getblocktxn\"") >= 1.0);
+    assert!(r.metric("bsv_relay_compact_block_txs_total", "source=\"missing\"") >= 5.0);
+
     // A → R: compact blocks, rebuilt from R's mempool.
     let received = |cmd: &str| r.metric("bsv_relay_p2p_messages_received_total", &format!("command=\"{cmd}\""));
     let rebuilt = r.metric("bsv_relay_compact_blocks_received_total", "result=\"reconstructed\"");
