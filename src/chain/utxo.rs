@@ -1,5 +1,8 @@
-//! The in-memory UTXO set: every unspent output of the active chain, with the undo data that
-//! disconnects a block again.
+//! The UTXO set: every unspent output of the active chain, with the undo data that disconnects a
+//! block again. A set made with [`UtxoSet::new`] lives in memory only; one opened on the chain
+//! database ([`UtxoSet::on_disk`]) keeps its coins on disk behind a bounded write-back cache
+//! ([`super::coins_cache`]): coins missing from the cache are read from disk, changes stay in the
+//! cache until [`UtxoSet::flush`] writes them with the tip in one transaction.
 //!
 //! Concurrency: one writer connects and disconnects blocks while any number of validation threads
 //! read coins through [`CoinView`]. Writers are serialised by a mutex; a block is first *staged*
@@ -9,7 +12,10 @@
 //!
 //! Invariants:
 //! - a staged block that fails leaves the set untouched (nothing is written before the commit);
-//! - `stats()` always equals a recount of the map (updated with every insert and removal);
+//! - `stats()` always equals a recount of the set (updated with every insert and removal);
+//! - before a block is staged or undone, every coin it touches is loaded into the cache (read from
+//!   disk in parallel), so staging never waits for the disk under the lock and the commit knows
+//!   each replaced coin;
 //! - `undo_block(b, apply_block(b))` restores the exact previous contents, height and stats
 //!   (except for the two mainnet BIP30 exceptions, whose overwritten coins are gone, as in SV Node);
 //! - provably unspendable outputs are never added (SV Node `AddCoin` skips them): before Genesis a
@@ -21,7 +27,6 @@
 //! This module checks only what the set itself needs to stay consistent (the input exists, an
 //! output does not overwrite an unspent one). Consensus rules live in [`super::block_check`].
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
@@ -29,7 +34,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::coins_cache::CoinsCache;
+use super::coins_db::CoinsDb;
 use super::params::ChainParams;
+use super::store::StoreError;
 use crate::validation::check_tx::MAX_MONEY;
 use crate::validation::{Coin, CoinView};
 use crate::wire::encode::write_compact_size;
@@ -67,6 +75,15 @@ pub enum ConnectError {
     /// Disconnecting found an output of the block missing: the block is not the set's tip.
     #[error("output {outpoint:?} of the block being disconnected is not in the set")]
     UndoMissingOutput { outpoint: OutPoint },
+    /// The coins on disk could not be read: our fault, never the block's.
+    #[error("cannot read coins from the chain database: {detail}")]
+    Disk { detail: String },
+}
+
+impl From<StoreError> for ConnectError {
+    fn from(e: StoreError) -> Self {
+        ConnectError::Disk { detail: e.to_string() }
+    }
 }
 
 impl ConnectError {
@@ -79,6 +96,7 @@ impl ConnectError {
             | Self::NotOnTip { .. }
             | Self::UndoMismatch { .. }
             | Self::UndoMissingOutput { .. } => "bad-undo",
+            Self::Disk { .. } => "database-error",
         }
     }
 }
@@ -210,7 +228,7 @@ pub struct SaltedOutPointHasher {
 }
 
 impl SaltedOutPointHasher {
-    fn random() -> Self {
+    pub(super) fn random() -> Self {
         // An odd multiplier keeps the multiply a bijection of the low word.
         SaltedOutPointHasher { seed: rand::random(), multiplier: rand::random::<u64>() | 1 }
     }
@@ -281,9 +299,14 @@ impl Hasher for OutPointHasher {
 
 type CoinMap<V> = HashMap<OutPoint, V, SaltedOutPointHasher>;
 
-/// The final value of every outpoint a block connection or disconnection touched (`None` = no
-/// longer unspent): what a persistent copy of the set must apply to stay equal to it.
-pub type UtxoChanges = Vec<(OutPoint, Option<Coin>)>;
+/// Below this many coins to read from disk, one thread reads them all: starting threads would
+/// cost more than the reads (a cached redb lookup takes a few microseconds).
+const PARALLEL_MIN_READS: usize = 256;
+
+/// How much of a set's size, at most, is loaded whole at start: a set that fills less than this
+/// share of the cache is read into it at once (a node restarted with a small set runs as fast as
+/// one that never restarted, and misses need no disk read); a bigger one warms up as it is used.
+const LOAD_WHOLE_PERCENT: u64 = 50;
 
 /// Whether an output can never be spent, so it is not stored (SV Node `CScript::IsUnspendable`).
 pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
@@ -296,7 +319,7 @@ pub fn is_unspendable(script: &[u8], genesis_enabled: bool) -> bool {
 
 #[derive(Debug)]
 struct Inner {
-    coins: CoinMap<Coin>,
+    cache: CoinsCache,
     median_time_past: i64,
     /// Timestamp of every block of the chain the set reflects, by height (4 bytes a block, so
     /// 4 MB for a million blocks): enough to keep the median time past exact across disconnects.
@@ -308,6 +331,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct UtxoSet {
     inner: RwLock<Inner>,
+    /// The coin table on disk; `None` for a set in memory only.
+    db: Option<CoinsDb>,
     /// Held by the one writer from staging to commit, so the state it staged against cannot change.
     writer: Mutex<()>,
     genesis_height: u32,
@@ -336,21 +361,32 @@ impl StagedBlock<'_> {
         self.set.write_overlay(self.overlay, self.new_tip, false);
         self.undo
     }
+}
 
-    /// Like [`StagedBlock::commit`], and also returns the final value of every outpoint the block
-    /// touched (`None` = spent), for writing the same change to disk.
-    pub fn commit_with_changes(self) -> (BlockUndo, UtxoChanges) {
-        let changes = self.set.write_overlay(self.overlay, self.new_tip, true);
-        (self.undo, changes)
+/// Reads through an overlay of pending changes to the locked cache, into which every coin the
+/// change touches was loaded first.
+fn lookup<'o>(base: &'o CoinsCache, overlay: &'o CoinMap<Option<Coin>>, op: &OutPoint) -> Option<&'o Coin> {
+    match overlay.get(op) {
+        Some(pending) => pending.as_ref(),
+        None => base.get(op).and_then(|e| e.coin.as_ref()),
     }
 }
 
-/// Reads through an overlay of pending changes to the locked base map.
-fn lookup<'o>(base: &'o CoinMap<Coin>, overlay: &'o CoinMap<Option<Coin>>, op: &OutPoint) -> Option<&'o Coin> {
-    match overlay.get(op) {
-        Some(pending) => pending.as_ref(),
-        None => base.get(op),
+/// Reads `outpoints` from disk, spread over the available cores when there are many.
+fn read_parallel(db: &CoinsDb, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(outpoints.len() / PARALLEL_MIN_READS);
+    if threads <= 1 {
+        return db.coins(outpoints);
     }
+    let per_thread = outpoints.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = outpoints.chunks(per_thread).map(|chunk| s.spawn(move || db.coins(chunk))).collect();
+        let mut out = Vec::with_capacity(outpoints.len());
+        for w in workers {
+            out.extend(w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        }
+        Ok(out)
+    })
 }
 
 impl UtxoSet {
@@ -359,13 +395,14 @@ impl UtxoSet {
         let hasher = SaltedOutPointHasher::random();
         let stats = UtxoStats { height: 0, best_block: params.genesis_hash(), txouts: 0, total_amount: 0, bogosize: 0 };
         let inner = Inner {
-            coins: CoinMap::with_hasher(hasher),
+            cache: CoinsCache::new(hasher, usize::MAX),
             median_time_past: i64::from(params.genesis_time),
             times: vec![params.genesis_time],
             stats,
         };
         UtxoSet {
             inner: RwLock::new(inner),
+            db: None,
             writer: Mutex::new(()),
             genesis_height: params.activations.genesis,
             hasher,
@@ -386,17 +423,144 @@ impl UtxoSet {
         self.read().stats
     }
 
+    /// Number of unspent coins (on disk and in the cache).
     pub fn len(&self) -> usize {
-        self.read().coins.len()
+        usize::try_from(self.read().stats.txouts).unwrap_or(usize::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// A copy of every coin, for tests and for writing a snapshot.
+    /// A copy of every coin (read from disk too), for tests: it holds the whole set in memory.
     pub fn snapshot(&self) -> HashMap<OutPoint, Coin> {
-        self.read().coins.iter().map(|(outpoint, coin)| (*outpoint, coin.clone())).collect()
+        let _writer = self.lock_writer();
+        let inner = self.read();
+        let mut all = HashMap::new();
+        if let Some(db) = &self.db {
+            db.for_each(|op, coin| drop(all.insert(op, coin))).expect("the coins on disk are readable in tests");
+        }
+        for (op, entry) in inner.cache.dirty_entries() {
+            match entry {
+                Some(coin) => all.insert(*op, coin.clone()),
+                None => all.remove(op),
+            };
+        }
+        all.extend(inner.cache.coins().map(|(op, c)| (*op, c.clone())));
+        all
+    }
+
+    /// Memory the cache holds and its bound, in bytes.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        let inner = self.read();
+        (inner.cache.usage(), inner.cache.limit())
+    }
+
+    /// What the whole set would take in the cache, in bytes (compare with `cache_usage`).
+    pub fn whole_set_bytes(&self) -> u64 {
+        let s = self.read().stats;
+        CoinsCache::bytes_for(s.txouts, s.bogosize.saturating_sub(s.txouts * BOGO_BYTES_PER_COIN))
+    }
+
+    /// Whether the cache is over its bound and should be flushed.
+    pub fn needs_flush(&self) -> bool {
+        let inner = self.read();
+        inner.cache.usage() > inner.cache.limit()
+    }
+
+    /// Loads into the cache every coin among `outpoints` that only the disk holds (one parallel
+    /// read), while the cache has room: a validation batch calls it before its scripts run, so
+    /// each input is read from disk once, and the block that confirms them finds them cached.
+    pub fn prefetch(&self, outpoints: &[OutPoint]) {
+        let Some(db) = &self.db else { return };
+        let (missing, epoch) = {
+            let inner = self.read();
+            if inner.cache.complete || !inner.cache.has_room() {
+                return;
+            }
+            let missing: Vec<OutPoint> = outpoints.iter().filter(|op| inner.cache.get(op).is_none()).copied().collect();
+            (missing, inner.cache.epoch)
+        };
+        if missing.is_empty() {
+            return;
+        }
+        match read_parallel(db, &missing) {
+            Ok(coins) => self.cache_read(missing.into_iter().zip(coins), epoch),
+            Err(e) => tracing::warn!(error = %e, "cannot read coins from the chain database"),
+        }
+    }
+
+    /// Adds coins read from disk at `epoch` as clean entries, unless a flush came in between.
+    fn cache_read(&self, read: impl IntoIterator<Item = (OutPoint, Option<Coin>)>, epoch: u64) {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        if inner.cache.epoch != epoch {
+            return;
+        }
+        for (op, coin) in read {
+            if let Some(coin) = coin {
+                if !inner.cache.has_room() {
+                    break;
+                }
+                inner.cache.insert_clean(op, coin);
+            }
+        }
+    }
+
+    /// Loads every coin at `outpoints` and every stored output of `txids` that the cache lacks, for
+    /// a change made under the writer lock (no flush can run in between, so what was read stays
+    /// true until the change is committed). Ignores the cache bound: the next flush restores it.
+    fn load_for_change(&self, outpoints: Vec<OutPoint>, txids: &[TxId]) -> Result<(), ConnectError> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let missing: Vec<OutPoint> = {
+            let inner = self.read();
+            if inner.cache.complete {
+                return Ok(());
+            }
+            outpoints.into_iter().filter(|op| inner.cache.get(op).is_none()).collect()
+        };
+        let coins = read_parallel(db, &missing)?;
+        let existing = if txids.is_empty() { Vec::new() } else { db.outputs_of(txids)? };
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        for (op, coin) in missing.into_iter().zip(coins).filter_map(|(op, c)| c.map(|c| (op, c))).chain(existing) {
+            inner.cache.insert_clean(op, coin);
+        }
+        Ok(())
+    }
+
+    /// Writes every change since the last flush, with the tip and the statistics, in one durable
+    /// transaction; then the cache keeps what fits. Returns the number of entries written. A set
+    /// with no disk has nothing to flush.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        let Some(db) = &self.db else { return Ok(0) };
+        let _writer = self.lock_writer();
+        let written = {
+            // Readers go on while the disk is written: only the writer changes the cache's entries.
+            let inner = self.read();
+            db.write_flush(inner.cache.dirty_entries(), &inner.stats.best_block, &inner.stats)?;
+            inner.cache.dirty_len()
+        };
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        inner.cache.flushed();
+        Ok(written)
+    }
+
+    /// Counts the whole set on disk after a flush (`gettxoutsetinfo`): what the kept statistics
+    /// must equal, plus the number of transactions, which only a scan can tell.
+    pub fn count(&self) -> Result<super::coins_db::StoredCounts, StoreError> {
+        let Some(db) = &self.db else {
+            let inner = self.read();
+            let txids: std::collections::HashSet<TxId> = inner.cache.coins().map(|(op, _)| op.txid).collect();
+            let s = inner.stats;
+            let transactions = txids.len() as u64;
+            return Ok(super::coins_db::StoredCounts {
+                txouts: s.txouts,
+                total_amount: s.total_amount,
+                bogosize: s.bogosize,
+                transactions,
+            });
+        };
+        self.flush()?;
+        db.count()
     }
 
     /// Applies a block without consensus checks: spends its inputs and adds its outputs.
@@ -414,6 +578,12 @@ impl UtxoSet {
         mut check: impl FnMut(&Transaction, &[Coin], BlockTimes<'_>) -> Result<(), E>,
     ) -> Result<StagedBlock<'_>, E> {
         let writer = self.lock_writer();
+        if self.db.is_some() {
+            let inputs: Vec<OutPoint> =
+                block.transactions.iter().skip(1).flat_map(|tx| tx.inputs.iter().map(|i| i.prev_out)).collect();
+            let txids: Vec<TxId> = block.transactions.iter().map(|tx| tx.txid()).collect();
+            self.load_for_change(inputs, &txids)?;
+        }
         let inner = self.read();
         let best = inner.stats;
         if height != best.height.wrapping_add(1) {
@@ -435,7 +605,7 @@ impl UtxoSet {
             if !tx.is_coinbase() {
                 for (input, txin) in tx.inputs.iter().enumerate() {
                     let outpoint = txin.prev_out;
-                    let coin = lookup(&inner.coins, &overlay, &outpoint)
+                    let coin = lookup(&inner.cache, &overlay, &outpoint)
                         .cloned()
                         .ok_or(ConnectError::MissingOrSpent { txid, input, outpoint })?;
                     overlay.insert(outpoint, None);
@@ -449,7 +619,7 @@ impl UtxoSet {
                     continue;
                 }
                 let outpoint = OutPoint { txid, vout: vout as u32 };
-                if !may_overwrite && lookup(&inner.coins, &overlay, &outpoint).is_some() {
+                if !may_overwrite && lookup(&inner.cache, &overlay, &outpoint).is_some() {
                     return Err(ConnectError::OutputExists { outpoint }.into());
                 }
                 let coin = Coin {
@@ -473,12 +643,18 @@ impl UtxoSet {
 
     /// Disconnects `block`, the set's best block, restoring the coins in `undo`.
     pub fn undo_block(&self, block: &Block, undo: &BlockUndo) -> Result<(), ConnectError> {
-        self.undo_block_with_changes(block, undo).map(drop)
-    }
-
-    /// Like [`UtxoSet::undo_block`], returning the final value of every outpoint touched.
-    pub fn undo_block_with_changes(&self, block: &Block, undo: &BlockUndo) -> Result<UtxoChanges, ConnectError> {
         let _writer = self.lock_writer();
+        if self.db.is_some() {
+            let outputs: Vec<OutPoint> = block
+                .transactions
+                .iter()
+                .flat_map(|tx| {
+                    let txid = tx.txid();
+                    (0..tx.outputs.len() as u32).map(move |vout| OutPoint { txid, vout })
+                })
+                .collect();
+            self.load_for_change(outputs, &[])?;
+        }
         let inner = self.read();
         let (height, best) = (inner.stats.height, inner.stats.best_block);
         if height == 0 || block.hash() != best {
@@ -499,7 +675,7 @@ impl UtxoSet {
                     continue;
                 }
                 let outpoint = OutPoint { txid, vout: vout as u32 };
-                if lookup(&inner.coins, &overlay, &outpoint).is_none() {
+                if lookup(&inner.cache, &overlay, &outpoint).is_none() {
                     return Err(ConnectError::UndoMissingOutput { outpoint });
                 }
                 overlay.insert(outpoint, None);
@@ -513,7 +689,8 @@ impl UtxoSet {
             }
         }
         drop(inner);
-        Ok(self.write_overlay(overlay, (height - 1, block.header.prev_block, block.header.time), true))
+        self.write_overlay(overlay, (height - 1, block.header.prev_block, block.header.time), true);
+        Ok(())
     }
 
     /// A set restored from disk: `coins` as stored, `tip` its best block, `times` the timestamp of
@@ -530,7 +707,7 @@ impl UtxoSet {
             let inner = &mut *inner;
             for (outpoint, coin) in coins {
                 inner.stats.add(&coin);
-                if let Some(old) = inner.coins.insert(outpoint, coin) {
+                if let Some(old) = inner.cache.set(outpoint, Some(coin), false) {
                     inner.stats.remove(&old);
                 }
             }
@@ -542,34 +719,63 @@ impl UtxoSet {
         set
     }
 
+    /// The set stored in the chain database at `tip` (`times`: every active block's timestamp by
+    /// height, genesis first), with a cache bounded to `cache_bytes`. A set that fits in part of
+    /// the cache is loaded whole; a bigger one is read from disk as it is used.
+    pub fn on_disk(
+        params: &ChainParams,
+        db: CoinsDb,
+        cache_bytes: usize,
+        tip: (u32, BlockHash),
+        times: Vec<u32>,
+    ) -> Result<UtxoSet, StoreError> {
+        let mut set = UtxoSet::new(params);
+        let (txouts, total_amount, bogosize) = match db.stored_stats()? {
+            Some(stats) => stats,
+            None => {
+                // Written before the statistics were stored: count once; the next flush stores them.
+                let c = db.count()?;
+                (c.txouts, c.total_amount, c.bogosize)
+            }
+        };
+        let script_bytes = bogosize.saturating_sub(txouts * BOGO_BYTES_PER_COIN);
+        let whole = CoinsCache::bytes_for(txouts, script_bytes);
+        {
+            let inner = set.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+            inner.cache = CoinsCache::new(set.hasher, cache_bytes);
+            if whole <= cache_bytes as u64 / 100 * LOAD_WHOLE_PERCENT {
+                inner.cache.reserve(usize::try_from(txouts).unwrap_or(0));
+                db.for_each(|op, coin| inner.cache.insert_clean(op, coin))?;
+            } else {
+                inner.cache.complete = false;
+                // Room for readers to cache what they read before the first block grows the map.
+                inner.cache.reserve(cache_bytes / 4 / CoinsCache::bytes_for(1, 25) as usize);
+            }
+            inner.stats = UtxoStats { height: tip.0, best_block: tip.1, txouts, total_amount, bogosize };
+            inner.median_time_past = median_time_past(&times);
+            inner.times = times;
+        }
+        set.db = Some(db);
+        Ok(set)
+    }
+
     /// Writes `overlay` and moves the tip to `height` / `best_block`; `time` is the timestamp of
-    /// the block connected (pushed) or disconnected (popped).
-    /// With `keep`, returns the changes written.
+    /// the block connected (pushed) or disconnected (popped). `restoring`: the overlay puts back
+    /// coins from undo data (see [`CoinsCache::set`]).
     fn write_overlay(
         &self,
         overlay: CoinMap<Option<Coin>>,
         (height, best_block, time): (u32, BlockHash, u32),
-        keep: bool,
-    ) -> UtxoChanges {
-        let mut changes = if keep { Vec::with_capacity(overlay.len()) } else { Vec::new() };
+        restoring: bool,
+    ) {
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *guard;
         for (outpoint, value) in overlay {
-            if keep {
-                changes.push((outpoint, value.clone()));
+            if let Some(coin) = &value {
+                inner.stats.add(coin);
             }
-            match (inner.coins.entry(outpoint), value) {
-                (Entry::Occupied(mut e), Some(coin)) => {
-                    inner.stats.remove(e.get());
-                    inner.stats.add(&coin);
-                    e.insert(coin);
-                }
-                (Entry::Vacant(e), Some(coin)) => {
-                    inner.stats.add(&coin);
-                    e.insert(coin);
-                }
-                (Entry::Occupied(e), None) => inner.stats.remove(&e.remove()),
-                (Entry::Vacant(_), None) => {}
+            if let Some(old) = inner.cache.set(outpoint, value, restoring) {
+                inner.stats.remove(&old);
             }
         }
         if height > inner.stats.height {
@@ -580,13 +786,36 @@ impl UtxoSet {
         inner.median_time_past = median_time_past(&inner.times);
         inner.stats.height = height;
         inner.stats.best_block = best_block;
-        changes
     }
 }
 
 impl CoinView for UtxoSet {
     fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
-        self.read().coins.get(outpoint).cloned()
+        let epoch = {
+            let inner = self.read();
+            if let Some(entry) = inner.cache.get(outpoint) {
+                return entry.coin.clone();
+            }
+            if inner.cache.complete {
+                return None;
+            }
+            inner.cache.epoch
+        };
+        let db = self.db.as_ref()?;
+        match db.coins(std::slice::from_ref(outpoint)) {
+            Ok(mut read) => {
+                let coin = read.pop().flatten();
+                if coin.is_some() && self.read().cache.has_room() {
+                    self.cache_read([(*outpoint, coin.clone())], epoch);
+                }
+                coin
+            }
+            Err(e) => {
+                // Validation sees a missing input (the transaction is refused, not accepted).
+                tracing::warn!(error = %e, %outpoint.txid, "cannot read a coin from the chain database");
+                None
+            }
+        }
     }
 
     fn best_height(&self) -> u32 {
