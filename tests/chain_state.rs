@@ -291,6 +291,32 @@ fn a_cve_2012_2459_mutation_does_not_poison_the_genuine_block() {
     assert_eq!(update.new_tip, Some((116, genuine.hash())));
 }
 
+#[test]
+fn reindex_chainstate_rebuilds_the_set_from_the_stored_blocks() {
+    let blocks = fixture_blocks();
+    let dir = TempDir::new();
+    let expected = recount(&blocks);
+    {
+        let state = open_small(&dir.0);
+        load_fixture(&state, &blocks);
+    }
+    let reindex = ChainOptions { coins_cache_bytes: SMALL_CACHE, reindex_chainstate: true, ..opts() };
+    let state = ChainState::open(&dir.0, &REGTEST, reindex).expect("opens for a reindex");
+    assert_eq!(state.tip().0, 0, "the coins are forgotten, the blocks are not");
+    assert_eq!(state.utxo().stats().txouts, 0);
+    let update = state.activate(&verifier()).expect("every stored block connects again");
+    assert_eq!(update.connected.len(), TIP as usize);
+    assert_eq!(state.tip(), (TIP, blocks[TIP as usize].hash()));
+    assert_eq!(state.utxo().stats(), expected);
+    let stored = state.utxo_counts().expect("counts");
+    assert_eq!((stored.txouts, stored.total_amount), (expected.txouts, expected.total_amount));
+    drop(state);
+    // Without the option, the rebuilt set is simply loaded.
+    let state = open_small(&dir.0);
+    assert_eq!(state.tip(), (TIP, blocks[TIP as usize].hash()));
+    assert_eq!(state.utxo().stats(), expected);
+}
+
 /// Environment variable that turns the test binary into the child `kill -9` interrupts.
 const CRASH_CHILD_DIR: &str = "BSV_RELAY_CRASH_CHILD_DIR";
 

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::utxo::SaltedOutPointHasher;
+use super::outpoint_hash::SaltedOutPointHasher;
 use crate::validation::Coin;
 use crate::wire::OutPoint;
 

@@ -28,7 +28,6 @@
 //! output does not overwrite an unspent one). Consensus rules live in [`super::block_check`].
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
@@ -36,12 +35,12 @@ use thiserror::Error;
 
 use super::coins_cache::CoinsCache;
 use super::coins_db::CoinsDb;
+use super::outpoint_hash::SaltedOutPointHasher;
 use super::params::ChainParams;
 use super::store::StoreError;
-use crate::validation::check_tx::MAX_MONEY;
+pub use super::undo::BlockUndo;
 use crate::validation::{Coin, CoinView};
-use crate::wire::encode::write_compact_size;
-use crate::wire::{Block, BlockHash, Decodable, DecodeError, Encodable, OutPoint, Reader, Transaction, TxId};
+use crate::wire::{Block, BlockHash, OutPoint, Transaction, TxId};
 
 /// `OP_RETURN`: an output script starting with it can never be spent.
 const OP_RETURN: u8 = 0x6a;
@@ -49,8 +48,6 @@ const OP_RETURN: u8 = 0x6a;
 const OP_FALSE: u8 = 0x00;
 /// Before Genesis a script longer than this can never be spent (SV Node `MAX_SCRIPT_SIZE_BEFORE_GENESIS`).
 const MAX_SCRIPT_SIZE_BEFORE_GENESIS: usize = 10_000;
-/// Smallest encoded undo coin: height code (1) + value (8) + script length (1).
-const MIN_UNDO_COIN_LEN: usize = 10;
 
 /// Why a block cannot be applied to or removed from the set.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -136,47 +133,6 @@ impl UtxoStats {
     }
 }
 
-/// The coins a block spent, in block order (transaction by transaction, input by input, coinbase
-/// excluded): exactly what is needed to disconnect it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BlockUndo {
-    pub spent: Vec<Coin>,
-}
-
-impl Encodable for BlockUndo {
-    /// Count, then per coin: CompactSize(height * 2 + is_coinbase) (SV Node's coin code), value as
-    /// 8-byte little-endian, script as var bytes.
-    fn consensus_encode(&self, out: &mut Vec<u8>) {
-        write_compact_size(out, self.spent.len() as u64);
-        for coin in &self.spent {
-            write_compact_size(out, (u64::from(coin.height) << 1) | u64::from(coin.is_coinbase));
-            out.extend_from_slice(&coin.value.to_le_bytes());
-            crate::wire::encode::write_var_bytes(out, &coin.script_pubkey);
-        }
-    }
-}
-
-impl Decodable for BlockUndo {
-    fn consensus_decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let count = r.read_count("undo coins", u64::MAX, MIN_UNDO_COIN_LEN)?;
-        let mut spent = Vec::with_capacity(count);
-        for _ in 0..count {
-            let code = r.read_compact_size("undo coin code")?;
-            let height = u32::try_from(code >> 1).map_err(|_| DecodeError::InvalidValue {
-                what: "undo coin height",
-                detail: format!("{}", code >> 1),
-            })?;
-            let value = r.read_i64_le("undo coin value")?;
-            if !(0..=MAX_MONEY).contains(&value) {
-                return Err(DecodeError::InvalidValue { what: "undo coin value", detail: value.to_string() });
-            }
-            let script_pubkey = r.read_var_bytes("undo coin script", crate::wire::encode::MAX_SIZE)?;
-            spent.push(Coin { value, script_pubkey, height, is_coinbase: code & 1 == 1 });
-        }
-        Ok(BlockUndo { spent })
-    }
-}
-
 /// The two mainnet blocks allowed to break BIP30: their coinbases repeat the txids of the
 /// still-unspent coinbases of blocks 91812 and 91722 (BIP30 specification; SV Node and Core
 /// `ConnectBlock`). Their outputs overwrite the earlier ones, which are lost for good.
@@ -214,86 +170,6 @@ impl crate::validation::ChainTimes for BlockTimes<'_> {
     fn median_time_past_at(&self, height: u32) -> Option<i64> {
         let end = usize::try_from(height).ok()?.checked_add(1)?;
         (end <= self.0.len()).then(|| median_time_past(&self.0[..end]))
-    }
-}
-
-/// Keys a set's hash maps with random secrets, so nobody can grind txids into one bucket
-/// (the reason Core salts its `SaltedOutpointHasher`), while costing a fraction of SipHash: the
-/// key is already a uniform hash, so one keyed multiply per word spreads it fully. Fields are
-/// the per-set seed and multiplier.
-#[derive(Debug, Clone, Copy)]
-pub struct SaltedOutPointHasher {
-    seed: u64,
-    multiplier: u64,
-}
-
-impl SaltedOutPointHasher {
-    pub(super) fn random() -> Self {
-        // An odd multiplier keeps the multiply a bijection of the low word.
-        SaltedOutPointHasher { seed: rand::random(), multiplier: rand::random::<u64>() | 1 }
-    }
-}
-
-impl BuildHasher for SaltedOutPointHasher {
-    type Hasher = OutPointHasher;
-    fn build_hasher(&self) -> OutPointHasher {
-        OutPointHasher { state: self.seed, multiplier: self.multiplier }
-    }
-}
-
-/// The hasher [`SaltedOutPointHasher`] builds: folds each 8-byte word in with a keyed 64×64→128
-/// multiply (the high and low halves xored), as foldhash does.
-#[derive(Debug, Clone, Copy)]
-pub struct OutPointHasher {
-    state: u64,
-    multiplier: u64,
-}
-
-impl OutPointHasher {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        let product = u128::from(self.state ^ word) * u128::from(self.multiplier);
-        self.state = (product as u64) ^ ((product >> 64) as u64);
-    }
-}
-
-impl Hasher for OutPointHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.mix(u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
-        }
-    }
-
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.mix(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.mix(n);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // One more keyed fold, so the last word written (a vout differing in its low bits) reaches
-        // every bit; without it some keys sent 64 consecutive vouts into 16 of 1024 buckets.
-        // hashbrown takes its control byte from the top bits: rotate so both ends are well mixed.
-        let product = u128::from(self.state) * u128::from(self.multiplier);
-        ((product as u64) ^ ((product >> 64) as u64)).rotate_left(26)
     }
 }
 
@@ -471,14 +347,15 @@ impl UtxoSet {
     /// Loads into the cache every coin among `outpoints` that only the disk holds (one parallel
     /// read), while the cache has room: a validation batch calls it before its scripts run, so
     /// each input is read from disk once, and the block that confirms them finds them cached.
-    pub fn prefetch(&self, outpoints: &[OutPoint]) {
+    pub fn prefetch<'a>(&self, outpoints: impl IntoIterator<Item = &'a OutPoint>) {
         let Some(db) = &self.db else { return };
         let (missing, epoch) = {
             let inner = self.read();
             if inner.cache.complete || !inner.cache.has_room() {
                 return;
             }
-            let missing: Vec<OutPoint> = outpoints.iter().filter(|op| inner.cache.get(op).is_none()).copied().collect();
+            let missing: Vec<OutPoint> =
+                outpoints.into_iter().filter(|op| inner.cache.get(op).is_none()).copied().collect();
             (missing, inner.cache.epoch)
         };
         if missing.is_empty() {
@@ -941,22 +818,6 @@ mod tests {
     }
 
     #[test]
-    fn outpoint_hashes_are_keyed_and_spread() {
-        let (a, b) = (SaltedOutPointHasher::random(), SaltedOutPointHasher::random());
-        let op = |n: u8, vout| OutPoint { txid: Hash256([n; 32]), vout };
-        assert_eq!(a.hash_one(op(1, 0)), a.hash_one(op(1, 0)));
-        assert_ne!(a.hash_one(op(1, 0)), a.hash_one(op(1, 1)));
-        assert_ne!(a.hash_one(op(1, 0)), b.hash_one(op(1, 0)), "keys differ between sets");
-        // Consecutive vouts of one transaction fill distinct buckets of a small table, whatever
-        // the key (this failed for about one key in a few hundred before the final fold).
-        for _ in 0..2000 {
-            let k = SaltedOutPointHasher::random();
-            let buckets: std::collections::HashSet<u64> = (0..64).map(|v| k.hash_one(op(7, v)) & 1023).collect();
-            assert!(buckets.len() > 50, "{} distinct buckets of 64 with {k:?}", buckets.len());
-        }
-    }
-
-    #[test]
     fn only_the_two_mainnet_blocks_may_break_bip30() {
         let hash = |s: &str| s.parse::<BlockHash>().unwrap();
         assert!(is_bip30_exception(91_842, &hash(BIP30_EXCEPTIONS[0].1)));
@@ -972,50 +833,5 @@ mod tests {
         assert!(is_unspendable(&[0x00, 0x6a], true));
         assert!(!is_unspendable(&[0x00, 0x6a], false));
         assert!(!is_unspendable(&[], true));
-    }
-
-    #[test]
-    fn undo_encoding_is_exact_and_round_trips() {
-        let undo = BlockUndo {
-            spent: vec![
-                Coin { value: 5, script_pubkey: Bytes::from_static(&[0xac]), height: 3, is_coinbase: true },
-                Coin { value: MAX_MONEY, script_pubkey: Bytes::new(), height: 0, is_coinbase: false },
-            ],
-        };
-        let bytes = undo.to_bytes();
-        assert_eq!(hex::encode(&bytes), "0207050000000000000001ac000040075af075070000");
-        assert_eq!(BlockUndo::from_slice(&bytes).unwrap(), undo);
-        for cut in 0..bytes.len() {
-            assert!(BlockUndo::from_slice(&bytes[..cut]).is_err());
-        }
-        let mut bad = bytes.clone();
-        bad[bytes.len() - 2] = 0xff; // value above MAX_MONEY
-        assert!(BlockUndo::from_slice(&bad).is_err());
-    }
-
-    fn coin_strategy() -> impl proptest::strategy::Strategy<Value = Coin> {
-        use proptest::prelude::*;
-        (0..=MAX_MONEY, proptest::collection::vec(any::<u8>(), 0..300), 0..=u32::MAX >> 1, any::<bool>()).prop_map(
-            |(value, script, height, is_coinbase)| Coin {
-                value,
-                script_pubkey: Bytes::from(script),
-                height,
-                is_coinbase,
-            },
-        )
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn undo_round_trips(spent in proptest::collection::vec(coin_strategy(), 0..20)) {
-            let undo = BlockUndo { spent };
-            let bytes = undo.to_bytes();
-            proptest::prop_assert_eq!(BlockUndo::from_slice(&bytes).unwrap(), undo);
-        }
-
-        #[test]
-        fn undo_decoding_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let _ = BlockUndo::from_slice(&bytes);
-        }
     }
 }
