@@ -7,6 +7,10 @@
 //! - block connect: a block of 10,000 such transactions (inputs read in parallel before staging,
 //!   scripts checked against the warm signature cache), disconnected again outside the timing.
 //!
+//! - a cold read: one coin never read before, looked up through the `-dbcache=64` set
+//!   (`CoinView::coin`, a redb point read), what a transaction's input costs when nobody
+//!   prefetched it.
+//!
 //! Every iteration spends coins no earlier iteration touched, spread over the whole set, so with
 //! `-dbcache=64` they are cold: read from disk (the OS page cache may hold the file; the first
 //! iterations after the set is written are the coldest).
@@ -178,6 +182,21 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // Coins in the second half of the index space, never touched above (the batches stride from 0).
+    let mut next_cold = n / 2;
+    g.throughput(Throughput::Elements(1));
+    g.warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_secs(1));
+    g.bench_function("cold_coin_read/dbcache_64", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let op = outpoint(next_cold % n);
+                next_cold += 97;
+                assert!(bsv_relay::validation::CoinView::coin(&small, &op).is_some());
+            }
+            start.elapsed()
+        })
+    });
     g.finish();
     drop((whole, small, store));
     let _ = std::fs::remove_dir_all(&dir);

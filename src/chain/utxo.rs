@@ -212,6 +212,11 @@ pub struct UtxoSet {
     /// Held by the one writer from staging to commit, so the state it staged against cannot change.
     writer: Mutex<()>,
     genesis_height: u32,
+    /// Above the BIP34 block, coinbases carry their height, so no new transaction can repeat an
+    /// unspent txid: SV Node then skips BIP30's lookups (when the BIP34 block is on the chain;
+    /// here the checkpoints pin it), and staging skips their disk reads (the check against coins
+    /// already cached stays).
+    bip34_height: u32,
     hasher: SaltedOutPointHasher,
 }
 
@@ -250,14 +255,23 @@ fn lookup<'o>(base: &'o CoinsCache, overlay: &'o CoinMap<Option<Coin>>, op: &Out
 
 /// Reads `outpoints` from disk, spread over the available cores when there are many.
 fn read_parallel(db: &CoinsDb, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, StoreError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(outpoints.len() / PARALLEL_MIN_READS);
+    in_parallel(outpoints, |chunk| db.coins(chunk))
+}
+
+/// `read` over chunks of `items` on every core (one chunk per core), results in order.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    read: impl Fn(&[T]) -> Result<Vec<R>, StoreError> + Sync,
+) -> Result<Vec<R>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / PARALLEL_MIN_READS);
     if threads <= 1 {
-        return db.coins(outpoints);
+        return read(items);
     }
-    let per_thread = outpoints.len().div_ceil(threads);
+    let per_thread = items.len().div_ceil(threads);
+    let read = &read;
     std::thread::scope(|s| {
-        let workers: Vec<_> = outpoints.chunks(per_thread).map(|chunk| s.spawn(move || db.coins(chunk))).collect();
-        let mut out = Vec::with_capacity(outpoints.len());
+        let workers: Vec<_> = items.chunks(per_thread).map(|chunk| s.spawn(move || read(chunk))).collect();
+        let mut out = Vec::with_capacity(items.len());
         for w in workers {
             out.extend(w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
         }
@@ -281,6 +295,7 @@ impl UtxoSet {
             db: None,
             writer: Mutex::new(()),
             genesis_height: params.activations.genesis,
+            bip34_height: params.activations.bip34,
             hasher,
         }
     }
@@ -396,7 +411,7 @@ impl UtxoSet {
             outpoints.into_iter().filter(|op| inner.cache.get(op).is_none()).collect()
         };
         let coins = read_parallel(db, &missing)?;
-        let existing = if txids.is_empty() { Vec::new() } else { db.outputs_of(txids)? };
+        let existing = if txids.is_empty() { Vec::new() } else { in_parallel(txids, |chunk| db.outputs_of(chunk))? };
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         for (op, coin) in missing.into_iter().zip(coins).filter_map(|(op, c)| c.map(|c| (op, c))).chain(existing) {
             inner.cache.insert_clean(op, coin);
@@ -458,7 +473,11 @@ impl UtxoSet {
         if self.db.is_some() {
             let inputs: Vec<OutPoint> =
                 block.transactions.iter().skip(1).flat_map(|tx| tx.inputs.iter().map(|i| i.prev_out)).collect();
-            let txids: Vec<TxId> = block.transactions.iter().map(|tx| tx.txid()).collect();
+            let txids: Vec<TxId> = if height > self.bip34_height {
+                Vec::new()
+            } else {
+                block.transactions.iter().map(|tx| tx.txid()).collect()
+            };
             self.load_for_change(inputs, &txids)?;
         }
         let inner = self.read();
@@ -771,6 +790,59 @@ mod tests {
         set.undo_block(&b2, &u2).unwrap();
         assert_eq!((set.snapshot(), set.stats()), before);
         assert_eq!(set.best_height(), 1);
+    }
+
+    /// A chain of `n` blocks, each with a 3-output coinbase and a transaction spending two coins of
+    /// the block before (one from disk once the cache has been flushed), mirrored on a set in
+    /// memory and one on disk with a cache of a few entries; then undone block by block.
+    #[test]
+    fn a_set_on_disk_with_a_tiny_cache_matches_one_in_memory_through_flushes_and_undo() {
+        let store = crate::chain::store::BlockStore::in_memory();
+        let tip = (0, REGTEST.genesis_hash());
+        let disk = UtxoSet::on_disk(&REGTEST, store.coins_db(), 4096, tip, vec![REGTEST.genesis_time]).unwrap();
+        let memory = UtxoSet::new(&REGTEST);
+        let mut prev = REGTEST.genesis_hash();
+        let mut last_cb: Option<Transaction> = None;
+        let mut chain = Vec::new();
+        for h in 1..=40u8 {
+            let mut cb: TxFields = (*coinbase(h, 30)).clone();
+            cb.outputs = vec![TxOut { value: 10, script_pubkey: Bytes::from(vec![h; 30]) }; 3];
+            let cb = Transaction::from_fields(cb);
+            let mut txs = vec![cb.clone()];
+            if let Some(p) = &last_cb {
+                let mut t: TxFields = (*spend(OutPoint { txid: p.txid(), vout: 0 }, &[(15, &[0x51])])).clone();
+                t.inputs.push(TxIn { prev_out: OutPoint { txid: p.txid(), vout: 2 }, ..t.inputs[0].clone() });
+                txs.push(Transaction::from_fields(t));
+            }
+            let b = block(prev, txs);
+            let undo = disk.apply_block(&b, u32::from(h)).unwrap();
+            assert_eq!(memory.apply_block(&b, u32::from(h)).unwrap(), undo);
+            if disk.needs_flush() || h % 7 == 0 {
+                disk.flush().unwrap();
+            }
+            assert_eq!(disk.stats(), memory.stats(), "height {h}");
+            prev = b.hash();
+            last_cb = Some(cb);
+            chain.push((b, undo));
+        }
+        assert!(!disk.read().cache.complete, "the cache evicted coins");
+        assert_eq!(disk.snapshot(), memory.snapshot());
+        // Every coin reads back, from the cache or the disk.
+        for (op, coin) in memory.snapshot() {
+            assert_eq!(disk.coin(&op), Some(coin));
+        }
+        assert_eq!(disk.count().unwrap().txouts, memory.stats().txouts);
+        for (i, (b, undo)) in chain.iter().enumerate().rev() {
+            disk.undo_block(b, undo).unwrap();
+            memory.undo_block(b, undo).unwrap();
+            if i % 5 == 0 {
+                disk.flush().unwrap();
+            }
+            assert_eq!(disk.stats(), memory.stats(), "undone to {i}");
+        }
+        assert_eq!(disk.snapshot(), memory.snapshot());
+        disk.flush().unwrap();
+        assert_eq!(disk.count().unwrap().txouts, 0);
     }
 
     #[test]
