@@ -109,6 +109,21 @@ pub const DEFAULT_RPC_WORK_QUEUE: usize = 16;
 /// SV Node's `DEFAULT_HTTP_SERVER_TIMEOUT`: an idle RPC connection is closed after 30 s.
 pub const DEFAULT_RPC_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `-dbcache` in bytes: a whole number of MiB (SV Node shifts by 20), at least SV Node's minimum.
+/// SV Node clamps a value out of range silently; a typo here should not go unnoticed.
+fn dbcache_bytes(value: Option<&str>) -> Result<usize, ConfigError> {
+    use crate::chain::state::{DEFAULT_DBCACHE_MB, MIN_DBCACHE_MB};
+    let Some(v) = value else { return Ok((DEFAULT_DBCACHE_MB << 20) as usize) };
+    let mb = v.trim().parse::<u64>().map_err(|_| invalid("dbcache", v, "expected a size in MiB, like 450"))?;
+    if mb < MIN_DBCACHE_MB {
+        return Err(invalid("dbcache", v, "below the minimum of 4 MiB"));
+    }
+    mb.checked_shl(20)
+        .filter(|b| b >> 20 == mb)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| invalid("dbcache", v, "larger than this machine can address"))
+}
+
 /// Options that collect every value instead of keeping the last one.
 const REPEATABLE: &[&str] =
     &["bind", "connect", "addnode", "whitelist", "rpcbind", "rpcallowip", "debug", "externalip", "onlynet"];
@@ -150,6 +165,8 @@ const KNOWN: &[&str] = &[
     "txnpropagationfreq",
     "txnvalidationqueuesmaxmemory",
     "minimumchainwork",
+    "dbcache",
+    "reindex-chainstate",
     "genesisactivationheight",
     "chronicleactivationheight",
     "maxchroniclegracefulperiod",
@@ -350,6 +367,10 @@ pub struct Config {
     pub maxsendbuffer_bytes: u64,
     /// `-maxmempool` converted to bytes.
     pub maxmempool_bytes: u64,
+    /// `-dbcache` (MiB, as SV Node) in bytes: the coins cache and the database's page cache.
+    pub dbcache_bytes: usize,
+    /// `-reindex-chainstate`: rebuild the UTXO set from the stored blocks at start.
+    pub reindex_chainstate: bool,
     /// `-maxtxfee` in satoshis: the highest fee `sendrawtransaction` accepts (0: no limit).
     pub maxtxfee_sats: i64,
     /// `-maxorphantxsize` (MB) in bytes: the most the orphan pool holds.
@@ -658,6 +679,8 @@ impl Config {
             excessiveblocksize: u64_opt("excessiveblocksize", DEFAULT_EXCESSIVE_BLOCK_SIZE)?,
             maxsendbuffer_bytes: u64_opt("maxsendbuffer", DEFAULT_MAX_SEND_BUFFER_KB)?.saturating_mul(1000),
             maxmempool_bytes,
+            dbcache_bytes: dbcache_bytes(raw.last("dbcache"))?,
+            reindex_chainstate: bool_opt("reindex-chainstate", false)?,
             maxtxfee_sats,
             maxorphantxsize_bytes: u64_opt("maxorphantxsize", crate::mempool::orphans::DEFAULT_MAX_ORPHAN_MB)?
                 .saturating_mul(1_000_000),
@@ -913,6 +936,19 @@ mod tests {
             Config::load(&["-datadir=/nonexistent/bsv-relay-test"], None),
             Err(ConfigError::MissingDatadir { .. })
         ));
+    }
+
+    #[test]
+    fn dbcache_is_in_mib_with_svnode_default_and_minimum() {
+        let dir = TempDir::new();
+        let c = load(&dir, "", &[]).expect("config");
+        assert_eq!((c.dbcache_bytes, c.reindex_chainstate), (450 << 20, false));
+        let c = load(&dir, "dbcache=64\n", &["-reindex-chainstate"]).expect("config");
+        assert_eq!((c.dbcache_bytes, c.reindex_chainstate), (64 << 20, true));
+        for bad in ["-dbcache=3", "-dbcache=lots", "-dbcache=-5", "-dbcache=99999999999999999"] {
+            let err = load(&dir, "", &[bad]).expect_err(bad);
+            assert!(matches!(&err, ConfigError::InvalidValue { key, .. } if key == "dbcache"), "{bad}: {err}");
+        }
     }
 
     #[test]

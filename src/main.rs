@@ -21,6 +21,7 @@ fn usage() -> String {
          -maxchroniclegracefulperiod=<n>, -maxmempool=<MB>, -mempoolexpiry=<hours>, -persistmempool, -maxtxfee=<BSV>,\n  \
          -maxorphantxsize=<MB>, -limitancestorcount=<n>, -maxnonstdtxvalidationduration=<ms>,\n  \
          -txnpropagationfreq=<ms>, -txnvalidationqueuesmaxmemory=<MB>,\n  \
+         -dbcache=<MiB> (UTXO cache, default 450), -reindex-chainstate,\n  \
          -server, -rpcport=<n>, -rpcbind=<addr>, -rpcallowip=<ip|cidr>, -rpcuser=<u>, -rpcpassword=<p>,\n  \
          -rpcworkqueue=<n>, -rpcservertimeout=<s>, -debug=<{}>, -printtoconsole,\n  \
          -metricsbind=<addr:port|port>\n",

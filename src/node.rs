@@ -135,6 +135,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let chain_opts = crate::chain::ChainOptions {
         max_block_size: config.excessiveblocksize,
         minimum_chain_work: config.minimumchainwork,
+        coins_cache_bytes: config.dbcache_bytes,
+        reindex_chainstate: config.reindex_chainstate,
     };
     let chain = Arc::new(crate::chain::ChainState::open(&netdir, params, chain_opts)?);
     let sig_cache = Arc::new(crate::script::SigCache::new(SIG_CACHE_ENTRIES));

@@ -38,7 +38,7 @@ fn mempool() -> Vec<Transaction> {
 }
 
 fn opts() -> ChainOptions {
-    ChainOptions { max_block_size: u64::MAX, minimum_chain_work: None }
+    ChainOptions::new()
 }
 
 fn verifier() -> ScriptVerifier<'static> {
@@ -48,13 +48,21 @@ fn verifier() -> ScriptVerifier<'static> {
 /// A regtest block on `prev` at `height`, paying `subsidy` to OP_TRUE, with `txs` after the
 /// coinbase; `tag` makes the coinbase (and so the block) unique.
 fn mine(prev: &BlockHeader, height: u32, txs: Vec<Transaction>, tag: u8) -> Block {
+    mine_wide(prev, height, txs, tag, 1)
+}
+
+/// [`mine`] with the subsidy split over `outputs` coinbase outputs.
+fn mine_wide(prev: &BlockHeader, height: u32, txs: Vec<Transaction>, tag: u8, outputs: i64) -> Block {
     let mut script_sig = vec![4];
     script_sig.extend_from_slice(&height.to_le_bytes());
     script_sig.push(tag);
     let coinbase = Transaction::from_fields(TxFields {
         version: 1,
         inputs: vec![TxIn { prev_out: OutPoint::NULL, script_sig: Bytes::from(script_sig), sequence: u32::MAX }],
-        outputs: vec![TxOut { value: REGTEST.subsidy(height), script_pubkey: Bytes::from_static(&[0x51]) }],
+        outputs: vec![
+            TxOut { value: REGTEST.subsidy(height) / outputs, script_pubkey: Bytes::from_static(&[0x51]) };
+            outputs as usize
+        ],
         lock_time: 0,
     });
     let mut transactions = vec![coinbase];
@@ -105,6 +113,15 @@ fn recount(blocks: &[Arc<Block>]) -> bsv_relay::chain::UtxoStats {
 
 fn open(dir: &Path) -> ChainState {
     ChainState::open(dir, &REGTEST, opts()).expect("chain state opens")
+}
+
+/// A coins cache far smaller than the fixture's set (about 250 coins take ~60 kB cached): it is
+/// flushed and evicted every few blocks, and most coins are read back from disk.
+const SMALL_CACHE: usize = 12 * 1024;
+
+fn open_small(dir: &Path) -> ChainState {
+    let opts = ChainOptions { coins_cache_bytes: SMALL_CACHE, ..opts() };
+    ChainState::open(dir, &REGTEST, opts).expect("chain state opens")
 }
 
 #[test]
@@ -274,14 +291,43 @@ fn a_cve_2012_2459_mutation_does_not_poison_the_genuine_block() {
     assert_eq!(update.new_tip, Some((116, genuine.hash())));
 }
 
+#[test]
+fn reindex_chainstate_rebuilds_the_set_from_the_stored_blocks() {
+    let blocks = fixture_blocks();
+    let dir = TempDir::new();
+    let expected = recount(&blocks);
+    {
+        let state = open_small(&dir.0);
+        load_fixture(&state, &blocks);
+    }
+    let reindex = ChainOptions { coins_cache_bytes: SMALL_CACHE, reindex_chainstate: true, ..opts() };
+    let state = ChainState::open(&dir.0, &REGTEST, reindex).expect("opens for a reindex");
+    assert_eq!(state.tip().0, 0, "the coins are forgotten, the blocks are not");
+    assert_eq!(state.utxo().stats().txouts, 0);
+    let update = state.activate(&verifier()).expect("every stored block connects again");
+    assert_eq!(update.connected.len(), TIP as usize);
+    assert_eq!(state.tip(), (TIP, blocks[TIP as usize].hash()));
+    assert_eq!(state.utxo().stats(), expected);
+    let stored = state.utxo_counts().expect("counts");
+    assert_eq!((stored.txouts, stored.total_amount), (expected.txouts, expected.total_amount));
+    drop(state);
+    // Without the option, the rebuilt set is simply loaded.
+    let state = open_small(&dir.0);
+    assert_eq!(state.tip(), (TIP, blocks[TIP as usize].hash()));
+    assert_eq!(state.utxo().stats(), expected);
+}
+
 /// Environment variable that turns the test binary into the child `kill -9` interrupts.
 const CRASH_CHILD_DIR: &str = "BSV_RELAY_CRASH_CHILD_DIR";
 
-/// The child: connects the fixture chain and then coinbase-only blocks forever, printing each height.
+/// The child: connects the fixture chain and then coinbase-only blocks of 20 outputs forever (so
+/// the small cache is flushed every few blocks), printing each height.
 #[test]
 fn crash_child() {
     let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) else { return };
-    let state = open(Path::new(&dir));
+    let state = open_small(Path::new(&dir));
+    // Blocks stored above the last flush are connected again first (the startup replay).
+    state.activate(&NoScriptCheck).expect("replay");
     let blocks = fixture_blocks();
     let (mut height, _) = state.tip();
     let mut prev = state.tip_header();
@@ -291,7 +337,7 @@ fn crash_child() {
         prev = blocks[TIP as usize].header;
     }
     loop {
-        let b = mine(&prev, height + 1, Vec::new(), 5);
+        let b = mine_wide(&prev, height + 1, Vec::new(), 5, 20);
         state.accept_block(Arc::new(b.clone()), &NoScriptCheck).expect("child connects");
         height += 1;
         prev = b.header;
@@ -328,10 +374,12 @@ fn a_kill_9_while_connecting_leaves_a_consistent_chain() {
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
 
-        let state = open(&dir.0);
+        let state = open_small(&dir.0);
         let (height, _) = state.tip();
         eprintln!("round {round}: killed after {last}, reopened at {height}");
-        assert!(height >= 100, "round {round}: the 100th block was committed durably, tip {height}");
+        assert!(height >= 100, "round {round}: the cache was flushed many times, tip {height}");
+        let (_, limit) = state.utxo().cache_usage();
+        assert!(state.utxo().whole_set_bytes() > limit as u64, "the set is bigger than the cache");
         // Whatever the tip, the stored UTXO set is exactly the set of the chain up to it.
         let chain: Vec<Arc<Block>> = (0..=height)
             .map(|h| {
@@ -339,6 +387,22 @@ fn a_kill_9_while_connecting_leaves_a_consistent_chain() {
                 Arc::new(state.block(&hash).expect("stored block"))
             })
             .collect();
-        assert_eq!(state.utxo().stats(), recount(&chain), "round {round} at height {height}");
+        let expected = recount(&chain);
+        assert_eq!(state.utxo().stats(), expected, "round {round} at height {height}");
+        // The coins on disk themselves, counted one by one, are that set too.
+        let stored = state.utxo_counts().expect("the stored set counts");
+        assert_eq!(
+            (stored.txouts, stored.total_amount, stored.bogosize),
+            (expected.txouts, expected.total_amount, expected.bogosize),
+            "round {round}"
+        );
+        // The replay connects every block the child stored durably above the flushed tip.
+        state.activate(&NoScriptCheck).expect("replay");
+        let (replayed, _) = state.tip();
+        assert!(replayed >= height);
+        let chain: Vec<Arc<Block>> = (0..=replayed)
+            .map(|h| Arc::new(state.block(&state.active_hash_at(h).expect("active")).expect("stored")))
+            .collect();
+        assert_eq!(state.utxo().stats(), recount(&chain), "round {round} after the replay to {replayed}");
     }
 }

@@ -109,7 +109,8 @@ impl BlockError {
             Self::Utxo(ConnectError::WrongHeight { .. })
             | Self::Utxo(ConnectError::NotOnTip { .. })
             | Self::Utxo(ConnectError::UndoMismatch { .. })
-            | Self::Utxo(ConnectError::UndoMissingOutput { .. }) => None,
+            | Self::Utxo(ConnectError::UndoMissingOutput { .. })
+            | Self::Utxo(ConnectError::Disk { .. }) => None,
             Self::NonFinal { .. } => Some(NONFINAL_SCORE),
             _ => Some(INVALID_BLOCK_SCORE),
         }
@@ -197,18 +198,6 @@ pub fn connect_block(
     verifier: &dyn InputVerifier,
 ) -> Result<BlockUndo, BlockError> {
     Ok(check_and_stage(utxo, block, height, params, max_block_size, verifier)?.commit())
-}
-
-/// [`connect_block`], also returning the UTXO changes it made, for the on-disk copy of the set.
-pub fn connect_block_with_changes(
-    utxo: &UtxoSet,
-    block: &Block,
-    height: u32,
-    params: &ChainParams,
-    max_block_size: u64,
-    verifier: &dyn InputVerifier,
-) -> Result<(BlockUndo, crate::chain::utxo::UtxoChanges), BlockError> {
-    Ok(check_and_stage(utxo, block, height, params, max_block_size, verifier)?.commit_with_changes())
 }
 
 fn check_and_stage<'u>(

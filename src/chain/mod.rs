@@ -12,17 +12,24 @@
 //! - [`pow`]: compact targets, block work, and the nBits each network requires of the next header;
 //! - [`headers`]: the header tree, best chain, reorganisations and headers-first sync helpers;
 //! - [`presync`]: two-pass sync of a chain below the minimum chain work, so it is never stored cheaply;
-//! - [`utxo`]: the in-memory UTXO set with block undo data;
+//! - [`utxo`]: the UTXO set with block undo data, over [`coins_cache`] (the bounded write-back
+//!   cache) and [`coins_db`] (its table on disk);
+//! - [`outpoint_hash`]: the keyed hasher of the set's maps;
+//! - [`undo`]: the coins a block spent, to disconnect it;
 //! - [`block_check`]: block rules that need no scripts, and connecting/disconnecting blocks.
 
 pub mod block_check;
+pub mod coins_cache;
+pub mod coins_db;
 pub mod headers;
+pub mod outpoint_hash;
 pub use crate::params;
 pub mod pow;
 pub mod presync;
 pub mod state;
 pub mod store;
 pub mod uint256;
+pub mod undo;
 pub mod utxo;
 
 pub use crate::validation::{InputVerifier, NoScriptCheck};

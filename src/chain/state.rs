@@ -14,9 +14,15 @@
 //! the header tree picks the next best header, and the loop tries again, so a failed reorganisation
 //! returns to the chain it left.
 //!
+//! The UTXO set keeps its coins on disk behind a cache bounded by `-dbcache`
+//! ([`ChainOptions::coins_cache_bytes`]). Connecting a block writes only its undo data; the cache
+//! is flushed (every changed coin with the tip, one transaction) when it is over its bound, every
+//! [`FLUSH_INTERVAL`], and at shutdown. After a crash the stored coins are those of the last
+//! flush, and loading connects the stored blocks above that tip again (the startup replay).
+//!
 //! Invariants:
-//! - `utxo` always reflects exactly the blocks in `active`, and the store's coins and tip agree
-//!   with them after every committed connect/disconnect;
+//! - `utxo` always reflects exactly the blocks in `active`; the stored coins and tip agree with
+//!   each other after every flush, and the active chain at start is that tip;
 //! - a block with a merkle-root or CVE-2012-2459 failure is neither stored nor marked invalid (the
 //!   genuine block with that hash may still come);
 //! - once a store write fails the state refuses further changes (`Poisoned`), so the disk never
@@ -26,12 +32,13 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::block_check::{check_block, connect_block_with_changes, BlockError};
+use super::block_check::{check_block, connect_block, BlockError};
 use super::headers::{HeaderError, HeaderIndex, HeaderStatus, HeaderTree};
 use super::params::ChainParams;
 use super::store::{BlockStore, StoreError, STATUS_HAVE_DATA, STATUS_INVALID};
@@ -56,12 +63,56 @@ const DURABLE_EVERY: u32 = 100;
 /// A block this recent is committed durably at once: near the tip every block counts.
 const RECENT_BLOCK_SECS: u64 = 6 * 60 * 60;
 
+/// The coins cache is flushed at least this often while blocks are connected, so a crash costs at
+/// most this much replay of stored blocks at the next start (Core and SV Node write their
+/// block index hourly and flush when the cache is full; a relay follows the tip, where a
+/// shorter replay matters more than the write it saves).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+/// SV Node's `nDefaultDbCache`: 450 MB for the coins cache and the database's own caches.
+pub const DEFAULT_DBCACHE_MB: u64 = 450;
+/// SV Node's `nMinDbCache`: below 4 MB the cache would flush every block.
+pub const MIN_DBCACHE_MB: u64 = 4;
+/// One eighth of `-dbcache` goes to redb's page cache (the coin table's B-tree pages, so a cold
+/// coin read costs one disk read, not one per tree level); the rest holds coins.
+const DB_PAGE_CACHE_DIVISOR: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct ChainOptions {
     /// `-excessiveblocksize`.
     pub max_block_size: u64,
     /// `-minimumchainwork`; `None` keeps the network's default.
     pub minimum_chain_work: Option<U256>,
+    /// `-dbcache` in bytes: the coins cache plus the database's page cache.
+    pub coins_cache_bytes: usize,
+    /// `-reindex-chainstate`: forget the stored coins and connect the stored blocks again.
+    pub reindex_chainstate: bool,
+}
+
+impl ChainOptions {
+    /// Unlimited block size, the network's minimum chain work, SV Node's default `-dbcache`.
+    pub fn new() -> ChainOptions {
+        ChainOptions {
+            max_block_size: u64::MAX,
+            minimum_chain_work: None,
+            coins_cache_bytes: (DEFAULT_DBCACHE_MB << 20) as usize,
+            reindex_chainstate: false,
+        }
+    }
+
+    fn page_cache_bytes(&self) -> usize {
+        self.coins_cache_bytes / DB_PAGE_CACHE_DIVISOR
+    }
+
+    fn coins_bytes(&self) -> usize {
+        self.coins_cache_bytes - self.page_cache_bytes()
+    }
+}
+
+impl Default for ChainOptions {
+    fn default() -> Self {
+        ChainOptions::new()
+    }
 }
 
 #[derive(Debug, Error)]
@@ -159,10 +210,11 @@ struct Active {
 }
 
 /// State only the writer touches.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Writer {
     poisoned: Option<String>,
     since_durable: u32,
+    last_flush: Instant,
 }
 
 /// See the module documentation.
@@ -205,7 +257,11 @@ impl ChainState {
     /// Opens the chain in `<netdir>/chainstate.redb`, creating it for a new node, and connects any
     /// stored blocks beyond the stored tip.
     pub fn open(netdir: &Path, params: &'static ChainParams, opts: ChainOptions) -> Result<ChainState, ChainError> {
-        let store = BlockStore::open(&netdir.join(CHAINSTATE_FILE))?;
+        let store = BlockStore::open(&netdir.join(CHAINSTATE_FILE), opts.page_cache_bytes())?;
+        if opts.reindex_chainstate {
+            info!("-reindex-chainstate: forgetting the stored coins; stored blocks are connected again");
+            store.coins_db().clear()?;
+        }
         Self::load(store, params, opts)
     }
 
@@ -257,8 +313,9 @@ impl ChainState {
         }
         let tip_entry = tree.get(&tip).expect("the tip was found above");
         let (tip_height, tip_header) = (tip_entry.height, tip_entry.header);
-        let utxo = UtxoSet::restore(params, store.coins()?, (tip_height, tip), times);
-        info!(height = tip_height, %tip, coins = utxo.len(), blocks = have_data.len(), "chain state loaded");
+        let utxo = UtxoSet::on_disk(params, store.coins_db(), opts.coins_bytes(), (tip_height, tip), times)?;
+        let (cached, limit) = utxo.cache_usage();
+        info!(height = tip_height, %tip, coins = utxo.len(), cached, limit, blocks = have_data.len(), "chain state loaded");
         let state = ChainState {
             params,
             opts,
@@ -268,7 +325,7 @@ impl ChainState {
             active: RwLock::new(Active { hashes, tip_header }),
             have_data: RwLock::new(have_data),
             validated: RwLock::new(HashSet::new()),
-            writer: Mutex::new(Writer::default()),
+            writer: Mutex::new(Writer { poisoned: None, since_durable: 0, last_flush: Instant::now() }),
             synced: AtomicBool::new(false),
         };
         // Blocks stored but not connected before a restart are connected by `activate`, which the
@@ -519,17 +576,11 @@ impl ChainState {
             }
             for (hash, height) in path {
                 let block = self.load_block(&hash, &arrived)?;
-                match connect_block_with_changes(
-                    &self.utxo,
-                    &block,
-                    height,
-                    self.params,
-                    self.opts.max_block_size,
-                    verifier,
-                ) {
-                    Ok((undo, changes)) => {
+                match connect_block(&self.utxo, &block, height, self.params, self.opts.max_block_size, verifier) {
+                    Ok(undo) => {
                         let durable = self.durable(w, &block.header);
-                        self.store_write(w, |s| s.connect(&hash, &undo, &changes, durable))?;
+                        self.store_write(w, |s| s.put_undo(&hash, &undo, durable))?;
+                        self.maybe_flush(w)?;
                         {
                             let mut a = write(&self.active);
                             a.hashes.push(hash);
@@ -561,9 +612,9 @@ impl ChainState {
     fn disconnect_tip(&self, w: &mut Writer, block: &Block, height: u32) -> Result<(), ChainError> {
         let hash = block.hash();
         let undo = self.store.undo(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("no undo data for {hash}")))?;
-        let changes = self.utxo.undo_block_with_changes(block, &undo).map_err(BlockError::from)?;
+        self.utxo.undo_block(block, &undo).map_err(BlockError::from)?;
         let parent = block.header.prev_block;
-        self.store_write(w, |s| s.disconnect(&hash, &parent, &changes, true))?;
+        self.maybe_flush(w)?;
         let parent_header = self
             .headers
             .read()
@@ -677,8 +728,53 @@ impl ChainState {
         tips
     }
 
-    /// Makes everything committed so far durable (at shutdown).
+    /// Flushes the coins cache when it is over its bound or the last flush is `FLUSH_INTERVAL` old.
+    fn maybe_flush(&self, w: &mut Writer) -> Result<(), ChainError> {
+        if self.utxo.needs_flush() || w.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.flush_coins(w)?;
+        }
+        Ok(())
+    }
+
+    fn flush_coins(&self, w: &mut Writer) -> Result<(), ChainError> {
+        let started = Instant::now();
+        let written = self.utxo.flush().map_err(|e| {
+            w.poisoned = Some(e.to_string());
+            ChainError::Store(e)
+        })?;
+        w.last_flush = Instant::now();
+        w.since_durable = 0;
+        let (cached, limit) = self.utxo.cache_usage();
+        tracing::debug!(written, cached, limit, ms = started.elapsed().as_millis() as u64, "coins cache flushed");
+        Ok(())
+    }
+
+    /// Writes the coins cache and makes everything committed so far durable (at shutdown; dropping
+    /// the state does the same).
     pub fn flush(&self) -> Result<(), ChainError> {
+        let mut w = self.lock_writer();
+        self.flush_coins(&mut w)?;
         Ok(self.store.flush()?)
+    }
+
+    /// `gettxoutsetinfo`: flushes the cache, then counts the stored set (SV Node flushes first too).
+    pub fn utxo_counts(&self) -> Result<super::coins_db::StoredCounts, ChainError> {
+        let mut w = self.lock_writer();
+        self.flush_coins(&mut w)?;
+        Ok(self.utxo.count()?)
+    }
+}
+
+impl Drop for ChainState {
+    /// A state dropped without a crash keeps the blocks it connected: the cache is flushed, unless
+    /// a store write failed before (then the disk keeps its last consistent state).
+    fn drop(&mut self) {
+        let w = self.writer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if w.poisoned.is_some() {
+            return;
+        }
+        if let Err(e) = self.utxo.flush() {
+            warn!(error = %e, "cannot write the coins cache at shutdown; blocks since the last flush are connected again at start");
+        }
     }
 }

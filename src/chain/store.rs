@@ -2,10 +2,12 @@
 //! (`<netdir>/chainstate.redb`).
 //!
 //! What it guarantees: every write is one redb transaction, so after a crash (`kill -9` at any
-//! moment) the file holds exactly the state after some committed transaction. Connecting a block
-//! writes its undo data, its UTXO changes and the new tip together, so the stored UTXO set always
-//! equals the set at the stored tip. Blocks are written when they arrive, before they are
-//! connected; a block whose bytes are stored is never downloaded again.
+//! moment) the file holds exactly the state after some committed transaction. The coins are
+//! written by the cache's flush ([`super::coins_db`]) together with the tip they belong to, so
+//! the stored UTXO set always equals the set at the stored tip. Connecting a block writes its undo
+//! data only; blocks connected after the last flush are connected again from their stored bytes
+//! at the next start. Blocks are written when they arrive, before they are connected; a block
+//! whose bytes are stored is never downloaded again.
 //!
 //! Durability: a commit with [`Durability::Immediate`] is on disk when it returns (an fsync);
 //! [`Durability::None`] commits are consistent but only reach the disk with the next immediate
@@ -17,15 +19,15 @@
 //! [`super::state`]; this module stores and loads.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
-use super::utxo::{BlockUndo, UtxoChanges};
-use crate::validation::Coin;
-use crate::wire::encode::write_compact_size;
-use crate::wire::{BlockHash, BlockHeader, Decodable, Encodable, Hash256, OutPoint, Reader};
+use super::coins_db::CoinsDb;
+use super::utxo::BlockUndo;
+use crate::wire::{BlockHash, BlockHeader, Decodable, Encodable, Hash256, Reader};
 
 /// Raw blocks as received, by hash.
 const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blocks");
@@ -34,11 +36,11 @@ const INDEX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("index");
 /// Undo data of connected blocks, by hash.
 const UNDO: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("undo");
 /// Unspent outputs: txid (32) | vout (4 LE) → coin code (CompactSize height·2 + coinbase) | value (8 LE) | script.
-const COINS: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("coins");
-/// Small named values: the active tip.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const COINS: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("coins");
+/// Small named values: the tip the stored coins belong to, their statistics.
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-const TIP_KEY: &str = "tip";
+pub(super) const TIP_KEY: &str = "tip";
 const INDEX_VALUE_LEN: usize = 4 + 1 + 80;
 
 /// The block's bytes are stored.
@@ -94,35 +96,9 @@ impl IndexEntry {
     }
 }
 
-fn coin_key(outpoint: &OutPoint) -> [u8; 36] {
-    let mut key = [0u8; 36];
-    key[..32].copy_from_slice(&outpoint.txid.0);
-    key[32..].copy_from_slice(&outpoint.vout.to_le_bytes());
-    key
-}
-
-fn encode_coin(coin: &Coin) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + 8 + coin.script_pubkey.len());
-    write_compact_size(&mut out, (u64::from(coin.height) << 1) | u64::from(coin.is_coinbase));
-    out.extend_from_slice(&coin.value.to_le_bytes());
-    out.extend_from_slice(&coin.script_pubkey);
-    out
-}
-
-fn decode_coin(bytes: &[u8]) -> Result<Coin, StoreError> {
-    let corrupt = |e: crate::wire::DecodeError| StoreError::Corrupt(format!("coin record: {e}"));
-    let buf = Bytes::copy_from_slice(bytes);
-    let mut r = Reader::new(&buf);
-    let code = r.read_compact_size("coin code").map_err(corrupt)?;
-    let value = r.read_i64_le("coin value").map_err(corrupt)?;
-    let script_pubkey = r.read_slice(r.remaining(), "coin script").map_err(corrupt)?;
-    let height = u32::try_from(code >> 1).map_err(|_| StoreError::Corrupt(format!("coin height {}", code >> 1)))?;
-    Ok(Coin { value, script_pubkey, height, is_coinbase: code & 1 == 1 })
-}
-
 /// The on-disk chain.
 pub struct BlockStore {
-    db: Database,
+    db: Arc<Database>,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -132,9 +108,13 @@ impl std::fmt::Debug for BlockStore {
 }
 
 impl BlockStore {
-    /// Opens (or creates) the database file. redb repairs an interrupted write on open.
-    pub fn open(path: &Path) -> Result<BlockStore, StoreError> {
-        let db = Database::create(path)
+    /// Opens (or creates) the database file with redb's page cache bounded to `cache_bytes`
+    /// (redb's own default, 1 GiB, would be outside `-dbcache`). redb repairs an interrupted write
+    /// on open.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<BlockStore, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
             .map_err(|e| StoreError::Open { path: path.display().to_string(), source: Box::new(e) })?;
         Self::init(db)
     }
@@ -155,7 +135,12 @@ impl BlockStore {
         txn.open_table(COINS)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(BlockStore { db })
+        Ok(BlockStore { db: Arc::new(db) })
+    }
+
+    /// The coin table, for the UTXO set's cache.
+    pub fn coins_db(&self) -> CoinsDb {
+        CoinsDb::new(self.db.clone())
     }
 
     fn begin(&self, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
@@ -212,21 +197,6 @@ impl BlockStore {
         Ok(out)
     }
 
-    /// The stored UTXO set.
-    pub fn coins(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(COINS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let key = k.value();
-            let txid = Hash256(key[..32].try_into().expect("32 bytes"));
-            let vout = u32::from_le_bytes(key[32..].try_into().expect("4 bytes"));
-            out.push((OutPoint { txid, vout }, decode_coin(v.value())?));
-        }
-        Ok(out)
-    }
-
     /// The tip the stored UTXO set belongs to; `None` for a new store (the genesis block).
     pub fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -246,57 +216,17 @@ impl BlockStore {
         Ok(Some(undo))
     }
 
-    /// Records a connected block: its undo data, the UTXO changes and the new tip, atomically.
-    pub fn connect(
-        &self,
-        hash: &BlockHash,
-        undo: &BlockUndo,
-        changes: &UtxoChanges,
-        durable: bool,
-    ) -> Result<(), StoreError> {
+    /// Records the undo data of a connected block. The coins and the tip move with the cache's
+    /// next flush; until then a restart connects the block again from its stored bytes. Undo data
+    /// of a block disconnected again is kept: the stored coins may still be at that block.
+    pub fn put_undo(&self, hash: &BlockHash, undo: &BlockUndo, durable: bool) -> Result<(), StoreError> {
         let txn = self.begin(durable)?;
         {
             let mut bytes = Vec::new();
             undo.consensus_encode(&mut bytes);
             txn.open_table(UNDO)?.insert(&hash.0, &bytes[..])?;
-            Self::apply(&txn, changes)?;
-            txn.open_table(META)?.insert(TIP_KEY, &hash.0[..])?;
         }
         txn.commit()?;
-        Ok(())
-    }
-
-    /// Records a disconnected block: the UTXO changes and the new tip (its parent), atomically.
-    pub fn disconnect(
-        &self,
-        hash: &BlockHash,
-        new_tip: &BlockHash,
-        changes: &UtxoChanges,
-        durable: bool,
-    ) -> Result<(), StoreError> {
-        let txn = self.begin(durable)?;
-        {
-            txn.open_table(UNDO)?.remove(&hash.0)?;
-            Self::apply(&txn, changes)?;
-            txn.open_table(META)?.insert(TIP_KEY, &new_tip.0[..])?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn apply(txn: &redb::WriteTransaction, changes: &UtxoChanges) -> Result<(), StoreError> {
-        let mut coins = txn.open_table(COINS)?;
-        for (outpoint, coin) in changes {
-            let key = coin_key(outpoint);
-            match coin {
-                Some(coin) => {
-                    coins.insert(&key, &encode_coin(coin)[..])?;
-                }
-                None => {
-                    coins.remove(&key)?;
-                }
-            }
-        }
         Ok(())
     }
 
@@ -311,36 +241,29 @@ impl BlockStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::utxo::UtxoStats;
+    use crate::validation::Coin;
+    use crate::wire::OutPoint;
 
     #[test]
-    fn coins_round_trip_through_their_encoding() {
-        for coin in [
-            Coin { value: 0, script_pubkey: Bytes::new(), height: 0, is_coinbase: false },
-            Coin {
-                value: 5_000_000_000,
-                script_pubkey: Bytes::from_static(&[0x76, 0xa9]),
-                height: 300,
-                is_coinbase: true,
-            },
-            Coin { value: 1, script_pubkey: Bytes::from(vec![7u8; 300]), height: 1 << 30, is_coinbase: false },
-        ] {
-            assert_eq!(decode_coin(&encode_coin(&coin)).expect("decodes"), coin);
-        }
-        assert!(decode_coin(&[0x01, 0x02]).is_err(), "truncated value");
-    }
-
-    #[test]
-    fn connect_then_disconnect_leaves_the_coins_as_they_were() {
+    fn a_flush_moves_coins_tip_and_statistics_together() {
         let store = BlockStore::in_memory();
+        let coins = store.coins_db();
+        assert_eq!(coins.stored_stats().expect("stats"), None);
         let a = OutPoint { txid: Hash256([1; 32]), vout: 0 };
         let coin = Coin { value: 50, script_pubkey: Bytes::from_static(&[0x51]), height: 1, is_coinbase: true };
         let hash = Hash256([9; 32]);
-        store.connect(&hash, &BlockUndo::default(), &vec![(a, Some(coin.clone()))], true).expect("connect");
-        assert_eq!(store.coins().expect("coins"), vec![(a, coin)]);
+        let stats = UtxoStats { height: 1, best_block: hash, txouts: 1, total_amount: 50, bogosize: 51 };
+        coins.write_flush([(&a, Some(&coin))], &hash, &stats).expect("flush");
+        store.put_undo(&hash, &BlockUndo::default(), true).expect("undo");
+        assert_eq!(coins.coins(&[a]).expect("coins"), vec![Some(coin)]);
         assert_eq!(store.tip().expect("tip"), Some(hash));
+        assert_eq!(coins.stored_stats().expect("stats"), Some((1, 50, 51)));
+        assert_eq!(coins.count().expect("count").txouts, 1);
         assert_eq!(store.undo(&hash).expect("undo"), Some(BlockUndo::default()));
-        store.disconnect(&hash, &Hash256::ZERO, &vec![(a, None)], false).expect("disconnect");
-        assert!(store.coins().expect("coins").is_empty());
-        assert_eq!(store.undo(&hash).expect("undo"), None);
+        coins.write_flush([(&a, None)], &Hash256::ZERO, &UtxoStats { txouts: 0, ..stats }).expect("flush");
+        assert_eq!(coins.coins(&[a]).expect("coins"), vec![None]);
+        coins.clear().expect("clear");
+        assert_eq!(store.tip().expect("tip"), None);
     }
 }

@@ -579,6 +579,9 @@ fn worker(pipeline: std::sync::Weak<TxPipeline>, rx: Arc<Mutex<Receiver<Job>>>) 
         let Some(p) = pipeline.upgrade() else { return };
         let cost: usize = batch.iter().map(Job::cost).sum();
         p.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        // The batch's inputs that only the disk holds are read at once, in parallel, before any
+        // script runs (a no-op when the whole UTXO set is cached).
+        p.chain.utxo().prefetch(batch.iter().flat_map(|job| job.tx.inputs.iter().map(|i| &i.prev_out)));
         for job in batch.drain(..) {
             p.process(job, &mut outcomes);
         }

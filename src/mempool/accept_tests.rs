@@ -40,8 +40,7 @@ fn setup() -> Setup {
 
 fn setup_with(config: PipelineConfig) -> Setup {
     let params = Network::Regtest.params();
-    let chain =
-        Arc::new(ChainState::in_memory(params, ChainOptions { max_block_size: u64::MAX, minimum_chain_work: None }));
+    let chain = Arc::new(ChainState::in_memory(params, ChainOptions::new()));
     let key = Key::from_seed(b"accept tests");
     let mut coins = Vec::new();
     for _ in 0..110 {

@@ -2,7 +2,6 @@
 //! `gettxoutsetinfo`, `submitblock`, `invalidateblock`, `reconsiderblock`. Changes to the chain go
 //! through the block thread ([`crate::relay::block_processor`]), like blocks from peers.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -140,13 +139,14 @@ fn txout_json(
 
 fn gettxoutsetinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     p.expect_count(0, 0)?;
-    let snapshot = ctx.chain.utxo().snapshot();
+    // Flushes the coins cache and counts the set on disk, as SV Node does; blocks are not
+    // connected meanwhile, so the statistics below describe the same block.
+    let counts = ctx.chain.utxo_counts().map_err(|e| RpcError::Misc { message: e.to_string() })?;
     let stats = ctx.chain.utxo().stats();
-    let transactions: HashSet<Hash256> = snapshot.keys().map(|o| o.txid).collect();
     Ok(json!({
         "height": stats.height,
         "bestblock": stats.best_block.to_string(),
-        "transactions": transactions.len(),
+        "transactions": counts.transactions,
         "txouts": stats.txouts,
         "bogosize": stats.bogosize,
         "total_amount": amount(stats.total_amount),

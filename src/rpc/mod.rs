@@ -621,7 +621,7 @@ mod tests {
         let config = Config::load(&["-regtest", "-datadir=/"], None).expect("config");
         let (shutdown, _complete) = crate::shutdown::channel();
         let params = crate::chain::Network::Regtest.params();
-        let opts = crate::chain::ChainOptions { max_block_size: u64::MAX, minimum_chain_work: None };
+        let opts = crate::chain::ChainOptions::new();
         let chain = Arc::new(crate::chain::ChainState::in_memory(params, opts));
         let metrics = Arc::new(Metrics::new("regtest", "test").expect("metrics"));
         let mempool = Arc::new(crate::mempool::Mempool::new(Default::default()));
