@@ -456,7 +456,9 @@ async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
                 spawn_dial(addr, false, done_tx.clone());
                 continue;
             }
-        } else if tokio::time::Instant::now() >= next_feeler {
+        }
+        // Feelers run once nothing more can be dialled: slots full, or no group left to fill.
+        if tokio::time::Instant::now() >= next_feeler {
             next_feeler = tokio::time::Instant::now() + jitter(FEELER_INTERVAL);
             let target = m
                 .shared
