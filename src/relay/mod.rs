@@ -545,13 +545,17 @@ impl Relay {
         self.schedule();
     }
 
-    /// Records a reputation event and publishes the peer's new value.
+    /// Records a reputation event. A penalty is published at once (the peer may have just become
+    /// a suspect); rewards, which come with every delivered transaction, wait for the next
+    /// periodic publication, so the hot path pays one counter and one score update per event.
     fn reputation_event(&mut self, id: PeerId, event: Event) {
         self.ctx.metrics.reputation_events.with_label_values(&[event.label()]).inc();
         if let Some(value) = self.reputations.record(id, event, unix_now()) {
-            self.txrelay.set_rank(id, value);
-            self.download.set_rank(id, value);
-            self.ctx.registry.update(id, |i| i.reputation = value);
+            if event.weight().1 > 0.0 {
+                self.txrelay.set_rank(id, value);
+                self.download.set_rank(id, value);
+                self.ctx.registry.update(id, |i| i.reputation = value);
+            }
         }
     }
 

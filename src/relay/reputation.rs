@@ -34,9 +34,11 @@ impl Reputations {
         Reputations { peers: HashMap::new(), enabled, last_publish: 0 }
     }
 
-    /// A peer finished its handshake; returns its starting value.
+    /// A peer finished its handshake; returns its starting value. Inbound peers on loopback start
+    /// afresh: every local process shares the address, so a record per IP would mix them.
     pub(super) fn connected(&mut self, id: PeerId, addr: SocketAddr, inbound: bool, book: &AddrBook, now: u64) -> f64 {
-        let score = if self.enabled { book.reputation(addr, inbound) } else { Score::default() };
+        let shared_ip = inbound && addr.ip().is_loopback();
+        let score = if self.enabled && !shared_ip { book.reputation(addr, inbound) } else { Score::default() };
         self.peers.insert(id, Tracked { addr, inbound, score, connected_at: now });
         score.value(now, None)
     }
@@ -51,13 +53,14 @@ impl Reputations {
         Some(t.score.value(now, None))
     }
 
-    /// The peer left: a short connection is churn; the score goes back to the book.
+    /// The peer left: a short outbound connection is churn (an inbound one may be a dialer
+    /// reconnecting with v2, or a feeler: its choice, not a fault); the score goes back to the book.
     pub(super) fn disconnected(&mut self, id: PeerId, book: &AddrBook, now: u64) {
         let Some(mut t) = self.peers.remove(&id) else { return };
-        if !self.enabled {
+        if !self.enabled || (t.inbound && t.addr.ip().is_loopback()) {
             return;
         }
-        if now.saturating_sub(t.connected_at) < CHURN_WITHIN.as_secs() {
+        if !t.inbound && now.saturating_sub(t.connected_at) < CHURN_WITHIN.as_secs() {
             t.score.record(Event::Churn, now);
         }
         book.store_reputation(t.addr, t.inbound, t.score, now);
@@ -87,7 +90,7 @@ impl Reputations {
             registry.update(*id, |i| i.reputation = value);
             *counts.entry(crate::peer::reputation::range_label(value)).or_default() += 1;
             ranks.push((*id, value));
-            if self.enabled {
+            if self.enabled && !(t.inbound && t.addr.ip().is_loopback()) {
                 // Stored while connected too, so a crash loses at most one interval.
                 book.store_reputation(t.addr, t.inbound, t.score, now);
             }

@@ -15,7 +15,9 @@
 //!   relay with [`TxRelay::set_rank`], is below [`SUSPECT_BELOW`]). A suspect is asked last among
 //!   announcers, is given [`SUSPECT_TIMEOUT_MS`] instead of the full timeout, and a transaction it
 //!   announced first is asked of the next announcer as soon as one announces it, without waiting
-//!   for the suspect at all. Prompt deliveries clear the count, so an honest peer recovers.
+//!   for the suspect at all. Prompt deliveries clear the count, so an honest peer recovers. A
+//!   holder that the next announcer in line outranks by [`OUTRANKED_BY`] also gets only the
+//!   suspect's time: a fresh peer with no record yields to one with a record of deliveries.
 //!   With reputation switched off ([`TxRelay::set_reputation`]) none of this applies: first come,
 //!   first asked, full timeout, as before.
 //!
@@ -48,6 +50,11 @@ pub const WITHHELD_SUSPECT: u32 = 3;
 /// What a suspect gets to deliver before the next announcer is asked: several round trips on any
 /// continent, a fifth of the full timeout.
 pub const SUSPECT_TIMEOUT_MS: u64 = 1_000;
+
+/// A holder outranked by this much by the next announcer in line gets only [`SUSPECT_TIMEOUT_MS`]
+/// too: a fifth of the reputation range, more than the live part (uptime, ping) can make up, so
+/// only a record of deliveries or failures moves a request early.
+pub const OUTRANKED_BY: f64 = 20.0;
 
 /// Txids a peer's filter always remembers as known to it (it forgets beyond twice this; Core: 50,000).
 pub const KNOWN_INVENTORY: usize = 100_000;
@@ -167,6 +174,16 @@ impl TxRelay {
         } else {
             TX_REQUEST_TIMEOUT_MS
         }
+    }
+
+    /// Whether a request held past the suspect's time should go to the next announcer now.
+    fn should_move_on(&self, r: &Request) -> bool {
+        let Some(next) = r.others.front() else { return false };
+        if !self.reputation {
+            return false;
+        }
+        let rank = |id: &PeerId| self.peers.get(id).map_or(f64::MIN, |p| p.rank);
+        self.is_suspect(r.peer) || (!self.is_suspect(*next) && rank(next) >= rank(&r.peer) + OUTRANKED_BY)
     }
 
     /// A request to `peer` failed (timeout or `notfound`).
@@ -315,7 +332,14 @@ impl TxRelay {
 
     /// Requests past their deadline go to the next announcer.
     pub fn expire(&mut self, now: u64) -> Vec<(PeerId, Message)> {
-        let late: Vec<TxId> = self.requests.iter().filter(|(_, r)| r.deadline <= now).map(|(t, _)| *t).collect();
+        // A holder that became a suspect after it was asked, or that the next announcer in line
+        // clearly outranks, gets only the suspect's time too.
+        let late: Vec<TxId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline <= now || (r.asked + SUSPECT_TIMEOUT_MS <= now && self.should_move_on(r)))
+            .map(|(t, _)| *t)
+            .collect();
         for t in &late {
             let peer = self.requests[t].peer;
             self.withheld(peer);
@@ -550,6 +574,17 @@ mod tests {
             r.on_tx(PeerId(1), &t(i), SLOW_DELIVERY.as_millis() as u64);
         }
         assert!(r.is_suspect(PeerId(1)), "a laggard is a suspect too");
+        // A request it already holds, with another announcer waiting, moves on after the
+        // suspect's time rather than the full timeout.
+        let mut q = peers(2);
+        q.on_inv(PeerId(1), &[t(7)], false, |_| false, 0);
+        q.on_inv(PeerId(2), &[t(7)], false, |_| false, 1);
+        for i in 0..WITHHELD_SUSPECT {
+            q.on_inv(PeerId(1), &[t(20 + i)], false, |_| false, 0);
+            q.on_tx(PeerId(1), &t(20 + i), SLOW_DELIVERY.as_millis() as u64);
+        }
+        let next = q.expire(SLOW_DELIVERY.as_millis() as u64);
+        assert_eq!((next[0].0, items(&next[0].1)), (PeerId(2), vec![t(7)]));
         r.set_rank(PeerId(2), -50.0);
         r.on_inv(PeerId(3), &[t(9)], false, |_| false, 0);
         r.on_inv(PeerId(2), &[t(9)], false, |_| false, 1);
@@ -557,6 +592,20 @@ mod tests {
         // Peer 3 does not deliver: peer 1 (suspect for lateness, rank 0) before peer 2 (rank -50).
         let next = r.expire(TX_REQUEST_TIMEOUT_MS);
         assert_eq!(next[0].0, PeerId(1));
+    }
+
+    #[test]
+    fn a_request_to_an_outranked_peer_moves_on_after_the_suspects_time() {
+        let mut r = peers(3);
+        r.set_rank(PeerId(2), 40.0);
+        r.set_rank(PeerId(3), 15.0);
+        r.on_inv(PeerId(1), &[t(1), t(2)], false, |_| false, 0);
+        r.on_inv(PeerId(2), &[t(1)], false, |_| false, 1);
+        r.on_inv(PeerId(3), &[t(2)], false, |_| false, 1);
+        let next = r.expire(SUSPECT_TIMEOUT_MS);
+        assert_eq!(next.len(), 1, "only where the next in line outranks the holder by {OUTRANKED_BY}");
+        assert_eq!((next[0].0, items(&next[0].1)), (PeerId(2), vec![t(1)]));
+        assert!(!r.is_suspect(PeerId(1)), "one miss is not a pattern");
     }
 
     #[test]
