@@ -398,7 +398,7 @@ const FEELER_INTERVAL: Duration = Duration::from_secs(120);
 /// Keeps up to `max_outbound` outbound connections to addresses from the address book, skipping
 /// peers we are already connected to, banned addresses, our own listening addresses and network
 /// groups an outbound peer already occupies (so an attacker holding a few /16s can take at most a
-/// few slots). The anchors saved at the last shutdown are dialled first. Once the slots are full, a
+/// few slots; a group may hold two peers only while fewer than half the slots are filled). The anchors saved at the last shutdown are dialled first. Once the slots are full, a
 /// feeler connection every [`FEELER_INTERVAL`] tests the holder of a contested tried slot or an
 /// address from the new table.
 async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
@@ -433,8 +433,12 @@ async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
         let peers = m.shared.registry.snapshot();
         let outbound = peers.iter().filter(|p| !p.inbound).count();
         let connected: HashSet<SocketAddr> = peers.iter().map(|p| p.addr).collect();
-        let mut groups: HashSet<Vec<u8>> = dialling.values().cloned().collect();
-        groups.extend(peers.iter().filter(|p| !p.inbound).map(|p| super::addrbook::buckets::group(&p.addr)));
+        let mut groups: HashMap<Vec<u8>, usize> = HashMap::new();
+        let outbound_groups = peers.iter().filter(|p| !p.inbound).map(|p| super::addrbook::buckets::group(&p.addr));
+        for g in dialling.values().cloned().chain(outbound_groups) {
+            *groups.entry(g).or_default() += 1;
+        }
+        let in_group = |a: &SocketAddr| groups.get(&super::addrbook::buckets::group(a)).copied().unwrap_or(0);
         let locals: Vec<SocketAddr> = peers.iter().filter_map(|p| p.addrlocal).collect();
         let now = unix_now();
         let own_port = m.shared.listen_port;
@@ -448,8 +452,15 @@ async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
                 || (Some(a.port()) == own_port && (a.ip().is_loopback() || locals.iter().any(|l| l.ip() == a.ip())))
         };
         if outbound + dialling.len() < m.config.max_outbound {
-            let pick =
-                m.shared.addrbook.select(now, |a| unusable(a) || groups.contains(&super::addrbook::buckets::group(a)));
+            let book = &m.shared.addrbook;
+            // A new group first; only while fewer than half the slots are filled may a second peer
+            // share a group, so a network with few groups (a LAN, one IPv6 /32) still connects and
+            // an attacker in our groups can never hold more than half the slots that way.
+            let pick = book.select(now, |a| unusable(a) || in_group(a) > 0).or_else(|| {
+                (2 * (outbound + dialling.len()) < m.config.max_outbound)
+                    .then(|| book.select(now, |a| unusable(a) || in_group(a) > 1))
+                    .flatten()
+            });
             if let Some(addr) = pick {
                 m.shared.addrbook.attempted(addr, now);
                 dialling.insert(addr, super::addrbook::buckets::group(&addr));
