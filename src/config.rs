@@ -182,6 +182,7 @@ const KNOWN: &[&str] = &[
     "printtoconsole",
     // Ours.
     "metricsbind",
+    "peerreputation",
 ];
 
 /// Every option name the node accepts (without the leading dash).
@@ -349,6 +350,10 @@ pub struct Config {
     /// `-v2transport` (Core's name): accept v2 (BIP324) connections, advertise NODE_P2P_V2 and
     /// use v2 with peers that advertise it; on by default.
     pub v2transport: bool,
+    /// `-peerreputation` (ours, a debugging switch): reputation orders requests, outbound choice
+    /// and eviction, and withholders are passed over. Off, peers are treated alike (to measure
+    /// what reputation buys; see the README's network simulation).
+    pub peerreputation: bool,
     pub connect: Vec<String>,
     pub addnode: Vec<String>,
     pub maxconnections: u32,
@@ -665,6 +670,7 @@ impl Config {
             onlynet,
             natpmp: bool_opt("natpmp", false)? && listen,
             v2transport: bool_opt("v2transport", true)?,
+            peerreputation: bool_opt("peerreputation", true)?,
             binds,
             connect,
             addnode: peers_list("addnode")?,

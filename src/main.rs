@@ -24,7 +24,7 @@ fn usage() -> String {
          -dbcache=<MiB> (UTXO cache, default 450), -reindex-chainstate,\n  \
          -server, -rpcport=<n>, -rpcbind=<addr>, -rpcallowip=<ip|cidr>, -rpcuser=<u>, -rpcpassword=<p>,\n  \
          -rpcworkqueue=<n>, -rpcservertimeout=<s>, -debug=<{}>, -printtoconsole,\n  \
-         -metricsbind=<addr:port|port>\n",
+         -metricsbind=<addr:port|port>, -peerreputation=0 (debugging: treat all peers alike)\n",
         env!("CARGO_PKG_VERSION"),
         DEBUG_CATEGORIES.join("|")
     )

@@ -212,6 +212,12 @@ pub struct Metrics {
     pub banned_entries: IntGauge,
     /// Addresses in the address book.
     pub addrbook_entries: IntGauge,
+    /// Connected peers by reputation range (closed set of ranges, never per-peer labels).
+    pub peer_reputation: IntGaugeVec,
+    /// Reputation events recorded, by kind.
+    pub reputation_events: IntCounterVec,
+    /// Address book entries by table (`new`, `tried`).
+    pub addrbook_table: IntGaugeVec,
     /// Height of the best validated header.
     pub chain_header_height: IntGauge,
     /// Headers received, by result (`accepted`, `invalid`, `unconnecting`).
@@ -331,6 +337,20 @@ impl Metrics {
         let bans = reg!(counter_vec("bans_total", "Bans put in place, by source.", &["source"])?);
         let banned_entries = reg!(IntGauge::new(name("banned_entries"), "Entries on the ban list.")?);
         let addrbook_entries = reg!(IntGauge::new(name("addrbook_entries"), "Addresses in the address book.")?);
+        let peer_reputation =
+            reg!(gauge_vec("peer_reputation_peers", "Connected peers by reputation range.", &["range"])?);
+        for r in crate::peer::reputation::RANGE_LABELS {
+            peer_reputation.with_label_values(&[r]);
+        }
+        let reputation_events =
+            reg!(counter_vec("reputation_events_total", "Peer reputation events by kind.", &["event"])?);
+        for e in crate::peer::reputation::EVENT_LABELS {
+            reputation_events.with_label_values(&[e]);
+        }
+        let addrbook_table = reg!(gauge_vec("addrbook_table_entries", "Address book entries by table.", &["table"])?);
+        for t in ["new", "tried"] {
+            addrbook_table.with_label_values(&[t]);
+        }
         let chain_header_height =
             reg!(IntGauge::new(name("chain_header_height"), "Height of the best validated header.")?);
         let chain_headers_received =
@@ -481,6 +501,9 @@ impl Metrics {
             bans,
             banned_entries,
             addrbook_entries,
+            peer_reputation,
+            reputation_events,
+            addrbook_table,
             chain_header_height,
             chain_headers_received,
             chain_block_height,

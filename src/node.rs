@@ -241,6 +241,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let mut waiter = shutdown.clone();
     waiter.wait().await;
     info!("shutdown requested");
+    // Taken before the connections close: the longest-lived automatic outbound peers.
+    let anchors = anchor_candidates(&peers.snapshot());
     drop(waiter);
     drop(shutdown);
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, complete.wait()).await.is_err() {
@@ -251,6 +253,11 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
     if let Err(e) = addrbook.save() {
         error!(error = %e, "cannot save the address book");
+    }
+    if config.connect.is_empty() && config.addnode.is_empty() {
+        if let Err(e) = crate::peer::anchors::save(&config.netdir().join(ANCHORS_FILE), &anchors) {
+            error!(error = %e, "cannot save the anchors");
+        }
     }
     if let Err(e) = chain.flush() {
         error!(error = %e, "cannot flush the chain database");
@@ -268,6 +275,15 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     drop(cookie);
     info!("shutdown complete");
     Ok(())
+}
+
+/// The outbound peers worth dialling first next time: automatic (not `-addnode`), handshake done,
+/// longest connected first.
+fn anchor_candidates(peers: &[crate::peer::PeerInfo]) -> Vec<std::net::SocketAddr> {
+    let mut out: Vec<&crate::peer::PeerInfo> =
+        peers.iter().filter(|p| !p.inbound && !p.addnode && p.version != 0).collect();
+    out.sort_by_key(|p| (p.conntime, p.id));
+    out.into_iter().take(crate::peer::anchors::MAX_ANCHORS).map(|p| p.addr).collect()
 }
 
 /// Loads `mempool.dat` and validates its transactions again; a damaged file is reported and the
@@ -299,6 +315,8 @@ const PEER_LOG_LINES_PER_MINUTE: u32 = 60;
 
 /// The address book's file in the network data folder.
 const ADDRBOOK_FILE: &str = "peers.json";
+/// The outbound peers to dial first after a restart (Core's `anchors.dat`).
+const ANCHORS_FILE: &str = "anchors.json";
 
 /// Most peer events queued for the relay before connections wait: enough to absorb a burst, small
 /// enough that a stalled relay slows peers down instead of growing memory.
@@ -411,7 +429,15 @@ fn start_p2p(
     let settings =
         Arc::new(ConnectionSettings { magic: chain_params.magic, protocol, max_send_queue, v2: config.v2transport });
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE);
-    let addrbook = Arc::new(AddrBook::open(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY)?);
+    let (book, damaged) = AddrBook::open_or_empty(&config.netdir().join(ADDRBOOK_FILE), addrbook::DEFAULT_CAPACITY);
+    if let Some(e) = damaged {
+        error!(error = %e, "address book not loaded; starting with an empty one");
+    }
+    let addrbook = Arc::new(book);
+    let anchors = crate::peer::anchors::take(&config.netdir().join(ANCHORS_FILE)).unwrap_or_else(|e| {
+        error!(error = %e, "anchors not loaded");
+        Vec::new()
+    });
     let listen_port = config.listen.then_some(config.port);
     let shared = Arc::new(NodeShared {
         registry: peers.clone(),
@@ -435,6 +461,7 @@ fn start_p2p(
         max_outbound: config.maxoutboundconnections as usize,
         max_per_ip: config.maxconnectionsfromaddr as usize,
         whitelist: config.whitelist.clone(),
+        anchors,
     };
     let manager = Manager::bind(manager_config, settings, shared)?;
     let addrs = manager.local_addrs();
@@ -449,6 +476,7 @@ fn start_p2p(
         metrics: metrics.clone(),
         txs: parts.txs,
         propagation: config.txnpropagationfreq,
+        reputation: config.peerreputation,
     };
     tokio::spawn(crate::relay::run(events_rx, parts.chain_events, parts.tx_outcomes, relay, shutdown.clone()));
     Ok((addrs, addrbook))

@@ -170,6 +170,8 @@ pub struct PeerFlags {
     pub addnode: bool,
     /// Outbound: open with the v2 handshake (the peer advertises NODE_P2P_V2, or an operator said so).
     pub try_v2: bool,
+    /// A feeler (Core's): close right after the handshake; it only tests that the address answers.
+    pub feeler: bool,
 }
 
 pub fn unix_now() -> u64 {
@@ -301,6 +303,7 @@ pub async fn run(
             protocol: None,
             announced: false,
             upgrade: settings.v2 && direction == Direction::Outbound && session_id.is_none(),
+            feeler: flags.feeler,
         };
         let input = Input { decoder, buf: received };
         conn.read_loop(reader, input, nonce, flags, &settings, &mut commands, &overflow, &mut shutdown).await
@@ -346,6 +349,8 @@ struct Connection {
     /// An outbound v1 connection that ends once the peer's `version` shows it speaks v2, so the
     /// caller dials it again with v2.
     upgrade: bool,
+    /// Close after the handshake (see [`PeerFlags::feeler`]).
+    feeler: bool,
 }
 
 /// What the reader starts with: the negotiated transport's decoder and the bytes it already read.
@@ -605,6 +610,11 @@ impl Connection {
             self.shared.addrbook.connected(self.remote, v.services, unix_now());
             debug!(peer = %self.id, remote = %self.remote, "peer speaks v2: reconnecting with v2");
             return Some(DisconnectReason::UpgradeToV2);
+        }
+        if self.feeler {
+            // The address answers: that is all a feeler wanted to know.
+            self.shared.addrbook.connected(self.remote, v.services, unix_now());
+            return Some(DisconnectReason::Feeler);
         }
         // As Core's `SeenLocal`: an inbound peer confirms the address it reached us at.
         if self.direction == Direction::Inbound {

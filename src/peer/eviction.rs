@@ -4,7 +4,8 @@
 //! from whatever network group has the most connections left. Protected, in order:
 //! whitelisted peers (never candidates), the 4 with the lowest ping, the 4 that most recently
 //! delivered something new and valid (a transaction or block first), and the longest-connected
-//! half of the rest. An attacker who opens many connections from one address range fills that
+//! half of the rest; of what remains, the group with the most peers loses the one with the lowest
+//! reputation (the youngest among equals). An attacker who opens many connections from one address range fills that
 //! range's group, so it is that group that loses a peer.
 
 use super::registry::PeerId;
@@ -28,6 +29,8 @@ pub struct Candidate {
     pub last_useful: u64,
     /// Whitelisted or otherwise exempt: never evicted.
     pub protected: bool,
+    /// Its reputation value (`peer::reputation`); 0 when reputation is off.
+    pub reputation: f64,
 }
 
 /// The network group of an address: /16 for IPv4, /32 for IPv6 (as Core groups them), so peers
@@ -64,7 +67,10 @@ pub fn select(candidates: &[Candidate]) -> Option<PeerId> {
         groups.entry(net_group(c.ip)).or_default().push(c);
     }
     let largest = groups.into_values().max_by_key(|g| (g.len(), g.iter().map(|c| c.connected_at).max()))?;
-    largest.into_iter().max_by_key(|c| (c.connected_at, c.id)).map(|c| c.id)
+    largest
+        .into_iter()
+        .max_by(|a, b| b.reputation.total_cmp(&a.reputation).then((a.connected_at, a.id).cmp(&(b.connected_at, b.id))))
+        .map(|c| c.id)
 }
 
 #[cfg(test)]
@@ -79,6 +85,7 @@ mod tests {
             min_ping: ping_ms.map(Duration::from_millis),
             last_useful: 0,
             protected: false,
+            reputation: 0.0,
         }
     }
 
@@ -116,5 +123,14 @@ mod tests {
         assert_ne!(evicted, PeerId(11));
         assert_ne!(evicted, PeerId(10));
         assert_eq!(evicted, PeerId(9));
+    }
+
+    #[test]
+    fn the_largest_group_loses_its_lowest_reputation_peer() {
+        let mut c: Vec<_> = (0..12).map(|i| cand(i, "66.6.0.1", 1000 + i, None)).collect();
+        c[9].reputation = -30.0; // a withholder, older than the youngest
+        assert_eq!(select(&c), Some(PeerId(9)));
+        c[9].reputation = 0.0;
+        assert_eq!(select(&c), Some(PeerId(11)), "equal reputations: the youngest");
     }
 }

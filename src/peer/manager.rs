@@ -60,6 +60,8 @@ pub struct ManagerConfig {
     /// 0 = unlimited.
     pub max_per_ip: usize,
     pub whitelist: Vec<Subnet>,
+    /// Outbound peers from before the last shutdown, dialled first (see `peer::anchors`).
+    pub anchors: Vec<SocketAddr>,
 }
 
 /// Listeners bound and ready; `start` spawns the accept and dial tasks.
@@ -226,7 +228,7 @@ async fn accept_loop(listener: TcpListener, m: Arc<Shared>, mut shutdown: Shutdo
             continue;
         }
         metrics.record_connection(Direction::Inbound, ConnectResult::Accepted);
-        let flags = PeerFlags { whitelisted, addnode: false, try_v2: false };
+        let flags = PeerFlags { whitelisted, addnode: false, try_v2: false, feeler: false };
         let slot = Slot::take(&m, remote.ip());
         let registered = connection::register(&m.shared, stream, remote, Direction::Inbound, flags);
         let (settings, shared, shutdown) = (m.settings.clone(), m.shared.clone(), shutdown.clone());
@@ -258,6 +260,7 @@ fn admit(m: &Shared, ip: IpAddr) -> bool {
             min_ping: p.minping,
             last_useful: p.last_useful,
             protected: p.whitelisted || p.addnode,
+            reputation: p.reputation,
         })
         .collect();
     match eviction::select(&candidates) {
@@ -306,7 +309,7 @@ async fn dial(target: &str, addnode: bool, v2: bool, m: &Arc<Shared>, shutdown: 
             debug!(%addr, "not dialling a banned address");
             return lived;
         }
-        let flags = PeerFlags { whitelisted, addnode, try_v2 };
+        let flags = PeerFlags { whitelisted, addnode, try_v2, feeler: false };
         let Some((reason, elapsed)) = dial_once(addr, flags, m, shutdown).await else { return lived };
         lived = Some(elapsed);
         match reason {
@@ -387,41 +390,98 @@ async fn keep_connected(target: String, addnode: bool, v2: bool, m: Arc<Shared>,
 
 /// How often the outbound filler looks for a free slot.
 const FILL_INTERVAL: Duration = Duration::from_secs(2);
+/// Average time between feeler connections (Core's `FEELER_INTERVAL`): often enough to test a
+/// collision within its 40 minutes and to confirm hundreds of new addresses a day, rare enough to
+/// cost nothing.
+const FEELER_INTERVAL: Duration = Duration::from_secs(120);
 
 /// Keeps up to `max_outbound` outbound connections to addresses from the address book, skipping
-/// peers we are already connected to, banned addresses and our own listening addresses.
+/// peers we are already connected to, banned addresses, our own listening addresses and network
+/// groups an outbound peer already occupies (so an attacker holding a few /16s can take at most a
+/// few slots; a group may hold two peers only while fewer than half the slots are filled). The anchors saved at the last shutdown are dialled first. Once the slots are full, a
+/// feeler connection every [`FEELER_INTERVAL`] tests the holder of a contested tried slot or an
+/// address from the new table.
 async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
-    let mut dialling: std::collections::HashSet<SocketAddr> = Default::default();
+    let mut dialling: HashMap<SocketAddr, Vec<u8>> = Default::default();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<SocketAddr>();
+    let dial_shutdown = shutdown.clone();
+    let spawn_dial = |addr: SocketAddr, feeler: bool, done: tokio::sync::mpsc::UnboundedSender<SocketAddr>| {
+        let (m2, s2) = (m.clone(), dial_shutdown.clone());
+        tokio::spawn(async move {
+            if feeler {
+                dial_feeler(addr, &m2, &s2).await;
+            } else {
+                dial(&addr.to_string(), false, false, &m2, &s2).await;
+            }
+            let _ = done.send(addr);
+        });
+    };
+    for anchor in m.config.anchors.iter().take(m.config.max_outbound) {
+        if m.shared.bans.is_banned(anchor.ip(), unix_now()) {
+            continue;
+        }
+        info!(addr = %anchor, "dialling anchor");
+        m.shared.addrbook.attempted(*anchor, unix_now());
+        dialling.insert(*anchor, super::addrbook::buckets::group(anchor));
+        spawn_dial(*anchor, false, done_tx.clone());
+    }
+    let mut next_feeler = tokio::time::Instant::now() + jitter(FEELER_INTERVAL);
     loop {
         while let Ok(addr) = done_rx.try_recv() {
             dialling.remove(&addr);
         }
         let peers = m.shared.registry.snapshot();
         let outbound = peers.iter().filter(|p| !p.inbound).count();
+        let connected: HashSet<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+        let mut groups: HashMap<Vec<u8>, usize> = HashMap::new();
+        let outbound_groups = peers.iter().filter(|p| !p.inbound).map(|p| super::addrbook::buckets::group(&p.addr));
+        for g in dialling.values().cloned().chain(outbound_groups) {
+            *groups.entry(g).or_default() += 1;
+        }
+        let in_group = |a: &SocketAddr| groups.get(&super::addrbook::buckets::group(a)).copied().unwrap_or(0);
+        let locals: Vec<SocketAddr> = peers.iter().filter_map(|p| p.addrlocal).collect();
+        let now = unix_now();
+        let own_port = m.shared.listen_port;
+        let local = &m.shared.local;
+        let unusable = |a: &SocketAddr| {
+            // `-onlynet`: automatic outbound connections only to the networks named.
+            !local.is_reachable(super::local::Family::of(a.ip()))
+                || connected.contains(a)
+                || dialling.contains_key(a)
+                || m.shared.bans.is_banned(a.ip(), now)
+                || (Some(a.port()) == own_port && (a.ip().is_loopback() || locals.iter().any(|l| l.ip() == a.ip())))
+        };
         if outbound + dialling.len() < m.config.max_outbound {
-            let connected: std::collections::HashSet<SocketAddr> = peers.iter().map(|p| p.addr).collect();
-            let locals: Vec<SocketAddr> = peers.iter().filter_map(|p| p.addrlocal).collect();
-            let now = unix_now();
-            let own_port = m.shared.listen_port;
-            let local = &m.shared.local;
-            let pick = m.shared.addrbook.select(|a| {
-                // `-onlynet`: automatic outbound connections only to the networks named.
-                !local.is_reachable(super::local::Family::of(a.ip()))
-                    || connected.contains(a)
-                    || dialling.contains(a)
-                    || m.shared.bans.is_banned(a.ip(), now)
-                    || (Some(a.port()) == own_port && (a.ip().is_loopback() || locals.iter().any(|l| l.ip() == a.ip())))
+            let book = &m.shared.addrbook;
+            // A new group first; only while fewer than half the slots are filled may a second peer
+            // share a group, so a network with few groups (a LAN, one IPv6 /32) still connects and
+            // an attacker in our groups can never hold more than half the slots that way.
+            let pick = book.select(now, |a| unusable(a) || in_group(a) > 0).or_else(|| {
+                (2 * (outbound + dialling.len()) < m.config.max_outbound)
+                    .then(|| book.select(now, |a| unusable(a) || in_group(a) > 1))
+                    .flatten()
             });
             if let Some(addr) = pick {
-                m.shared.addrbook.attempted(addr);
-                dialling.insert(addr);
-                let (m2, s2, done) = (m.clone(), shutdown.clone(), done_tx.clone());
-                tokio::spawn(async move {
-                    dial(&addr.to_string(), false, false, &m2, &s2).await;
-                    let _ = done.send(addr);
-                });
+                m.shared.addrbook.attempted(addr, now);
+                dialling.insert(addr, super::addrbook::buckets::group(&addr));
+                spawn_dial(addr, false, done_tx.clone());
                 continue;
+            }
+        }
+        // Feelers run once nothing more can be dialled: slots full, or no group left to fill.
+        if tokio::time::Instant::now() >= next_feeler {
+            next_feeler = tokio::time::Instant::now() + jitter(FEELER_INTERVAL);
+            let target = m
+                .shared
+                .addrbook
+                .collision_to_test(now)
+                .filter(|a| !unusable(a))
+                .or_else(|| m.shared.addrbook.select_with(&mut rand::thread_rng(), now, true, |a| unusable(a)));
+            if let Some(addr) = target {
+                debug!(%addr, "feeler");
+                m.shared.addrbook.attempted(addr, now);
+                dialling.insert(addr, Vec::new());
+                spawn_dial(addr, true, done_tx.clone());
             }
         }
         tokio::select! {
@@ -429,6 +489,17 @@ async fn fill_outbound(m: Arc<Shared>, mut shutdown: Shutdown) {
             _ = shutdown.wait() => return,
         }
     }
+}
+
+/// Between half and one and a half times `d`, so feelers of many nodes do not line up.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::random::<f64>() + 0.5)
+}
+
+/// A feeler: connect, complete the handshake (which records the address as tried), close.
+async fn dial_feeler(addr: SocketAddr, m: &Arc<Shared>, shutdown: &Shutdown) {
+    let flags = PeerFlags { whitelisted: m.whitelisted(addr.ip()), addnode: false, try_v2: false, feeler: true };
+    dial_once(addr, flags, m, shutdown).await;
 }
 
 async fn connect_requests(

@@ -6,6 +6,7 @@
 //! those decisions. The registry holds what connection tasks publish for the operator surface.
 
 pub mod addrbook;
+pub mod anchors;
 pub mod bans;
 pub mod connection;
 pub mod eviction;
@@ -18,6 +19,7 @@ pub mod protocol;
 #[path = "protocol_tests.rs"]
 mod protocol_tests;
 pub mod registry;
+pub mod reputation;
 pub mod subnet;
 pub mod transport;
 pub mod v2;

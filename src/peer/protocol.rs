@@ -136,10 +136,12 @@ pub enum DisconnectReason {
     V2Fallback,
     /// The v1 peer's `version` advertises v2: dialled again with v2.
     UpgradeToV2,
+    /// A feeler connection closed after the handshake, its purpose served.
+    Feeler,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 21] = [
+    pub const ALL: [DisconnectReason; 22] = [
         Self::HandshakeTimeout,
         Self::InactivityTimeout,
         Self::PingTimeout,
@@ -161,6 +163,7 @@ impl DisconnectReason {
         Self::IoError,
         Self::V2Fallback,
         Self::UpgradeToV2,
+        Self::Feeler,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -186,6 +189,7 @@ impl DisconnectReason {
             Self::IoError => "io_error",
             Self::V2Fallback => "v2_fallback",
             Self::UpgradeToV2 => "upgrade_to_v2",
+            Self::Feeler => "feeler",
         }
     }
 }

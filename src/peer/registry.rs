@@ -108,6 +108,8 @@ pub struct PeerInfo {
     pub blocks_first: u64,
     pub txs_first: u64,
     pub last_useful: u64,
+    /// The reputation value (`peer::reputation`), in [−100, 100].
+    pub reputation: f64,
     /// Keys are wire command names, or `*other*` for unknown ones (as SV Node and Core do).
     pub bytessent_per_msg: BTreeMap<String, u64>,
     pub bytesrecv_per_msg: BTreeMap<String, u64>,
@@ -147,6 +149,7 @@ impl PeerInfo {
             blocks_first: 0,
             txs_first: 0,
             last_useful: 0,
+            reputation: 0.0,
             bytessent_per_msg: BTreeMap::new(),
             bytesrecv_per_msg: BTreeMap::new(),
             transport: "detecting",

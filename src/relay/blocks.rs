@@ -47,6 +47,8 @@ struct PeerState {
     in_flight: usize,
     /// The height of the best chain the peer has shown us (version start height, headers, invs).
     best_height: u32,
+    /// Its reputation: among equally loaded peers the better one is asked first.
+    rank: f64,
 }
 
 /// The download schedule.
@@ -66,6 +68,13 @@ impl BlockDownload {
     /// A peer that serves blocks (NODE_NETWORK) finished its handshake.
     pub fn add_peer(&mut self, peer: PeerId, best_height: u32) {
         self.peers.entry(peer).or_default().best_height = best_height;
+    }
+
+    /// The peer's reputation changed.
+    pub fn set_rank(&mut self, peer: PeerId, rank: f64) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.rank = rank;
+        }
     }
 
     /// The peer showed a chain this high.
@@ -181,7 +190,12 @@ impl BlockDownload {
                     .iter()
                     .filter(|(_, p)| p.in_flight < MAX_BLOCKS_IN_FLIGHT_PER_PEER && p.best_height >= *height)
                     .filter(|(id, _)| !fresh_only || slow.is_none_or(|s| !s.contains(id)))
-                    .min_by_key(|(id, p)| (p.in_flight, **id))
+                    .min_by(|(a, p), (b, q)| {
+                        (p.in_flight, -p.rank)
+                            .partial_cmp(&(q.in_flight, -q.rank))
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                            .then(a.cmp(b))
+                    })
                     .map(|(id, _)| *id)
             };
             let Some(peer) = candidate(true).or_else(|| candidate(false)) else { continue };

@@ -12,6 +12,7 @@ mod block_relay;
 pub mod blocks;
 pub mod compact;
 mod known;
+mod reputation;
 pub mod sync;
 pub mod txrelay;
 
@@ -19,6 +20,7 @@ use crate::chain::ChainState;
 use crate::mempool::accept::{TxOutcome, TxPipeline, TxSource};
 use crate::peer::addrbook::AddrBook;
 use crate::peer::connection::{unix_now, PeerEvent, PeerSender};
+use crate::peer::reputation::Event;
 use crate::peer::{Misbehavior, PeerId, PeerRegistry};
 use crate::shutdown::Shutdown;
 use crate::validation::RejectKind;
@@ -72,6 +74,8 @@ pub struct RelayContext {
     pub txs: Arc<TxPipeline>,
     /// `-txnpropagationfreq`.
     pub propagation: Duration,
+    /// `-peerreputation`: reputation chooses whom to ask first and whom to pass over.
+    pub reputation: bool,
 }
 
 /// How often the mempool is expired and trimmed.
@@ -92,6 +96,7 @@ struct Relay {
     last_housekeeping: u64,
     /// Compact blocks and block relay latency.
     block_relay: block_relay::BlockRelay,
+    reputations: reputation::Reputations,
 }
 
 /// Consumes peer and chain events until shutdown or until every connection has gone.
@@ -106,15 +111,19 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(ctx.propagation);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut txrelay = TxRelay::new();
+    txrelay.set_reputation(ctx.reputation);
+    let reputations = reputation::Reputations::new(ctx.reputation);
     let mut relay = Relay {
         ctx,
         peers: HashMap::new(),
         download: BlockDownload::new(),
         processing: Default::default(),
-        txrelay: TxRelay::new(),
+        txrelay,
         accepted_since_flush: Vec::new(),
         last_housekeeping: millis_now(),
         block_relay: block_relay::BlockRelay::new(),
+        reputations,
     };
     loop {
         tokio::select! {
@@ -141,6 +150,11 @@ impl Relay {
             PeerEvent::Connected { id, addr, local, reported, direction, services, start_height, relay, sender } => {
                 self.txrelay.add_peer(id, relay);
                 let now = unix_now();
+                let inbound = direction == crate::peer::Direction::Inbound;
+                let value = self.reputations.connected(id, addr, inbound, &self.ctx.book, now);
+                self.txrelay.set_rank(id, value);
+                self.download.set_rank(id, value);
+                self.ctx.registry.update(id, |i| i.reputation = value);
                 let ctx = &self.ctx;
                 if direction == crate::peer::Direction::Outbound {
                     ctx.book.connected(addr, services, now);
@@ -176,6 +190,7 @@ impl Relay {
             }
             PeerEvent::Disconnected { id } => {
                 self.block_relay.remove_peer(id);
+                self.reputations.disconnected(id, &self.ctx.book, unix_now());
                 if let Some(peer) = self.peers.remove(&id) {
                     // An outbound peer's address is where it listens: remember how useful it was.
                     if peer.addr.direction == crate::peer::Direction::Outbound && peer.useful > 0 {
@@ -266,7 +281,7 @@ impl Relay {
             }
             Message::Tx(tx) => {
                 let txid = tx.txid();
-                self.txrelay.on_tx(id, &txid);
+                self.txrelay.on_tx(id, &txid, millis_now());
                 if let Err(e) = ctx.txs.submit_from_peer(Arc::new(tx), id) {
                     debug!(peer = %id, %txid, error = %e, "transaction dropped");
                 }
@@ -333,6 +348,7 @@ impl Relay {
         if let Some(offence) = actions.offence {
             let _ = ctx.registry.punish(id, offence);
         }
+        let offended = actions.offence.map(|o| Event::Misbehaved(o.score()));
         let result = match (&actions.offence, actions.reply.is_empty()) {
             (Some(_), _) => "invalid",
             (None, false) if list.len() < 2000 => "unconnecting",
@@ -349,6 +365,10 @@ impl Relay {
                 i.last_useful = now;
             });
             peer.useful += blocks;
+            self.reputation_event(id, Event::BlockFirst);
+        }
+        if let Some(event) = offended {
+            self.reputation_event(id, event);
         }
         if let Some(height) = last_height {
             self.download.peer_height(id, height);
@@ -399,10 +419,12 @@ impl Relay {
                 if peer.is_some() {
                     ctx.metrics.blocks_received.with_label_values(&[label]).inc();
                 }
+                let mut invalid_from = None;
                 for (hash, err) in &update.invalid {
                     if let (Some(id), true) = (punishable, Some(*hash) == event.hash) {
                         if err.misbehavior().is_some() {
                             let _ = ctx.registry.punish(id, Misbehavior::InvalidBlock);
+                            invalid_from = Some(id);
                         }
                     }
                 }
@@ -413,6 +435,9 @@ impl Relay {
                         ctx.registry.update(id, |i| i.last_useful = now);
                     }
                     self.announce(&update.connected, peer);
+                }
+                if let Some(id) = invalid_from {
+                    self.reputation_event(id, Event::Invalid);
                 }
             }
             Err(e) => {
@@ -429,6 +454,7 @@ impl Relay {
                     };
                     if let Some(offence) = offence {
                         let _ = ctx.registry.punish(id, offence);
+                        self.reputation_event(id, Event::Invalid);
                     }
                 }
             }
@@ -487,6 +513,7 @@ impl Relay {
                     if let Some(p) = self.peers.get_mut(&id) {
                         p.useful += 1;
                     }
+                    self.reputation_event(id, Event::TxFirst);
                 }
                 let fee_rate = (fee.max(0) as u64).saturating_mul(1000) / tx.size().max(1) as u64;
                 self.txrelay.on_accepted(txid, fee_rate, peer);
@@ -502,6 +529,7 @@ impl Relay {
                         if reject.score >= 100 { Misbehavior::InvalidTx } else { Misbehavior::InvalidTxMinor };
                     debug!(peer = %id, %txid, reason = %reject.reason, "invalid transaction");
                     let _ = ctx.registry.punish(id, offence);
+                    self.reputation_event(id, Event::Invalid);
                 }
             }
             TxOutcome::Orphan { source: TxSource::Peer(id), missing, .. } => {
@@ -541,8 +569,36 @@ impl Relay {
         let late = self.download.expire(millis_now());
         for (hash, peer) in &late {
             debug!(%hash, %peer, "block download timed out; asking another peer");
+            self.reputation_event(*peer, Event::Stall);
+        }
+        self.drain_reputation_events();
+        let ctx = &self.ctx;
+        for (id, value) in self.reputations.publish(now, &ctx.registry, &ctx.book, &ctx.metrics) {
+            self.txrelay.set_rank(id, value);
+            self.download.set_rank(id, value);
         }
         self.schedule();
+    }
+
+    /// Records a reputation event. A penalty is published at once (the peer may have just become
+    /// a suspect); rewards, which come with every delivered transaction, wait for the next
+    /// periodic publication, so the hot path pays one counter and one score update per event.
+    fn reputation_event(&mut self, id: PeerId, event: Event) {
+        self.ctx.metrics.reputation_events.with_label_values(&[event.label()]).inc();
+        if let Some(value) = self.reputations.record(id, event, unix_now()) {
+            if event.weight().1 > 0.0 {
+                self.txrelay.set_rank(id, value);
+                self.download.set_rank(id, value);
+                self.ctx.registry.update(id, |i| i.reputation = value);
+            }
+        }
+    }
+
+    /// The transaction relay's events (answered, late, withheld requests).
+    fn drain_reputation_events(&mut self) {
+        for (id, event) in self.txrelay.take_events() {
+            self.reputation_event(id, event);
+        }
     }
 
     /// Tells each peer whose time has come our address again (about daily, Core's

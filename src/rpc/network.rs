@@ -155,6 +155,7 @@ pub fn peer_json(p: &PeerInfo) -> Value {
             "blocks_first": p.blocks_first,
             "txs_first": p.txs_first,
             "last_useful": p.last_useful,
+            "score": (p.reputation * 100.0).round() / 100.0,
             "minping": p.minping.map(|d| d.as_secs_f64()),
         },
         "synced_headers": p.synced_headers,
