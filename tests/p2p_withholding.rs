@@ -32,10 +32,13 @@ fn scenario(extra: &[&str]) -> (f64, f64) {
     let txs: Vec<Transaction> =
         (1..=rounds).map(|h| pay(&key, coinbase_of(&f.node, h), &key.p2pkh_script(), 1000)).collect();
     let mut withholder = f.attacker_after_handshake();
-    let mut honest = RawPeer::connect(f.node.p2p_addr());
-    honest.handshake();
     let mut at_last_ask = 0.0;
     for (i, tx) in txs.iter().enumerate() {
+        // A new honest peer each round: one that has already delivered would be asked at once
+        // anyway (a peer that never delivered yields to one that has); the withholder's record
+        // alone must make the difference.
+        let mut honest = RawPeer::connect(f.node.p2p_addr());
+        honest.handshake();
         let item = InvItem::tx(tx.txid());
         withholder.send(&Message::Inv(vec![item]));
         withholder.expect(DEADLINE, asked_for(item));

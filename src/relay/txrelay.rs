@@ -17,7 +17,8 @@
 //!   announced first is asked of the next announcer as soon as one announces it, without waiting
 //!   for the suspect at all. Prompt deliveries clear the count, so an honest peer recovers. A
 //!   holder that the next announcer in line outranks by [`OUTRANKED_BY`] also gets only the
-//!   suspect's time: a fresh peer with no record yields to one with a record of deliveries.
+//!   suspect's time, and a peer that has not yet answered a request promptly on this connection
+//!   yields at once to an announcer that has: a fresh peer does not hold a transaction hostage.
 //!   With reputation switched off ([`TxRelay::set_reputation`]) none of this applies: first come,
 //!   first asked, full timeout, as before.
 //!
@@ -92,6 +93,8 @@ struct TxPeer {
     withheld: u32,
     /// Its reputation, from the relay.
     rank: f64,
+    /// It has delivered a transaction we asked it for, promptly, on this connection.
+    proven: bool,
 }
 
 impl TxPeer {
@@ -142,6 +145,7 @@ impl TxRelay {
                 in_flight: 0,
                 withheld: 0,
                 rank: 0.0,
+                proven: false,
             },
         );
     }
@@ -174,6 +178,15 @@ impl TxRelay {
         } else {
             TX_REQUEST_TIMEOUT_MS
         }
+    }
+
+    /// Whether `holder` has never answered a request promptly while `other` has: the first
+    /// announcer is often the fastest re-announcer, not the best source, and a peer that has
+    /// delivered nothing yet is not waited for when one that has is offering the same transaction.
+    fn unproven_against_proven(&self, holder: PeerId, other: PeerId) -> bool {
+        self.reputation
+            && self.peers.get(&holder).is_some_and(|h| !h.proven)
+            && self.peers.get(&other).is_some_and(|o| o.proven)
     }
 
     /// Whether a request held past the suspect's time should go to the next announcer now.
@@ -271,7 +284,7 @@ impl TxRelay {
             if r.peer == peer || r.others.contains(&peer) {
                 continue;
             }
-            if !suspect && has_room && self.is_suspect(r.peer) {
+            if !suspect && has_room && (self.is_suspect(r.peer) || self.unproven_against_proven(r.peer, peer)) {
                 // Asked of a suspect and an honest-looking peer has it too: ask it now instead of
                 // waiting for the suspect; the suspect may still deliver, which also ends the wait.
                 let old = r.peer;
@@ -313,6 +326,7 @@ impl TxRelay {
                         self.events.push((peer, Event::Slow));
                     } else {
                         p.withheld = p.withheld.saturating_sub(1);
+                        p.proven = true;
                         self.events.push((peer, Event::Answered));
                     }
                 }
@@ -533,30 +547,31 @@ mod tests {
     /// asked as soon as it announces.
     #[test]
     fn a_withholder_is_passed_over_after_a_few_withheld_announcements() {
-        let mut r = peers(2);
+        // Peer 1 withholds; peers 2.. are honest and new (each answers once, so none is proven
+        // when it announces: the withholder's strikes alone must make the difference).
+        let mut r = peers(2 + u64::from(WITHHELD_SUSPECT) + 1);
         let mut now = 0;
         for i in 0..WITHHELD_SUSPECT {
+            let honest = PeerId(2 + u64::from(i));
             assert!(r.on_inv(PeerId(1), &[t(i)], false, |_| false, now).is_some());
-            assert!(r.on_inv(PeerId(2), &[t(i)], false, |_| false, now + 5).is_none(), "waits for peer 1");
+            assert!(r.on_inv(honest, &[t(i)], false, |_| false, now + 5).is_none(), "waits for peer 1");
             now += TX_REQUEST_TIMEOUT_MS;
             let next = r.expire(now);
-            assert_eq!(next[0].0, PeerId(2));
-            r.on_tx(PeerId(2), &t(i), now + 5);
+            assert_eq!(next[0].0, honest);
+            r.on_tx(honest, &t(i), now + 5);
         }
         assert!(r.is_suspect(PeerId(1)));
         assert_eq!(r.take_events().iter().filter(|(p, e)| *p == PeerId(1) && *e == Event::Withheld).count(), 3);
-        // Now: asked of peer 1 (it may deliver), then of peer 2 the moment it announces.
-        let first = r.on_inv(PeerId(1), &[t(100)], false, |_| false, now);
-        assert!(first.is_some());
-        let second = r.on_inv(PeerId(2), &[t(100)], false, |_| false, now + 5).expect("asked at once");
+        // Now: asked of peer 1 (it may deliver), then of a new peer the moment it announces.
+        let fresh = PeerId(2 + u64::from(WITHHELD_SUSPECT));
+        assert!(r.on_inv(PeerId(1), &[t(100)], false, |_| false, now).is_some());
+        let second = r.on_inv(fresh, &[t(100)], false, |_| false, now + 5).expect("asked at once");
         assert_eq!(items(&second), vec![t(100)]);
-        r.on_tx(PeerId(2), &t(100), now + 10);
+        r.on_tx(fresh, &t(100), now + 10);
         assert_eq!(r.in_flight(), 0);
         // Alone, a suspect still gets asked, with the short timeout.
         r.on_inv(PeerId(1), &[t(101)], false, |_| false, now);
         assert!(r.expire(now + SUSPECT_TIMEOUT_MS - 1).is_empty());
-        assert_eq!(r.in_flight(), 1);
-        r.on_inv(PeerId(2), &[t(101)], false, |_| false, now + SUSPECT_TIMEOUT_MS - 1);
         assert_eq!(r.in_flight(), 1);
         // Prompt deliveries clear the record.
         for i in 200..210 {
@@ -606,6 +621,19 @@ mod tests {
         assert_eq!(next.len(), 1, "only where the next in line outranks the holder by {OUTRANKED_BY}");
         assert_eq!((next[0].0, items(&next[0].1)), (PeerId(2), vec![t(1)]));
         assert!(!r.is_suspect(PeerId(1)), "one miss is not a pattern");
+    }
+
+    #[test]
+    fn a_peer_that_never_delivered_is_not_waited_for_when_a_proven_one_offers() {
+        let mut r = peers(3);
+        r.on_inv(PeerId(2), &[t(1)], false, |_| false, 0);
+        r.on_tx(PeerId(2), &t(1), 10); // peer 2 answers promptly: proven
+        assert!(r.on_inv(PeerId(1), &[t(2)], false, |_| false, 20).is_some(), "first announcer asked");
+        let now_asked = r.on_inv(PeerId(2), &[t(2)], false, |_| false, 25).expect("the proven peer at once");
+        assert_eq!(items(&now_asked), vec![t(2)]);
+        // Two unproven peers: first come, first asked, as before.
+        assert!(r.on_inv(PeerId(1), &[t(3)], false, |_| false, 30).is_some());
+        assert!(r.on_inv(PeerId(3), &[t(3)], false, |_| false, 31).is_none());
     }
 
     #[test]
