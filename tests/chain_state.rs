@@ -178,6 +178,31 @@ fn blocks_arriving_out_of_order_connect_once_the_gap_is_filled() {
 }
 
 #[test]
+fn a_header_seen_first_without_its_block_does_not_keep_a_rival_block_out() {
+    let blocks = fixture_blocks();
+    let state = ChainState::in_memory(&REGTEST, opts());
+    load_fixture(&state, &blocks[..=10]);
+    let tip = blocks[10].header;
+    // Two blocks at height 11, equal work: the header of `withheld` arrives first (the best header
+    // by arrival) and its block does not; `delivered` comes whole.
+    let withheld = Arc::new(mine(&tip, 11, Vec::new(), 0xa1));
+    let delivered = Arc::new(mine(&tip, 11, Vec::new(), 0xa2));
+    state.headers().write().expect("tree").accept_headers(&[withheld.header], u32::MAX / 2).expect("header");
+    assert_eq!(state.headers().read().expect("tree").best_hash(), withheld.hash());
+    let update = state.accept_block(delivered.clone(), &verifier()).expect("stored");
+    assert_eq!(update.new_tip, Some((11, delivered.hash())), "the block we hold becomes the tip");
+    // The withheld block arriving later does not move the tip: equal work, first connected wins.
+    let update = state.accept_block(withheld.clone(), &verifier()).expect("stored");
+    assert!(update.connected.is_empty());
+    assert_eq!(state.tip(), (11, delivered.hash()));
+    // A child of the withheld block has more work and wins as usual.
+    let child = Arc::new(mine(&withheld.header, 12, Vec::new(), 0xa3));
+    let update = state.accept_block(child.clone(), &verifier()).expect("reorganises");
+    assert_eq!(update.new_tip, Some((12, child.hash())));
+    assert_eq!(state.active_hash_at(11), Some(withheld.hash()));
+}
+
+#[test]
 fn a_fork_with_more_work_reorganises_and_back() {
     let blocks = fixture_blocks();
     let dir = TempDir::new();

@@ -531,8 +531,51 @@ impl ChainState {
             Some(last) if tree.entry(*last).chain_work > tip_work => {
                 (fork_height, path.iter().map(|i| (tree.entry(*i).hash, tree.entry(*i).height)).collect())
             }
-            _ => (fork_height, Vec::new()),
+            _ => Self::best_side_path(&tree, &active.hashes, &have, tip_work).unwrap_or((fork_height, Vec::new())),
         }
+    }
+
+    /// When the best header's chain lacks block data, the best valid block off that chain whose
+    /// whole branch we hold and that has more work than the tip: a header seen first at equal
+    /// work (or one whose block never comes) must not keep a block we have out of the active
+    /// chain (Core's candidates hold only blocks with data). Only side branches are walked, so a
+    /// download running ahead on the best chain costs one pass over the headers.
+    fn best_side_path(
+        tree: &HeaderTree,
+        active: &[BlockHash],
+        have: &HashSet<BlockHash>,
+        tip_work: U256,
+    ) -> Option<(u32, Vec<(BlockHash, u32)>)> {
+        let on_active = |e: &super::headers::HeaderEntry| active.get(e.height as usize) == Some(&e.hash);
+        let mut best: Option<(U256, u32, Vec<(BlockHash, u32)>)> = None;
+        for (i, e) in tree.entries().iter().enumerate() {
+            if e.chain_work <= tip_work
+                || !e.status.is_valid()
+                || tree.is_on_best_chain(i)
+                || best.as_ref().is_some_and(|(w, _, _)| e.chain_work <= *w)
+                || !have.contains(&e.hash)
+            {
+                continue;
+            }
+            let mut path = Vec::new();
+            let mut j = i;
+            let fork = loop {
+                let b = tree.entry(j);
+                if on_active(b) {
+                    break Some(b.height);
+                }
+                if !have.contains(&b.hash) {
+                    break None;
+                }
+                path.push((b.hash, b.height));
+                j = b.parent()?;
+            };
+            if let Some(fork) = fork {
+                path.reverse();
+                best = Some((e.chain_work, fork, path));
+            }
+        }
+        best.map(|(_, fork, path)| (fork, path))
     }
 
     fn load_block(&self, hash: &BlockHash, have: &Option<Arc<Block>>) -> Result<Arc<Block>, ChainError> {
