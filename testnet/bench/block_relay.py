@@ -129,7 +129,27 @@ def txgen(rpc, p2p, n, seed):
 BATCH = 25_000
 
 
-def feed(net, f_rpc, s_rpc, s_p2p, n):
+# Seconds without any of the nodes taking one more transaction after which `settle` gives up.
+STALL = 20
+
+
+def settle(net, rpcs, want):
+    """Waits until every node in rpcs holds want transactions, or none of them has taken one more
+    for STALL seconds (announcements were lost then: at 200,000 some are); returns their sizes."""
+    deadline = time.monotonic() + DEADLINE
+    last, moved = None, time.monotonic()
+    while (sizes := [mempool_size(net, r) for r in rpcs]) and min(sizes) < want:
+        if sizes != last:
+            last, moved = sizes, time.monotonic()
+        elif time.monotonic() - moved > STALL:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {want} transactions: {sizes}")
+        time.sleep(0.2)
+    return sizes
+
+
+def feed(net, f_rpc, s_rpc, s_p2p, n, after_batch=None):
     """Fills S's mempool with at least n transactions, in batches of txgen runs, until S's
     `getmempoolinfo.size` reaches n (deadline DEADLINE). txgen mines its coins at F, a blocks-only
     SV Node connected to S, so that its funding blocks do not take the batches already in S's
@@ -142,6 +162,8 @@ def feed(net, f_rpc, s_rpc, s_p2p, n):
             sys.exit(f"timed out feeding S: {have} of {n} transactions in its mempool")
         txgen(f_rpc, s_p2p, min(BATCH, n - have), seed)
         seed += 1
+        if after_batch:
+            after_batch(mempool_size(net, s_rpc))
     print(f"  S's mempool: {mempool_size(net, s_rpc)} transactions after {seed - 7} txgen run(s),"
           f" {time.monotonic() - started:.0f} s", flush=True)
 
@@ -179,10 +201,12 @@ def one(bin_dir, n, middle, case):
         if case == "a":
             net.cli(s_rpc, "generate", "1")  # out of initial block download before the others join
             m_rpc, t_rpc = start_line()
-            feed(net, f_rpc, s_rpc, s_p2p, n)
+            # After each batch, until the middle and T hold what S holds (the relay keeps pace).
+            feed(net, f_rpc, s_rpc, s_p2p, n, lambda want: settle(net, [m_rpc, t_rpc], want))
             want = mempool_size(net, s_rpc)
-            net.wait("the transactions at the middle and T",
-                     lambda: mempool_size(net, m_rpc) >= want and mempool_size(net, t_rpc) >= want)
+            held = settle(net, [m_rpc, t_rpc], want)
+            if min(held) < want:
+                print(f"  note: of S's {want} transactions the middle holds {held[0]}, T {held[1]}", flush=True)
         else:
             feed(net, f_rpc, s_rpc, s_p2p, n)
             m_rpc, t_rpc = start_line()
