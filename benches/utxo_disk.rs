@@ -36,8 +36,15 @@ const BATCHES: usize = 13;
 const DBCACHE_64_COINS: usize = (64 << 20) / 8 * 7;
 const WHOLE_SET_CACHE: usize = 8 << 30;
 
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs each benchmark once without it,
+/// and then a small set keeps the test suite fast.
+fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn coins() -> usize {
-    std::env::var("BENCH_UTXO_COINS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000)
+    let default = if benchmarking() { 5_000_000 } else { 100_000 };
+    std::env::var("BENCH_UTXO_COINS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn outpoint(i: usize) -> OutPoint {
@@ -145,7 +152,7 @@ fn bench(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(1)).measurement_time(Duration::from_millis(1));
     g.throughput(Throughput::Elements(TXS as u64));
     for (name, set) in sets {
-        let prepared = batches(BATCHES);
+        let prepared = batches(if benchmarking() { BATCHES } else { 1 });
         let mut cursor = 0;
         g.bench_function(format!("mempool_accept_10k_p2pkh/{name}"), |b| {
             b.iter_custom(|iters| {
@@ -164,7 +171,8 @@ fn bench(c: &mut Criterion) {
         });
     }
     for (name, set) in sets {
-        let prepared: Vec<Block> = batches(BATCHES).iter().map(|txs| block(txs)).collect();
+        let prepared: Vec<Block> =
+            batches(if benchmarking() { BATCHES } else { 1 }).iter().map(|txs| block(txs)).collect();
         let mut cursor = 0;
         g.bench_function(format!("block_connect_10k_p2pkh/{name}"), |b| {
             b.iter_custom(|iters| {

@@ -96,10 +96,12 @@ impl CoinsCache {
         self.dirty
     }
 
-    /// Whether a reader may add a coin read from disk: only while the cache is below its bound and
-    /// the map has room without growing (a reader never triggers a rehash of a big map).
+    /// Whether a reader may add a coin read from disk: only while the cache stays below its bound
+    /// with the entry added, counting the doubled map when adding it makes the map grow.
     pub fn has_room(&self) -> bool {
-        self.map.len() < self.map.capacity() && self.usage() < self.limit
+        let growth =
+            if self.map.len() < self.map.capacity() { 0 } else { (self.map.capacity().max(3) * 8 / 7) * SLOT_BYTES };
+        self.usage() + growth < self.limit
     }
 
     /// Adds a coin read from disk, unchanged (neither DIRTY nor FRESH), unless an entry is there.
@@ -258,6 +260,14 @@ mod tests {
         assert!(c.usage() <= limit, "usage {} of {limit}", c.usage());
         assert!(c.entries() > 50 && c.entries() < 200, "{} kept", c.entries());
         assert!(!c.complete, "evicted coins are only on disk now");
+        // Readers may fill the cache again, but not past its bound, growth of the map included.
+        let mut n = 1000;
+        while c.has_room() {
+            c.insert_clean(OutPoint { txid: Hash256([8; 32]), vout: n }, coin(1));
+            n += 1;
+        }
+        // At most the last coin's script past the bound.
+        assert!(c.usage() <= limit + 25 + SCRIPT_ALLOC_OVERHEAD, "usage {} of {limit}", c.usage());
         assert_eq!(c.dirty_len(), 0);
     }
 }
