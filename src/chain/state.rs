@@ -242,6 +242,9 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Where a branch leaves the active chain (its height) and the branch's blocks above it, ascending.
+type ForkPath = (u32, Vec<(BlockHash, u32)>);
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -509,7 +512,7 @@ impl ChainState {
 
     /// The path of the best valid header from where it leaves the active chain, cut where block
     /// data is missing; empty if that does not lead to more work than the active tip.
-    fn next_path(&self) -> (u32, Vec<(BlockHash, u32)>) {
+    fn next_path(&self) -> ForkPath {
         let tree = self.headers.read().unwrap_or_else(PoisonError::into_inner);
         let active = read(&self.active);
         let have = read(&self.have_data);
@@ -545,14 +548,14 @@ impl ChainState {
         active: &[BlockHash],
         have: &HashSet<BlockHash>,
         tip_work: U256,
-    ) -> Option<(u32, Vec<(BlockHash, u32)>)> {
+    ) -> Option<ForkPath> {
         let on_active = |e: &super::headers::HeaderEntry| active.get(e.height as usize) == Some(&e.hash);
-        let mut best: Option<(U256, u32, Vec<(BlockHash, u32)>)> = None;
+        let mut best: Option<(U256, ForkPath)> = None;
         for (i, e) in tree.entries().iter().enumerate() {
             if e.chain_work <= tip_work
                 || !e.status.is_valid()
                 || tree.is_on_best_chain(i)
-                || best.as_ref().is_some_and(|(w, _, _)| e.chain_work <= *w)
+                || best.as_ref().is_some_and(|(w, _)| e.chain_work <= *w)
                 || !have.contains(&e.hash)
             {
                 continue;
@@ -572,10 +575,10 @@ impl ChainState {
             };
             if let Some(fork) = fork {
                 path.reverse();
-                best = Some((e.chain_work, fork, path));
+                best = Some((e.chain_work, (fork, path)));
             }
         }
-        best.map(|(_, fork, path)| (fork, path))
+        best.map(|(_, path)| path)
     }
 
     fn load_block(&self, hash: &BlockHash, have: &Option<Arc<Block>>) -> Result<Arc<Block>, ChainError> {
