@@ -11,12 +11,11 @@ mod common;
 use bsv_relay::chain::params::REGTEST;
 use bsv_relay::relay::compact::{compact_block, compact_block_with_prefilled};
 use bsv_relay::wallet::Key;
-use bsv_relay::wire::block::merkle_root;
 use bsv_relay::wire::inv_type;
 use bsv_relay::wire::msg::{BlockTxn, GetBlockTxn, PrefilledTx};
-use bsv_relay::wire::{Block, BlockHeader, Decodable, Message, OutPoint, Transaction, TxFields, TxIn, TxOut};
-use bytes::Bytes;
+use bsv_relay::wire::{Block, BlockHeader, Decodable, Message, Transaction};
 use common::adversary::Fixture;
+use common::blocks;
 use common::funds::{coinbase_of, hex_of, pay, Coin};
 use common::peer::RawPeer;
 use common::{wait_for, DEADLINE};
@@ -38,29 +37,10 @@ fn tip(f: &Fixture) -> (u32, BlockHeader) {
 
 /// A regtest block on `prev` (at `height - 1`) whose coinbase claims `extra` satoshis too many.
 fn block_on(prev: &BlockHeader, height: u32, txs: Vec<Transaction>, extra: i64, tag: u8) -> Block {
-    let mut script_sig = vec![4];
-    script_sig.extend_from_slice(&height.to_le_bytes());
-    script_sig.push(tag);
-    let coinbase = Transaction::from_fields(TxFields {
-        version: 1,
-        inputs: vec![TxIn { prev_out: OutPoint::NULL, script_sig: Bytes::from(script_sig), sequence: u32::MAX }],
-        outputs: vec![TxOut { value: REGTEST.subsidy(height) + extra, script_pubkey: Bytes::from_static(&[0x51]) }],
-        lock_time: 0,
-    });
-    let mut transactions = vec![coinbase];
+    let mut transactions = vec![blocks::coinbase(height, Some(tag), &[REGTEST.subsidy(height) + extra])];
     transactions.extend(txs);
-    let (root, _) = merkle_root(transactions.iter().map(Transaction::txid).collect());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
-    let mut header = BlockHeader {
-        version: 4,
-        prev_block: prev.hash(),
-        merkle_root: root,
-        time: now.max(prev.time + 1),
-        bits: prev.bits,
-        nonce: 0,
-    };
-    bsv_relay::mining::solve(&REGTEST, &mut header);
-    Block::new(header, transactions)
+    blocks::solved_block(prev, now.max(prev.time + 1), transactions)
 }
 
 fn attacker(f: &Fixture, last_octet: u8) -> RawPeer {

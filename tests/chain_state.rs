@@ -11,11 +11,10 @@ use bsv_relay::chain::{
     connect_block, BlockError, ChainError, ChainOptions, ChainState, NoScriptCheck, TipStatus, UtxoSet,
 };
 use bsv_relay::validation::{ScriptVerifier, TxContext};
-use bsv_relay::wire::{merkle_root, Block, BlockHeader, Decodable, OutPoint, Transaction, TxFields, TxIn, TxOut};
-use bytes::Bytes;
+use bsv_relay::wire::{merkle_root, Block, BlockHeader, Decodable, Transaction, TxFields};
 
 mod common;
-use common::TempDir;
+use common::{blocks, TempDir};
 
 const BLOCKS_HEX: &str = include_str!("data/fixtures/blocks.hex");
 const MEMPOOL_HEX: &str = include_str!("data/fixtures/mempool.hex");
@@ -53,33 +52,10 @@ fn mine(prev: &BlockHeader, height: u32, txs: Vec<Transaction>, tag: u8) -> Bloc
 
 /// [`mine`] with the subsidy split over `outputs` coinbase outputs.
 fn mine_wide(prev: &BlockHeader, height: u32, txs: Vec<Transaction>, tag: u8, outputs: i64) -> Block {
-    let mut script_sig = vec![4];
-    script_sig.extend_from_slice(&height.to_le_bytes());
-    script_sig.push(tag);
-    let coinbase = Transaction::from_fields(TxFields {
-        version: 1,
-        inputs: vec![TxIn { prev_out: OutPoint::NULL, script_sig: Bytes::from(script_sig), sequence: u32::MAX }],
-        outputs: vec![
-            TxOut { value: REGTEST.subsidy(height) / outputs, script_pubkey: Bytes::from_static(&[0x51]) };
-            outputs as usize
-        ],
-        lock_time: 0,
-    });
-    let mut transactions = vec![coinbase];
+    let values = vec![REGTEST.subsidy(height) / outputs; outputs as usize];
+    let mut transactions = vec![blocks::coinbase(height, Some(tag), &values)];
     transactions.extend(txs);
-    let (root, _) = merkle_root(transactions.iter().map(Transaction::txid).collect());
-    let mut header = BlockHeader {
-        version: 4,
-        prev_block: prev.hash(),
-        merkle_root: root,
-        time: prev.time + 1,
-        bits: prev.bits,
-        nonce: 0,
-    };
-    while !bsv_relay::chain::check_proof_of_work(&header.hash(), header.bits, &REGTEST) {
-        header.nonce += 1;
-    }
-    Block::new(header, transactions)
+    blocks::solved_block(prev, prev.time + 1, transactions)
 }
 
 /// `n` blocks on `prev` (at `prev_height`).
@@ -289,9 +265,7 @@ fn an_invalid_block_is_marked_with_its_descendants_and_the_tip_stays() {
 fn rebuild(prev_header: &BlockHeader, txs: Vec<Transaction>) -> Block {
     let (root, _) = merkle_root(txs.iter().map(Transaction::txid).collect());
     let mut header = BlockHeader { merkle_root: root, nonce: 0, ..*prev_header };
-    while !bsv_relay::chain::check_proof_of_work(&header.hash(), header.bits, &REGTEST) {
-        header.nonce += 1;
-    }
+    bsv_relay::mining::solve(&REGTEST, &mut header);
     Block::new(header, txs)
 }
 

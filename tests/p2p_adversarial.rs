@@ -384,6 +384,11 @@ fn row50_addr_spam_fills_at_most_one_sources_share_of_the_address_book() {
         a.send(&Message::Addr(list));
     }
     assert!(a.ping_rtt(Duration::from_secs(10)) < Duration::from_secs(10));
+    // The pong comes from the connection task; the relay task handles the `addr` messages after
+    // it reads them. A `getaddr` queued behind them is answered from the book once they are all
+    // in: its reply (the attacker's own addresses) marks the moment to read the gauge.
+    a.send(&Message::GetAddr);
+    a.expect(DEADLINE, |m| matches!(m, Message::Addr(l) if l.iter().any(|t| t.addr.socket_addr().ip() == ATTACKER)));
     let entries = f.metric("bsv_relay_addrbook_entries", "");
     assert!(entries > 0.0 && entries <= 1000.0, "address book holds {entries}");
     assert_eq!(f.attacker_banscore(), Some(0), "within the 1000-per-message limit: no offence");

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use bsv_relay::chain::params::REGTEST;
 use bsv_relay::chain::{ChainOptions, ChainState};
 use bsv_relay::validation::{ScriptVerifier, TxContext};
-use bsv_relay::wire::{merkle_root, Block, BlockHeader, OutPoint, Transaction, TxFields, TxId, TxIn, TxOut};
+use bsv_relay::wire::{Block, BlockHeader, OutPoint, Transaction, TxFields, TxId, TxIn, TxOut};
 use bytes::Bytes;
 
 mod common;
+use common::blocks::{self, OP_TRUE};
 use common::TempDir;
 
 /// Outputs of each fan-out transaction.
@@ -47,17 +48,8 @@ const DBCACHE: usize = 64 << 20;
 /// code. The whole set held in memory would take about 750 MB.
 const MAX_RSS_MB: u64 = 300;
 
-const OP_TRUE: &[u8] = &[0x51];
-
 fn coinbase(height: u32) -> Transaction {
-    let mut script_sig = vec![4];
-    script_sig.extend_from_slice(&height.to_le_bytes());
-    Transaction::from_fields(TxFields {
-        version: 1,
-        inputs: vec![TxIn { prev_out: OutPoint::NULL, script_sig: Bytes::from(script_sig), sequence: u32::MAX }],
-        outputs: vec![TxOut { value: REGTEST.subsidy(height), script_pubkey: Bytes::from_static(OP_TRUE) }],
-        lock_time: 0,
-    })
+    blocks::coinbase(height, None, &[REGTEST.subsidy(height)])
 }
 
 /// Value of each output of fan-out transaction `k`: the spent coinbase split evenly.
@@ -109,19 +101,7 @@ fn block_at(prev: &BlockHeader, height: u32, fan_txids: &[TxId]) -> Block {
         let s = height - FIRST_FAN - FAN_BLOCKS;
         txs.extend((0..SPEND_TXS).map(|t| spend_tx(s, t, fan_txids)));
     }
-    let (root, _) = merkle_root(txs.iter().map(Transaction::txid).collect());
-    let mut header = BlockHeader {
-        version: 4,
-        prev_block: prev.hash(),
-        merkle_root: root,
-        time: prev.time + 1,
-        bits: prev.bits,
-        nonce: 0,
-    };
-    while !bsv_relay::chain::check_proof_of_work(&header.hash(), header.bits, &REGTEST) {
-        header.nonce += 1;
-    }
-    Block::new(header, txs)
+    blocks::solved_block(prev, prev.time + 1, txs)
 }
 
 /// (txouts, total amount) of the set at `height`, from the chain's shape.

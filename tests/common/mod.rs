@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod adversary;
+pub mod blocks;
 pub mod funds;
 pub mod netns;
 pub mod peer;
