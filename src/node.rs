@@ -114,6 +114,15 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
 
     let (shutdown, complete) = shutdown::channel();
     let trigger = shutdown.trigger_handle();
+    // The anchors are taken before any task sees the shutdown: once the connection tasks wake they
+    // leave the registry, and a snapshot taken after that (on a busy machine) finds no peers at all.
+    let anchors_at_stop: Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>> = Arc::default();
+    {
+        let (peers, anchors) = (peers.clone(), anchors_at_stop.clone());
+        trigger.before_trigger(move || {
+            *anchors.lock().unwrap_or_else(|e| e.into_inner()) = anchor_candidates(&peers.snapshot());
+        });
+    }
     spawn_signal_handler(trigger.clone())?;
 
     if let Some(addr) = config.metricsbind {
@@ -241,8 +250,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let mut waiter = shutdown.clone();
     waiter.wait().await;
     info!("shutdown requested");
-    // Taken before the connections close: the longest-lived automatic outbound peers.
-    let anchors = anchor_candidates(&peers.snapshot());
+    // The longest-lived automatic outbound peers, taken by the trigger's hook.
+    let anchors = std::mem::take(&mut *anchors_at_stop.lock().unwrap_or_else(|e| e.into_inner()));
     drop(waiter);
     drop(shutdown);
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, complete.wait()).await.is_err() {
