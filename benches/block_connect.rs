@@ -10,8 +10,11 @@ use bsv_relay::chain::{connect_block, UtxoSet};
 use bsv_relay::script::SigCache;
 use bsv_relay::validation::{Coin, ScriptVerifier, TxContext};
 use bsv_relay::wallet::{Key, SIGHASH_ALL_FORKID};
-use bsv_relay::wire::{merkle_root, Block, BlockHeader, Hash256, OutPoint, Transaction, TxFields, TxIn, TxOut};
+use bsv_relay::wire::{Block, Hash256, OutPoint, Transaction, TxFields, TxIn, TxOut};
 use bytes::Bytes;
+#[path = "support/tx.rs"]
+mod support;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const TXS: usize = 10_000;
@@ -34,16 +37,7 @@ fn fixture() -> Fixture {
             (outpoint, Coin { value: VALUE, script_pubkey: script.clone(), height: 1, is_coinbase: false })
         })
         .collect();
-    let mut txs = vec![Transaction::from_fields(TxFields {
-        version: 1,
-        inputs: vec![TxIn {
-            prev_out: OutPoint::NULL,
-            script_sig: Bytes::from_static(&[2, 0xc9, 0]),
-            sequence: u32::MAX,
-        }],
-        outputs: vec![TxOut { value: REGTEST.subsidy(TIP + 1), script_pubkey: Bytes::from_static(&[0x51]) }],
-        lock_time: 0,
-    })];
+    let mut txs = Vec::with_capacity(coins.len());
     for (outpoint, coin) in &coins {
         let mut fields = TxFields {
             version: 1,
@@ -55,15 +49,7 @@ fn fixture() -> Fixture {
         fields.inputs[0].script_sig = Bytes::from(bsv_relay::wallet::push_all(&[&sig, &key.pubkey()]));
         txs.push(Transaction::from_fields(fields));
     }
-    let header = BlockHeader {
-        version: 4,
-        prev_block: Hash256([7; 32]),
-        merkle_root: merkle_root(txs.iter().map(Transaction::txid).collect()).0,
-        time: REGTEST.genesis_time + 10_000,
-        bits: 0x207fffff,
-        nonce: 0,
-    };
-    Fixture { key, coins, block: Block::new(header, txs) }
+    Fixture { key, coins, block: support::block_at(TIP + 1, txs) }
 }
 
 fn set(f: &Fixture) -> UtxoSet {

@@ -23,8 +23,11 @@ use bsv_relay::chain::{connect_block, disconnect_block, UtxoSet, UtxoStats};
 use bsv_relay::script::SigCache;
 use bsv_relay::validation::{validate_batch, Coin, MapCoinView, ScriptVerifier, TxContext};
 use bsv_relay::wallet::{push_all, Key, SIGHASH_ALL_FORKID};
-use bsv_relay::wire::{merkle_root, Block, BlockHeader, Hash256, OutPoint, Transaction, TxFields, TxIn, TxOut};
+use bsv_relay::wire::{Block, Hash256, OutPoint, Transaction, TxFields, TxIn, TxOut};
 use bytes::Bytes;
+#[path = "support/tx.rs"]
+mod support;
+
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 
 const TXS: usize = 10_000;
@@ -89,26 +92,7 @@ fn batch(key: &Key, script: &Bytes, n: usize, b: usize) -> Vec<Transaction> {
 }
 
 fn block(txs: &[Transaction]) -> Block {
-    let mut all = vec![Transaction::from_fields(TxFields {
-        version: 1,
-        inputs: vec![TxIn {
-            prev_out: OutPoint::NULL,
-            script_sig: Bytes::from_static(&[2, 0xc9, 0]),
-            sequence: u32::MAX,
-        }],
-        outputs: vec![TxOut { value: REGTEST.subsidy(TIP + 1), script_pubkey: Bytes::from_static(&[0x51]) }],
-        lock_time: 0,
-    })];
-    all.extend(txs.iter().cloned());
-    let header = BlockHeader {
-        version: 4,
-        prev_block: Hash256([7; 32]),
-        merkle_root: merkle_root(all.iter().map(Transaction::txid).collect()).0,
-        time: REGTEST.genesis_time + 10_000,
-        bits: 0x207fffff,
-        nonce: 0,
-    };
-    Block::new(header, all)
+    support::block_at(TIP + 1, txs.iter().cloned())
 }
 
 fn bench(c: &mut Criterion) {

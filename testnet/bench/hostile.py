@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from propagation import Poller, percentiles, rpc  # noqa: E402
+from propagation import Poller, percentiles, rpc, spawn, wait_up  # noqa: E402
 from throughput import BINARY, ROOT, stop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -40,24 +40,10 @@ def start_network(n, base, reputation, work):
         nodes.append({"p2p": base + 2 * i, "rpc": base + 2 * i + 1, "metrics": base + 2 * n + i, "dir": work / f"n{i}"})
     rng = random.Random(7)  # the same honest graph for every configuration
     for i, node in enumerate(nodes):
-        node["dir"].mkdir()
         peers = rng.sample([j for j in range(n) if j != i], 4)
-        args = [str(BINARY), "-regtest", f"-datadir={node['dir']}", f"-port={node['p2p']}", "-bind=127.0.0.1",
-                f"-rpcport={node['rpc']}", "-rpcuser=u", "-rpcpassword=p", "-listen=1",
-                f"-peerreputation={1 if reputation else 0}", f"-metricsbind=127.0.0.1:{node['metrics']}",
-                *[f"-addnode=127.0.0.1:{nodes[j]['p2p']}" for j in peers]]
-        log = open(node["dir"] / "node.log", "wb")
-        procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
-    for node in nodes:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                rpc(node["rpc"], "getnetworkinfo")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("a node did not start: " + (node["dir"] / "node.log").read_text()[-2000:])
-                time.sleep(0.2)
+        extra = [f"-peerreputation={1 if reputation else 0}", f"-metricsbind=127.0.0.1:{node['metrics']}"]
+        procs.append(spawn(node, [nodes[j]["p2p"] for j in peers], extra))
+    wait_up(nodes)
     return nodes, procs
 
 

@@ -31,6 +31,31 @@ from throughput import BINARY, ROOT, free_port, stop  # noqa: E402
 AUTH = "Basic " + base64.b64encode(b"u:p").decode()
 
 
+def spawn(node, addnodes, extra=()):
+    """Starts a bsv-relay node (`node`: dict with p2p, rpc, dir) on 127.0.0.1 with `extra` options
+    and `-addnode` to each port in `addnodes`; its output goes to dir/node.log."""
+    node["dir"].mkdir()
+    args = [str(BINARY), "-regtest", f"-datadir={node['dir']}", f"-port={node['p2p']}", "-bind=127.0.0.1",
+            f"-rpcport={node['rpc']}", "-rpcuser=u", "-rpcpassword=p", "-listen=1", *extra,
+            *[f"-addnode=127.0.0.1:{p}" for p in addnodes]]
+    log = open(node["dir"] / "node.log", "wb")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_up(nodes, seconds=60):
+    """Waits until every node answers RPC; exits with the tail of a node's log if one does not."""
+    for node in nodes:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                rpc(node["rpc"], "getnetworkinfo")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("a node did not start: " + (node["dir"] / "node.log").read_text()[-2000:])
+                time.sleep(0.2)
+
+
 def rpc(port, method, *params, timeout=30):
     body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body,
@@ -113,23 +138,9 @@ def main():
         for i in range(n):
             nodes.append({"p2p": base + 2 * i, "rpc": base + 2 * i + 1, "dir": work / f"n{i}"})
         for i, node in enumerate(nodes):
-            node["dir"].mkdir()
             peers = random.sample([j for j in range(n) if j != i], 4)
-            args = [str(BINARY), "-regtest", f"-datadir={node['dir']}", f"-port={node['p2p']}", "-bind=127.0.0.1",
-                    f"-rpcport={node['rpc']}", "-rpcuser=u", "-rpcpassword=p", "-listen=1",
-                    *[f"-addnode=127.0.0.1:{nodes[j]['p2p']}" for j in peers]]
-            log = open(node["dir"] / "node.log", "wb")
-            procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
-        for node in nodes:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    rpc(node["rpc"], "getnetworkinfo")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        sys.exit("a node did not start: " + (node["dir"] / "node.log").read_text()[-2000:])
-                    time.sleep(0.2)
+            procs.append(spawn(node, [nodes[j]["p2p"] for j in peers]))
+        wait_up(nodes)
         peers = [rpc(node["rpc"], "getconnectioncount") for node in nodes]
         print(f"{n} nodes up; peers per node: min {min(peers)}, median {statistics.median(peers)}, max {max(peers)}")
         rpc(nodes[0]["rpc"], "generatetoaddress", 1, "mfWxJ45yp2SFn7UciZyNpvDKrzbhyfKrY8")
