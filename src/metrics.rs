@@ -250,6 +250,8 @@ pub struct Metrics {
     pub rpc_active_requests: IntGauge,
     /// Block relay: compact blocks and latency by stage.
     pub block_relay: BlockRelayMetrics,
+    /// The UTXO set's coins cache (`-dbcache`).
+    pub coins_cache: CoinsCacheMetrics,
     process: ProcessMetrics,
 }
 
@@ -429,6 +431,7 @@ impl Metrics {
         let rpc_active_requests = reg!(IntGauge::new(name("rpc_active_requests"), "RPC calls being served.")?);
 
         let block_relay = BlockRelayMetrics::register(&registry)?;
+        let coins_cache = CoinsCacheMetrics::register(&registry)?;
         let process = ProcessMetrics {
             cpu_seconds: reg!(prometheus::Counter::new(
                 "process_cpu_seconds_total",
@@ -529,6 +532,7 @@ impl Metrics {
             rpc_request_duration,
             rpc_active_requests,
             block_relay,
+            coins_cache,
             process,
         })
     }
@@ -725,6 +729,49 @@ impl BlockRelayMetrics {
     }
 }
 
+/// The coins cache in front of the UTXO set on disk, published by the block thread after each
+/// block (the cache also grows between blocks, when mempool batches read their inputs).
+pub struct CoinsCacheMetrics {
+    bytes: IntGaugeVec,
+    entries: IntGaugeVec,
+    flushes: IntCounter,
+    flushed_entries: IntCounter,
+}
+
+impl CoinsCacheMetrics {
+    fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let bytes = IntGaugeVec::new(
+            Opts::new(name("utxo_cache_bytes"), "Memory of the coins cache (used) and its -dbcache bound (limit)."),
+            &["kind"],
+        )?;
+        registry.register(Box::new(bytes.clone()))?;
+        let entries = IntGaugeVec::new(
+            Opts::new(name("utxo_cache_entries"), "Coins cache entries: all, and dirty (written by the next flush)."),
+            &["kind"],
+        )?;
+        registry.register(Box::new(entries.clone()))?;
+        let flushes = IntCounter::new(name("utxo_cache_flushes_total"), "Flushes of the coins cache to disk.")?;
+        registry.register(Box::new(flushes.clone()))?;
+        let flushed_entries = IntCounter::new(
+            name("utxo_cache_flushed_entries_total"),
+            "Entries written to disk by coins cache flushes.",
+        )?;
+        registry.register(Box::new(flushed_entries.clone()))?;
+        Ok(CoinsCacheMetrics { bytes, entries, flushes, flushed_entries })
+    }
+
+    /// Publishes `stats`; the counters move up to the totals the chain state keeps.
+    pub fn publish(&self, stats: &crate::chain::CoinsCacheStats) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.bytes.with_label_values(&["used"]).set(gauge(stats.bytes));
+        self.bytes.with_label_values(&["limit"]).set(gauge(stats.limit));
+        self.entries.with_label_values(&["all"]).set(gauge(stats.entries));
+        self.entries.with_label_values(&["dirty"]).set(gauge(stats.dirty));
+        self.flushes.inc_by(stats.flushes.saturating_sub(self.flushes.get()));
+        self.flushed_entries.inc_by(stats.flushed_entries.saturating_sub(self.flushed_entries.get()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,6 +798,34 @@ mod tests {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
         assert!(!text.contains("bogus-command"));
+    }
+
+    #[test]
+    fn coins_cache_counters_follow_the_chain_states_totals() {
+        let m = Metrics::new("regtest", "x").expect("metrics");
+        let mut stats = crate::chain::CoinsCacheStats {
+            bytes: 10,
+            limit: 100,
+            entries: 3,
+            dirty: 2,
+            flushes: 2,
+            flushed_entries: 7,
+        };
+        m.coins_cache.publish(&stats);
+        stats.flushes = 3;
+        stats.flushed_entries = 9;
+        m.coins_cache.publish(&stats);
+        m.coins_cache.publish(&stats);
+        let text = m.render();
+        for needle in [
+            "bsv_relay_utxo_cache_bytes{kind=\"used\"} 10",
+            "bsv_relay_utxo_cache_bytes{kind=\"limit\"} 100",
+            "bsv_relay_utxo_cache_entries{kind=\"dirty\"} 2",
+            "bsv_relay_utxo_cache_flushes_total 3",
+            "bsv_relay_utxo_cache_flushed_entries_total 9",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use common::{free_port, http_exchange, promtool, TestNode};
 fn metrics_pass_promtool_and_cover_the_reference_set() {
     let port = free_port();
     // A bare port means loopback.
-    let node = TestNode::start(&[&format!("-metricsbind={port}")]);
+    let node = TestNode::start(&[&format!("-metricsbind={port}"), "-dbcache=16"]);
     assert_eq!(node.metricsport, Some(port));
     node.cli(&["getconnectioncount"]).ok();
     node.cli(&["setban", "1.2.3.4", "add"]).ok();
@@ -53,6 +53,9 @@ fn metrics_pass_promtool_and_cover_the_reference_set() {
         "bsv_relay_rpc_requests_total{method=\"getconnectioncount\",result=\"ok\"} 1",
         "bsv_relay_rpc_requests_total{method=\"unknown\",result=\"error\"} 1",
         "bsv_relay_rpc_request_duration_seconds_bucket",
+        // -dbcache=16: seven eighths of 16 MiB for coins.
+        "bsv_relay_utxo_cache_bytes{kind=\"limit\"} 14680064",
+        "bsv_relay_utxo_cache_flushes_total ",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_open_fds",

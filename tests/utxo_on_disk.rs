@@ -151,11 +151,24 @@ fn utxo_child() {
         let block = block_at(&prev, height + 1, &fan_txids);
         let update = state.accept_block(Arc::new(block.clone()), &verifier).expect("child connects");
         assert!(update.invalid.is_empty(), "{:?}", update.invalid);
+        let cache = state.coins_cache_stats();
+        assert!(
+            cache.bytes <= cache.limit,
+            "after block {}: cache {} bytes over its bound {}",
+            height + 1,
+            cache.bytes,
+            cache.limit
+        );
         height += 1;
         prev = block.header;
         println!("connected {height} rss_kb {}", rss_kb("VmRSS:"));
     }
+    let before = state.coins_cache_stats();
     state.flush().expect("flush");
+    let after = state.coins_cache_stats();
+    assert_eq!(after.flushes, before.flushes + 1, "the final flush is counted");
+    assert!(after.flushed_entries >= before.flushed_entries + before.dirty as u64, "{before:?} then {after:?}");
+    assert_eq!(after.dirty, 0, "nothing left to write: {after:?}");
     println!("done peak_rss_kb {}", rss_kb("VmHWM:"));
 }
 

@@ -38,6 +38,8 @@ pub use headers::{AcceptedHeader, BlockRef, HeaderEntry, HeaderError, HeaderStat
 pub use params::{ChainParams, Network};
 pub use pow::{block_work, check_proof_of_work, next_work_required, ChainView, HeaderInfo};
 pub use presync::{HeadersSync, SyncError, SyncProgress};
-pub use state::{ChainError, ChainOptions, ChainState, ChainTip, ChainUpdate, SharedHeaders, TipStatus};
+pub use state::{
+    ChainError, ChainOptions, ChainState, ChainTip, ChainUpdate, CoinsCacheStats, SharedHeaders, TipStatus,
+};
 pub use uint256::U256;
 pub use utxo::{BlockUndo, ConnectError, StagedBlock, UtxoSet, UtxoStats};

@@ -30,7 +30,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -232,6 +232,23 @@ pub struct ChainState {
     writer: Mutex<Writer>,
     /// Latched once the tip is recent: SV Node never returns to initial block download.
     synced: AtomicBool,
+    /// Flushes of the coins cache since start, and the entries they wrote.
+    flushes: AtomicU64,
+    flushed_entries: AtomicU64,
+}
+
+/// What the coins cache holds and has written, for metrics ([`ChainState::coins_cache_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoinsCacheStats {
+    /// Bytes the cache holds, and its bound (`-dbcache`'s share for coins).
+    pub bytes: usize,
+    pub limit: usize,
+    /// Entries held, and those a flush would write.
+    pub entries: usize,
+    pub dirty: usize,
+    /// Flushes since start, and the entries (changed and spent coins) they wrote.
+    pub flushes: u64,
+    pub flushed_entries: u64,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -329,6 +346,8 @@ impl ChainState {
             have_data: RwLock::new(have_data),
             validated: RwLock::new(HashSet::new()),
             writer: Mutex::new(Writer { poisoned: None, since_durable: 0, last_flush: Instant::now() }),
+            flushes: AtomicU64::new(0),
+            flushed_entries: AtomicU64::new(0),
             synced: AtomicBool::new(false),
         };
         // Blocks stored but not connected before a restart are connected by `activate`, which the
@@ -790,9 +809,26 @@ impl ChainState {
         })?;
         w.last_flush = Instant::now();
         w.since_durable = 0;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flushed_entries.fetch_add(written as u64, Ordering::Relaxed);
         let (cached, limit) = self.utxo.cache_usage();
         tracing::debug!(written, cached, limit, ms = started.elapsed().as_millis() as u64, "coins cache flushed");
         Ok(())
+    }
+
+    /// The coins cache's size, bound and flushes (takes the cache's read lock briefly; call it off
+    /// the async runtime, as the block thread does after each block).
+    pub fn coins_cache_stats(&self) -> CoinsCacheStats {
+        let (bytes, limit) = self.utxo.cache_usage();
+        let (entries, dirty) = self.utxo.cache_entries();
+        CoinsCacheStats {
+            bytes,
+            limit,
+            entries,
+            dirty,
+            flushes: self.flushes.load(Ordering::Relaxed),
+            flushed_entries: self.flushed_entries.load(Ordering::Relaxed),
+        }
     }
 
     /// Writes the coins cache and makes everything committed so far durable (at shutdown; dropping

@@ -347,6 +347,13 @@ impl UtxoSet {
         (inner.cache.usage(), inner.cache.limit())
     }
 
+    /// Entries in the cache (spent ones waiting for a flush included) and how many of them a flush
+    /// would write.
+    pub fn cache_entries(&self) -> (usize, usize) {
+        let inner = self.read();
+        (inner.cache.entries(), inner.cache.dirty_len())
+    }
+
     /// What the whole set would take in the cache, in bytes (compare with `cache_usage`).
     pub fn whole_set_bytes(&self) -> u64 {
         let s = self.read().stats;

@@ -92,6 +92,7 @@ impl BlockProcessor {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> BlockProcessor {
         let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
+        metrics.coins_cache.publish(&chain.coins_cache_stats());
         std::thread::Builder::new()
             .name("blocks".into())
             .spawn(move || {
@@ -122,6 +123,7 @@ impl BlockProcessor {
                         metrics.chain_block_height.set(i64::from(height));
                         metrics.chain_best_block_time.set(i64::from(chain.tip_header().time));
                     }
+                    metrics.coins_cache.publish(&chain.coins_cache_stats());
                     if let Some(reply) = reply {
                         let outcome = match &result {
                             Ok(u) => Ok(u.clone()),
