@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use super::coins_db::CoinsDb;
 use super::utxo::BlockUndo;
-use crate::wire::{BlockHash, BlockHeader, Decodable, Encodable, Hash256, Reader};
+use crate::wire::{Block, BlockHash, BlockHeader, Decodable, Encodable, Hash256, Reader};
 
 /// Raw blocks as received, by hash.
 const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blocks");
@@ -149,12 +149,25 @@ impl BlockStore {
         Ok(txn)
     }
 
-    /// Stores a block's bytes and its index entry (status: have data).
-    pub fn put_block(&self, hash: &BlockHash, height: u32, header: &BlockHeader, raw: &[u8]) -> Result<(), StoreError> {
+    /// Stores a block's bytes and its index entry (status: have data). The bytes are written from
+    /// the transactions' own buffers straight into the space redb reserves for them: no serialized
+    /// copy of the block is made on the way.
+    pub fn put_block(&self, hash: &BlockHash, height: u32, block: &Block) -> Result<(), StoreError> {
+        let parts = block.payload_parts();
+        let len = parts.iter().map(Bytes::len).sum();
         let txn = self.begin(false)?;
         {
-            txn.open_table(BLOCKS)?.insert(&hash.0, raw)?;
-            let entry = IndexEntry { height, status: STATUS_HAVE_DATA, header: *header };
+            let mut blocks = txn.open_table(BLOCKS)?;
+            let mut value = blocks.insert_reserve(&hash.0, len)?;
+            let mut rest: &mut [u8] = value.as_mut();
+            for part in &parts {
+                let (this, tail) = rest.split_at_mut(part.len());
+                this.copy_from_slice(part);
+                rest = tail;
+            }
+            drop(value);
+            drop(blocks);
+            let entry = IndexEntry { height, status: STATUS_HAVE_DATA, header: block.header };
             txn.open_table(INDEX)?.insert(&hash.0, &entry.encode()[..])?;
         }
         txn.commit()?;
