@@ -750,11 +750,15 @@ async fn write_loop(
         let written = match (&mut encoder, frame) {
             (Some(encoder), Outgoing::Frame(frame)) => writer.write_all(&encoder.encode(&frame)).await,
             (Some(encoder), Outgoing::Parts(parts)) => {
-                // v2 encrypts into fresh packets anyway: the pieces are joined for the sealer.
-                let mut frame = Vec::with_capacity(len);
-                parts.iter().for_each(|p| frame.extend_from_slice(p));
-                drop(parts);
-                writer.write_all(&encoder.encode(&frame)).await
+                let mut packets = encoder.encode_parts(parts);
+                let mut written = Ok(());
+                while let Some(packet) = packets.next_packet() {
+                    written = writer.write_all(&packet).await;
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                written
             }
             (None, Outgoing::Frame(frame)) => writer.write_all(&frame).await,
             (None, Outgoing::Parts(parts)) => write_parts(&mut writer, parts).await,
