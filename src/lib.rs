@@ -27,7 +27,8 @@
 //! - [`relay::block_processor`]: one thread that connects blocks (from peers, `submitblock` and the
 //!   regtest miner) to the [`chain::ChainState`] in arrival order, with the mempool held still
 //!   through an exclusive gate while the UTXO set and the mempool change together; the chain state
-//!   keeps blocks, undo data and the UTXO set in one redb file, the coins behind a write-back
+//!   keeps blocks, undo data and the UTXO set in one redb file (blocks of 16 MiB or more in files
+//!   of their own beside it, so redb never buffers a second copy), the coins behind a write-back
 //!   cache bounded by `-dbcache` and flushed with their tip in one transaction.
 //! - [`rpc`] (JSON-RPC for `bitcoin-cli`) and the `/metrics` listener read the shared state; RPC
 //!   submissions go through the same queues as peers' messages.

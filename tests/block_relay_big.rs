@@ -112,9 +112,12 @@ fn a_100_mb_block_from_sv_node_relays_through_bsv_relay_to_another_sv_node() {
         (peak.saturating_sub(rss_before) * 1000) as f64 / size as f64,
         mb(after),
     );
-    // The bound the README states: the block held a few times over while it is received, rebuilt,
-    // stored and served, plus a fixed overhead; never proportional to anything a peer controls.
-    assert!(peak.saturating_sub(rss_before) * 1000 < 6 * size, "peak growth within 6x the block");
+    // The bound the README states: the block once (the buffer it arrived in, which its parsed
+    // transactions, its file in the store and every peer it is sent to share), plus its parsed
+    // transactions and a fixed overhead; never proportional to anything a peer only announces.
+    // Measured 0.99x here (100 transactions: their parsed form is a few kB); 1.5x leaves room for
+    // allocator and thread noise, and fails if any second copy of the block comes back.
+    assert!(peak.saturating_sub(rss_before) * 1000 * 2 < 3 * size, "peak growth within 1.5x the block");
 
     for sv in [&a, &b] {
         let peers = sv.peers_with_ua("/bsv-relay:");

@@ -495,7 +495,7 @@ impl ChainState {
             }
             return Err(e.into());
         }
-        self.store.put_block(&hash, height, &block.header, &block_bytes(&block))?;
+        self.store.put_block(&hash, height, &block)?;
         write(&self.have_data).insert(hash);
         self.activate_locked(&mut w, Some(block), verifier)
     }

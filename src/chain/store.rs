@@ -1,5 +1,6 @@
 //! The chain on disk: raw blocks, the block index, undo data and the UTXO set, in one redb file
-//! (`<netdir>/chainstate.redb`).
+//! (`<netdir>/chainstate.redb`), except that a block of [`FILE_BLOCK_MIN`] bytes or more is kept in
+//! a file of its own (`<netdir>/blocks/<hash>.blk`) and recorded in the database with an empty value.
 //!
 //! What it guarantees: every write is one redb transaction, so after a crash (`kill -9` at any
 //! moment) the file holds exactly the state after some committed transaction. The coins are
@@ -8,6 +9,10 @@
 //! data only; blocks connected after the last flush are connected again from their stored bytes
 //! at the next start. Blocks are written when they arrive, before they are connected; a block
 //! whose bytes are stored is never downloaded again.
+//!
+//! A block file is written in full and synced, under a temporary name renamed into place, before
+//! the transaction that records it commits: a crash leaves at most an unreferenced file (written
+//! again if the block comes again), never a reference to a missing or partial one.
 //!
 //! Durability: a commit with [`Durability::Immediate`] is on disk when it returns (an fsync);
 //! [`Durability::None`] commits are consistent but only reach the disk with the next immediate
@@ -18,7 +23,8 @@
 //! What it must not do: decide anything. Validation and the choice of the active chain belong to
 //! [`super::state`]; this module stores and loads.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,7 +33,7 @@ use thiserror::Error;
 
 use super::coins_db::CoinsDb;
 use super::utxo::BlockUndo;
-use crate::wire::{BlockHash, BlockHeader, Decodable, Encodable, Hash256, Reader};
+use crate::wire::{Block, BlockHash, BlockHeader, Decodable, Encodable, Hash256, Reader};
 
 /// Raw blocks as received, by hash.
 const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blocks");
@@ -41,6 +47,17 @@ pub(super) const COINS: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 pub(super) const TIP_KEY: &str = "tip";
+
+/// Blocks at least this large are stored in a file of their own rather than in the database. redb
+/// holds a value it writes in its page buffer until the next durable commit, which for a big block
+/// is a second copy in memory beside the one being validated (100 MB more for a 100 MB block); a
+/// file goes through the kernel's page cache instead. 16 MiB keeps every ordinary block in the one
+/// database file, and bounds what a block below it can add to memory on the way to the disk.
+pub const FILE_BLOCK_MIN: usize = 16 << 20;
+/// Folder of the block files, beside the database file.
+const BLOCKS_DIR: &str = "blocks";
+/// Gathers a block's small transactions into writes of this size.
+const FILE_WRITE_BUFFER: usize = 64 * 1024;
 const INDEX_VALUE_LEN: usize = 4 + 1 + 80;
 
 /// The block's bytes are stored.
@@ -56,6 +73,8 @@ pub enum StoreError {
     Db(String),
     #[error("chain database is corrupt: {0}")]
     Corrupt(String),
+    #[error("block file {path}: {source}")]
+    File { path: String, source: std::io::Error },
 }
 
 /// Every redb error type becomes a `Db` error with its message (they share no common type).
@@ -99,6 +118,9 @@ impl IndexEntry {
 /// The on-disk chain.
 pub struct BlockStore {
     db: Arc<Database>,
+    /// Where blocks of `file_block_min` bytes or more go; `None` in memory (every block in redb).
+    blocks_dir: Option<PathBuf>,
+    file_block_min: usize,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -112,11 +134,23 @@ impl BlockStore {
     /// (redb's own default, 1 GiB, would be outside `-dbcache`). redb repairs an interrupted write
     /// on open.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<BlockStore, StoreError> {
+        Self::open_with_file_min(path, cache_bytes, FILE_BLOCK_MIN)
+    }
+
+    /// [`Self::open`] with the size from which blocks go to files (tests store small ones there).
+    pub fn open_with_file_min(
+        path: &Path,
+        cache_bytes: usize,
+        file_block_min: usize,
+    ) -> Result<BlockStore, StoreError> {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)
             .map_err(|e| StoreError::Open { path: path.display().to_string(), source: Box::new(e) })?;
-        Self::init(db)
+        let mut store = Self::init(db)?;
+        store.blocks_dir = Some(path.parent().unwrap_or(Path::new(".")).join(BLOCKS_DIR));
+        store.file_block_min = file_block_min;
+        Ok(store)
     }
 
     /// A store that lives in memory, for tests and benchmarks.
@@ -135,7 +169,7 @@ impl BlockStore {
         txn.open_table(COINS)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(BlockStore { db: Arc::new(db) })
+        Ok(BlockStore { db: Arc::new(db), blocks_dir: None, file_block_min: usize::MAX })
     }
 
     /// The coin table, for the UTXO set's cache.
@@ -149,12 +183,35 @@ impl BlockStore {
         Ok(txn)
     }
 
-    /// Stores a block's bytes and its index entry (status: have data).
-    pub fn put_block(&self, hash: &BlockHash, height: u32, header: &BlockHeader, raw: &[u8]) -> Result<(), StoreError> {
+    /// Stores a block's bytes and its index entry (status: have data). The bytes are written from
+    /// the transactions' own buffers, to the block's file or straight into the space redb reserves
+    /// for them: no serialized copy of the block is made on the way.
+    pub fn put_block(&self, hash: &BlockHash, height: u32, block: &Block) -> Result<(), StoreError> {
+        let parts = block.payload_parts();
+        let len = parts.iter().map(Bytes::len).sum();
+        let in_file = match &self.blocks_dir {
+            Some(dir) if len >= self.file_block_min => {
+                write_block_file(dir, hash, &parts)?;
+                true
+            }
+            _ => false,
+        };
         let txn = self.begin(false)?;
         {
-            txn.open_table(BLOCKS)?.insert(&hash.0, raw)?;
-            let entry = IndexEntry { height, status: STATUS_HAVE_DATA, header: *header };
+            let mut blocks = txn.open_table(BLOCKS)?;
+            if in_file {
+                blocks.insert(&hash.0, &[][..])?;
+            } else {
+                let mut value = blocks.insert_reserve(&hash.0, len)?;
+                let mut rest: &mut [u8] = value.as_mut();
+                for part in &parts {
+                    let (this, tail) = rest.split_at_mut(part.len());
+                    this.copy_from_slice(part);
+                    rest = tail;
+                }
+            }
+            drop(blocks);
+            let entry = IndexEntry { height, status: STATUS_HAVE_DATA, header: block.header };
             txn.open_table(INDEX)?.insert(&hash.0, &entry.encode()[..])?;
         }
         txn.commit()?;
@@ -164,7 +221,20 @@ impl BlockStore {
     pub fn block(&self, hash: &BlockHash) -> Result<Option<Bytes>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
-        Ok(table.get(&hash.0)?.map(|v| Bytes::copy_from_slice(v.value())))
+        let Some(v) = table.get(&hash.0)? else { return Ok(None) };
+        // A real block is at least 81 bytes: an empty value says the block is in its file.
+        match (v.value().is_empty(), &self.blocks_dir) {
+            (false, _) => Ok(Some(Bytes::copy_from_slice(v.value()))),
+            (true, Some(dir)) => {
+                let path = block_file(dir, hash);
+                std::fs::read(&path)
+                    .map(|raw| Some(Bytes::from(raw)))
+                    .map_err(|source| StoreError::File { path: path.display().to_string(), source })
+            }
+            (true, None) => {
+                Err(StoreError::Corrupt(format!("block {hash} is recorded as a file in a store without files")))
+            }
+        }
     }
 
     /// Sets or clears the invalid flag of indexed blocks (headers without data are not stored).
@@ -238,6 +308,32 @@ impl BlockStore {
     }
 }
 
+fn block_file(dir: &Path, hash: &BlockHash) -> PathBuf {
+    dir.join(format!("{hash}.blk"))
+}
+
+/// Writes a block's file: whole and synced under a temporary name, then renamed into place and the
+/// folder synced, so the name only ever refers to a complete block.
+fn write_block_file(dir: &Path, hash: &BlockHash, parts: &[Bytes]) -> Result<(), StoreError> {
+    let path = block_file(dir, hash);
+    let tmp = dir.join(format!("{hash}.blk.tmp"));
+    let err = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| StoreError::File { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let file = std::fs::File::create(&tmp).map_err(err(&tmp))?;
+    let mut out = std::io::BufWriter::with_capacity(FILE_WRITE_BUFFER, file);
+    for part in parts {
+        out.write_all(part).map_err(err(&tmp))?;
+    }
+    let file = out.into_inner().map_err(|e| err(&tmp)(e.into_error()))?;
+    file.sync_data().map_err(err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(err(&path))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +361,30 @@ mod tests {
         assert_eq!(coins.coins(&[a]).expect("coins"), vec![None]);
         coins.clear().expect("clear");
         assert_eq!(store.tip().expect("tip"), None);
+    }
+
+    #[test]
+    fn a_block_above_the_file_size_is_kept_in_its_file_and_read_back_after_reopening() {
+        let dir =
+            std::env::temp_dir().join(format!("bsv-relay-store-{}-{}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = dir.join("chainstate.redb");
+        let genesis = crate::params::Network::Regtest.params().genesis_block();
+        let raw = crate::chain::state::block_bytes(&genesis);
+        let (small, big) = (Hash256([1; 32]), genesis.hash());
+        {
+            let store = BlockStore::open_with_file_min(&db, 1 << 20, raw.len()).expect("open");
+            store.put_block(&big, 0, &genesis).expect("put");
+            assert!(dir.join(BLOCKS_DIR).join(format!("{big}.blk")).exists());
+            let short = Block::new(genesis.header, Vec::new());
+            store.put_block(&small, 1, &short).expect("put");
+            assert!(!dir.join(BLOCKS_DIR).join(format!("{small}.blk")).exists(), "below the size: in the database");
+        }
+        let store = BlockStore::open_with_file_min(&db, 1 << 20, raw.len()).expect("reopen");
+        assert_eq!(store.block(&big).expect("read").as_deref(), Some(&raw[..]));
+        assert_eq!(store.block(&small).expect("read").map(|b| b.len()), Some(81));
+        std::fs::remove_file(dir.join(BLOCKS_DIR).join(format!("{big}.blk"))).expect("remove");
+        assert!(matches!(store.block(&big), Err(StoreError::File { .. })), "a missing file is an error, not a panic");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -37,6 +37,15 @@ use tracing::{debug, info};
 /// claimed-but-unsent payload never reserves much more than has arrived.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Payloads at least this large are queued as their own buffer behind a separate header instead
+/// of being copied into one frame; smaller ones (transactions, the hot path) are copied, which
+/// costs less than the extra allocation.
+const SHARED_PAYLOAD_MIN: usize = 64 * 1024;
+
+/// Pieces of a frame smaller than this are gathered into one write; larger ones are written from
+/// their own buffer. Bounds the copy made for writing, and the system calls, per frame.
+const WRITE_GATHER: usize = 64 * 1024;
+
 /// How long a closing connection may take to flush what is already queued.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
 
@@ -103,6 +112,28 @@ pub enum PeerEvent {
     },
 }
 
+/// A frame queued for writing: one buffer, or its header followed by payload pieces that share the
+/// buffers they came from (a block's transactions, a stored block), so the payload of a big block
+/// is not copied for each peer it is sent to.
+#[derive(Debug)]
+pub enum Outgoing {
+    Frame(Bytes),
+    Parts(Vec<Bytes>),
+}
+
+impl Outgoing {
+    pub fn len(&self) -> usize {
+        match self {
+            Outgoing::Frame(f) => f.len(),
+            Outgoing::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A handle that queues frames for one peer; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PeerSender {
@@ -110,7 +141,7 @@ pub struct PeerSender {
     /// The connection speaks v2, whose packets carry their own authentication: frames queued for
     /// it skip the v1 checksum (a sha256d of every payload: tens of milliseconds for a large block).
     v2: bool,
-    tx: mpsc::UnboundedSender<(&'static str, Bytes)>,
+    tx: mpsc::UnboundedSender<(&'static str, Outgoing)>,
     queued: Arc<AtomicUsize>,
     max: usize,
     overflow: Arc<Notify>,
@@ -122,6 +153,9 @@ impl PeerSender {
     /// Queues `msg`. Returns false, and tells the connection to close, if the peer's queue is over
     /// its byte limit (the peer is not reading).
     pub fn send(&self, msg: &Message) -> bool {
+        if let Some(parts) = crate::wire::encode_frame_parts(self.magic, msg, !self.v2) {
+            return self.send_outgoing(crate::metrics::command_label(msg.command()), Outgoing::Parts(parts));
+        }
         if self.v2 && msg.command_label() != "other" {
             let mut payload = Vec::new();
             msg.encode_payload(&mut payload);
@@ -131,7 +165,7 @@ impl PeerSender {
         self.send_frame(crate::metrics::command_label(msg.command()), frame)
     }
 
-    /// Queues a message whose payload is already serialized (a stored block), framing it here.
+    /// Queues a message whose payload is already serialized (a mempool transaction), framing it here.
     pub fn send_payload(&self, command: &'static str, payload: &[u8]) -> bool {
         let cmd = crate::wire::Command::new(command).expect("callers pass protocol command names");
         let checksum = if self.v2 { 0 } else { crate::wire::Hash256(crate::wire::hash::sha256d(payload)).checksum() };
@@ -139,8 +173,23 @@ impl PeerSender {
         self.send_frame(crate::metrics::command_label(command), Bytes::from(frame))
     }
 
+    /// Queues a serialized payload held in a shared buffer (a stored block). A large one is queued
+    /// as it is behind its own header, not copied into a frame.
+    pub fn send_shared_payload(&self, command: &'static str, payload: &Bytes) -> bool {
+        if payload.len() < SHARED_PAYLOAD_MIN {
+            return self.send_payload(command, payload);
+        }
+        let cmd = crate::wire::Command::new(command).expect("callers pass protocol command names");
+        let parts = crate::wire::frame::frame_parts(self.magic, cmd, vec![payload.clone()], !self.v2);
+        self.send_outgoing(crate::metrics::command_label(command), Outgoing::Parts(parts))
+    }
+
     /// Queues an already encoded frame (to send the same bytes to many peers).
     pub fn send_frame(&self, command: &'static str, frame: Bytes) -> bool {
+        self.send_outgoing(command, Outgoing::Frame(frame))
+    }
+
+    fn send_outgoing(&self, command: &'static str, frame: Outgoing) -> bool {
         let len = frame.len();
         if self.queued.fetch_add(len, Ordering::AcqRel) + len > self.max {
             self.queued.fetch_sub(len, Ordering::AcqRel);
@@ -408,6 +457,7 @@ impl Connection {
                     if let Some(reason) = self.drain(&mut decoder, &mut buf, now, &mut lifted).await {
                         return reason;
                     }
+                    release_spent_buffer(&mut buf);
                     partial_since = if decoder.in_progress(&buf) { partial_since.or(Some(now)) } else { None };
                 }
                 command = commands.recv() => match command {
@@ -639,10 +689,43 @@ impl Connection {
     }
 }
 
+/// After a large frame was taken off the front of `buf`, what is left shares that frame's
+/// allocation, and so would every small message read after it: one transaction kept in the
+/// mempool would keep a whole block's buffer alive. The few bytes left are moved to a fresh buffer
+/// instead. While a large frame is still arriving its bytes fill most of the capacity (the buffer
+/// grows by doubling), so this never copies a frame in progress.
+fn release_spent_buffer(buf: &mut BytesMut) {
+    if buf.capacity() > 4 * READ_CHUNK && buf.len() <= READ_CHUNK {
+        *buf = BytesMut::from(&buf[..]);
+    }
+}
+
+/// Writes a frame's pieces in order: small ones gathered into one write of at most
+/// [`WRITE_GATHER`] bytes, large ones from their own buffers. Each piece is released as soon as it
+/// is written, so a block sent to a slow peer does not keep buffers alive it no longer needs.
+async fn write_parts(writer: &mut tokio::net::tcp::OwnedWriteHalf, parts: Vec<Bytes>) -> std::io::Result<()> {
+    let mut gather = Vec::new();
+    for part in parts {
+        if gather.len() + part.len() > WRITE_GATHER && !gather.is_empty() {
+            writer.write_all(&gather).await?;
+            gather.clear();
+        }
+        if part.len() >= WRITE_GATHER {
+            writer.write_all(&part).await?;
+        } else {
+            gather.extend_from_slice(&part);
+        }
+    }
+    if !gather.is_empty() {
+        writer.write_all(&gather).await?;
+    }
+    Ok(())
+}
+
 async fn write_loop(
     mut writer: tokio::net::tcp::OwnedWriteHalf,
     mut encoder: Option<PacketEncoder>,
-    mut rx: mpsc::UnboundedReceiver<(&'static str, Bytes)>,
+    mut rx: mpsc::UnboundedReceiver<(&'static str, Outgoing)>,
     queued: Arc<AtomicUsize>,
     closing: Arc<Notify>,
     id: PeerId,
@@ -663,18 +746,28 @@ async fn write_loop(
             }
         };
         let Some((command, frame)) = next else { break };
-        let written = match &mut encoder {
-            Some(encoder) => {
-                let packets = encoder.encode(&frame);
-                writer.write_all(&packets).await
+        let len = frame.len();
+        let written = match (&mut encoder, frame) {
+            (Some(encoder), Outgoing::Frame(frame)) => writer.write_all(&encoder.encode(&frame)).await,
+            (Some(encoder), Outgoing::Parts(parts)) => {
+                let mut packets = encoder.encode_parts(parts);
+                let mut written = Ok(());
+                while let Some(packet) = packets.next_packet() {
+                    written = writer.write_all(&packet).await;
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                written
             }
-            None => writer.write_all(&frame).await,
+            (None, Outgoing::Frame(frame)) => writer.write_all(&frame).await,
+            (None, Outgoing::Parts(parts)) => write_parts(&mut writer, parts).await,
         };
         if written.is_err() {
             break;
         }
-        let len = frame.len() as u64;
-        queued.fetch_sub(frame.len(), Ordering::AcqRel);
+        queued.fetch_sub(len, Ordering::AcqRel);
+        let len = len as u64;
         shared.metrics.send_queue_bytes.sub(len as i64);
         shared.metrics.record_sent(command, len);
         shared.registry.record_sent(len);

@@ -345,7 +345,7 @@ impl Relay {
             None => {
                 if let Some(raw) = chain.block_bytes(hash) {
                     if let Some(peer) = self.peers.get(&id) {
-                        peer.sender.send_payload("block", &raw);
+                        peer.sender.send_shared_payload("block", &raw);
                     }
                 }
             }
@@ -366,7 +366,7 @@ impl Relay {
             },
             (None, Some(_)) => {
                 if let (Some(raw), Some(peer)) = (chain.block_bytes(&hash), self.peers.get(&id)) {
-                    peer.sender.send_payload("block", &raw);
+                    peer.sender.send_shared_payload("block", &raw);
                 }
                 return;
             }

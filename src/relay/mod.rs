@@ -293,7 +293,7 @@ impl Relay {
                     match item.kind {
                         inv_type::BLOCK => match ctx.chain.block_bytes(&item.hash) {
                             Some(raw) => {
-                                peer.sender.send_payload("block", &raw);
+                                peer.sender.send_shared_payload("block", &raw);
                             }
                             None => missing.push(*item),
                         },

@@ -96,6 +96,18 @@ impl Block {
         merkle_root(self.transactions.iter().map(Transaction::txid).collect())
     }
 
+    /// The serialized block as pieces: the header and transaction count, then each transaction's
+    /// own bytes (shared, not copied), for writing it to a socket or the store.
+    pub fn payload_parts(&self) -> Vec<bytes::Bytes> {
+        let mut head = Vec::with_capacity(HEADER_LEN + 9);
+        self.header.consensus_encode(&mut head);
+        write_compact_size(&mut head, self.transactions.len() as u64);
+        let mut parts = Vec::with_capacity(1 + self.transactions.len());
+        parts.push(bytes::Bytes::from(head));
+        parts.extend(self.transactions.iter().map(|tx| tx.raw().clone()));
+        parts
+    }
+
     /// Serialized size in bytes.
     pub fn size(&self) -> usize {
         HEADER_LEN

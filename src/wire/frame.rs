@@ -9,7 +9,7 @@
 //! already-validated header promised.
 
 use super::error::DecodeError;
-use super::hash::{sha256d, Hash256};
+use super::hash::{sha256d, sha256d_parts, Hash256};
 use super::message::{Command, Limits, Message};
 use bytes::{Bytes, BytesMut};
 
@@ -197,8 +197,20 @@ pub fn encode_frame(magic: [u8; 4], msg: &Message) -> Vec<u8> {
 
 /// Encodes a frame from its parts.
 pub fn frame_bytes(magic: [u8; 4], command: Command, payload: &[u8], checksum: u32) -> Vec<u8> {
-    let len = payload.len() as u64;
     let mut out = Vec::with_capacity(EXT_HEADER_LEN + payload.len());
+    write_header(&mut out, magic, command, payload.len() as u64, checksum);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The header of a frame whose payload of `len` bytes is sent separately (see [`encode_frame_parts`]).
+pub fn frame_header(magic: [u8; 4], command: Command, len: u64, checksum: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(EXT_HEADER_LEN);
+    write_header(&mut out, magic, command, len, checksum);
+    out
+}
+
+fn write_header(out: &mut Vec<u8>, magic: [u8; 4], command: Command, len: u64, checksum: u32) {
     out.extend_from_slice(&magic);
     if len > MAX_BASIC_PAYLOAD {
         out.extend_from_slice(&Command::new(EXTMSG).expect("valid").to_wire());
@@ -211,6 +223,27 @@ pub fn frame_bytes(magic: [u8; 4], command: Command, payload: &[u8], checksum: u
         out.extend_from_slice(&(len as u32).to_le_bytes());
         out.extend_from_slice(&checksum.to_le_bytes());
     }
-    out.extend_from_slice(payload);
-    out
+}
+
+/// Encodes a message that carries whole transactions (`block`, `blocktxn`) as the pieces of its
+/// frame: the header, then payload pieces that are the transactions' own buffers, so a block is
+/// sent to any number of peers without a copy of its bytes. `None` for any other message (encode
+/// it with [`encode_frame`]). With `checksum` false the header's checksum is left zero (a v2
+/// connection drops the v1 header and authenticates its packets itself).
+pub fn encode_frame_parts(magic: [u8; 4], msg: &Message, checksum: bool) -> Option<Vec<Bytes>> {
+    let payload = msg.payload_parts()?;
+    Some(frame_parts(
+        magic,
+        Command::new(msg.command()).expect("message commands are valid command names"),
+        payload,
+        checksum,
+    ))
+}
+
+/// A frame as its header followed by `payload`'s pieces (see [`encode_frame_parts`]).
+pub fn frame_parts(magic: [u8; 4], command: Command, mut payload: Vec<Bytes>, checksum: bool) -> Vec<Bytes> {
+    let len: u64 = payload.iter().map(|p| p.len() as u64).sum();
+    let checksum = if checksum { Hash256(sha256d_parts(payload.iter().map(|p| &p[..]))).checksum() } else { 0 };
+    payload.insert(0, Bytes::from(frame_header(magic, command, len, checksum)));
+    payload
 }

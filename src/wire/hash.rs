@@ -47,6 +47,16 @@ pub fn sha256d(data: &[u8]) -> [u8; 32] {
     Sha256::digest(first).into()
 }
 
+/// sha256d of the concatenation of `parts`, without concatenating them (the checksum of a frame
+/// sent as pieces that share the buffers of the transactions it carries).
+pub fn sha256d_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut first = Sha256::new();
+    for part in parts {
+        first.update(part);
+    }
+    Sha256::digest(first.finalize()).into()
+}
+
 /// Single sha256.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()

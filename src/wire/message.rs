@@ -255,6 +255,25 @@ impl Message {
         }
     }
 
+    /// The payload of a message that carries whole transactions (`block`, `blocktxn`) as pieces
+    /// sharing the transactions' buffers ([`Block::payload_parts`]); `None` for the others, whose
+    /// payloads are small or built fresh anyway.
+    pub fn payload_parts(&self) -> Option<Vec<Bytes>> {
+        match self {
+            Message::Block(b) => Some(b.payload_parts()),
+            Message::BlockTxn(t) => {
+                let mut head = Vec::with_capacity(32 + 9);
+                head.extend_from_slice(&t.block_hash.0);
+                write_compact_size(&mut head, t.transactions.len() as u64);
+                let mut parts = Vec::with_capacity(1 + t.transactions.len());
+                parts.push(Bytes::from(head));
+                parts.extend(t.transactions.iter().map(|tx| tx.raw().clone()));
+                Some(parts)
+            }
+            _ => None,
+        }
+    }
+
     /// Decodes the payload of a message with this command. `payload_hash`, if known, is sha256d of
     /// the whole payload, reused as the txid of a `tx` message. The payload must be consumed exactly,
     /// except by the messages whose trailing fields are optional or forward-compatible.

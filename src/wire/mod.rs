@@ -21,7 +21,7 @@ pub mod tx;
 pub use block::{merkle_root, Block, BlockHeader};
 pub use encode::{Decodable, Encodable, Reader};
 pub use error::DecodeError;
-pub use frame::{encode_frame, Frame, FrameDecoder, FrameHeader};
+pub use frame::{encode_frame, encode_frame_parts, Frame, FrameDecoder, FrameHeader};
 pub use hash::{BlockHash, Hash256, TxId};
 pub use inv::{inv_type, InvItem};
 pub use message::{Command, Limits, Message};

@@ -127,6 +127,32 @@ pub fn seal_message(sealer: &mut PacketSealer, command: &[u8; 12], payload: &[u8
     }
 }
 
+/// What comes before the payload in a message's packet contents: its type (a one-byte id, or a
+/// zero and the 12-byte name), and for a message too large for one packet the `extmsg` type, the
+/// real command and the 64-bit length. The contents of a message's packets are this followed by
+/// the payload, cut every [`MAX_CONTENTS`] bytes (what [`seal_message`] produces).
+pub fn message_prefix(command: &[u8; 12], payload_len: usize) -> Vec<u8> {
+    let name_len = command.iter().position(|b| *b == 0).unwrap_or(12);
+    let id = std::str::from_utf8(&command[..name_len]).ok().and_then(short_id);
+    let type_len = if id.is_some() { 1 } else { LONG_TYPE_LEN };
+    let mut prefix = Vec::with_capacity(LONG_TYPE_LEN + EXT_FIELDS_LEN);
+    if type_len + payload_len <= MAX_CONTENTS {
+        match id {
+            Some(id) => prefix.push(id),
+            None => {
+                prefix.push(0);
+                prefix.extend_from_slice(command);
+            }
+        }
+    } else {
+        prefix.push(0);
+        prefix.extend_from_slice(&Command::new(EXTMSG).expect("valid").to_wire());
+        prefix.extend_from_slice(command);
+        prefix.extend_from_slice(&(payload_len as u64).to_le_bytes());
+    }
+    prefix
+}
+
 /// A large message being received.
 struct Partial {
     command: Option<Command>,

@@ -7,10 +7,10 @@
 //! largest message our limits allow; the buffer then grows only with bytes that arrive.
 
 use super::cipher::{AuthError, PacketOpener, PacketSealer, IGNORE_BIT, LENGTH_LEN, MAX_CONTENTS, TAG_LEN};
-use super::messages::{seal_message, split_v1_frame, Assembler, MessageError};
+use super::messages::{message_prefix, seal_message, split_v1_frame, Assembler, MessageError};
 use crate::wire::frame::Frame;
 use crate::wire::Limits;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 /// Why a v2 stream cannot go on; each ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,12 +130,62 @@ impl PacketEncoder {
         out
     }
 
+    /// The packets carrying a frame queued as pieces (its header first, then the payload's pieces),
+    /// made one at a time as [`PartsPackets::next_packet`] is called: a big block is never joined or
+    /// encrypted whole, only one packet's contents (at most 16 MiB) beside the pieces it shares.
+    /// The packets are the same as [`Self::encode`] makes from the joined frame.
+    pub fn encode_parts(&mut self, mut parts: Vec<Bytes>) -> PartsPackets<'_> {
+        let (command, _) = split_v1_frame(&parts[0]);
+        let payload_len: usize = parts[1..].iter().map(Bytes::len).sum();
+        let prefix = message_prefix(command, payload_len);
+        let remaining = prefix.len() + payload_len;
+        parts[0] = Bytes::from(prefix);
+        PartsPackets { sealer: &mut self.sealer, parts, next: 0, offset: 0, remaining }
+    }
+
     /// A decoy packet of `len` random bytes, which the peer ignores.
     pub fn decoy(&mut self, len: usize) -> Vec<u8> {
         let junk: Vec<u8> = (0..len).map(|_| rand::random()).collect();
         let mut out = Vec::new();
         self.sealer.seal(IGNORE_BIT, &junk, &[], &mut out);
         out
+    }
+}
+
+/// The packets of one frame queued as pieces, made on demand (see [`PacketEncoder::encode_parts`]).
+pub struct PartsPackets<'a> {
+    sealer: &'a mut PacketSealer,
+    /// The message prefix, then the payload's pieces.
+    parts: Vec<Bytes>,
+    next: usize,
+    offset: usize,
+    remaining: usize,
+}
+
+impl PartsPackets<'_> {
+    /// The next packet, or `None` when the frame is all sealed.
+    pub fn next_packet(&mut self) -> Option<Vec<u8>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let len = self.remaining.min(MAX_CONTENTS);
+        let mut contents = Vec::with_capacity(len);
+        while contents.len() < len {
+            let part = &self.parts[self.next];
+            let take = (part.len() - self.offset).min(len - contents.len());
+            contents.extend_from_slice(&part[self.offset..self.offset + take]);
+            self.offset += take;
+            if self.offset == part.len() {
+                // Written pieces are let go at once: a slow peer does not keep them alive.
+                self.parts[self.next] = Bytes::new();
+                self.next += 1;
+                self.offset = 0;
+            }
+        }
+        self.remaining -= len;
+        let mut out = Vec::new();
+        self.sealer.seal(0, &contents, &[], &mut out);
+        Some(out)
     }
 }
 
@@ -184,5 +234,36 @@ mod tests {
         sealer.seal(0, &vec![1u8; 200_000], &[], &mut out);
         let mut buf = BytesMut::from(&out[..3]);
         assert!(matches!(dec.decode(&mut buf), Err(StreamError::TooLong { len: 200_000, .. })));
+    }
+
+    #[test]
+    fn a_frame_sealed_from_pieces_gives_the_packets_of_the_joined_frame() {
+        let magic = [0xda, 0xb5, 0xbf, 0xfa];
+        let small: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
+        let large: Vec<u8> = (0..MAX_CONTENTS * 2 + 777).map(|i| (i % 253) as u8).collect();
+        for (command, payload) in [("block", &small), ("blocktxn", &large), ("block", &Vec::new())] {
+            let cmd = crate::wire::Command::new(command).expect("command");
+            // Pieces of uneven sizes, some empty, cutting across packet boundaries.
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for size in [0, 1, 13, 4096, MAX_CONTENTS - 5, 0, 1 << 20].iter().cycle() {
+                if at >= payload.len() {
+                    break;
+                }
+                let end = (at + size).min(payload.len());
+                pieces.push(Bytes::copy_from_slice(&payload[at..end]));
+                at = end;
+            }
+            let parts = crate::wire::frame::frame_parts(magic, cmd, pieces, false);
+            let joined = crate::wire::frame::frame_bytes(magic, cmd, payload, 0);
+            let (mut a, _) = pair();
+            let (mut b, _) = pair();
+            let mut packets = a.encode_parts(parts);
+            let mut from_parts = Vec::new();
+            while let Some(p) = packets.next_packet() {
+                from_parts.extend_from_slice(&p);
+            }
+            assert!(from_parts == b.encode(&joined), "{command} of {} bytes", payload.len());
+        }
     }
 }
