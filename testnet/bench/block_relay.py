@@ -299,7 +299,19 @@ SV_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}) ")
 OUR_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z ")
 
 
-def log_events(path, block):
+def template_time(path, block):
+    """Time of S's last `CreateNewBlock()` line before it accepted `block`: the template is
+    ready, the block is solved, checked and announced after it (S's ConnectBlock follows)."""
+    last = None
+    for t, line in log_events(path, block, everything=True):
+        if "CreateNewBlock()" in line:
+            last = t
+        elif block in line:
+            break
+    return last
+
+
+def log_events(path, block, everything=False):
     """(unix time, line) of each line of a debug log that names `block`, plus the bench lines
     (`- Connect total`, `- Verify`) that follow them; both log formats (SV Node with
     -logtimemicros, ours in RFC 3339)."""
@@ -315,8 +327,8 @@ def log_events(path, block):
         stamp = m.group(1).replace("T", " ")
         whole, frac = stamp.split(".")
         t = calendar.timegm(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + float("0." + frac)
-        if block in line:
-            seen = True
+        if block in line or everything:
+            seen = seen or block in line
             out.append((t, line))
         elif seen and ("- Connect total:" in line or "- Verify " in line):
             out.append((t, line))
@@ -354,14 +366,14 @@ def histogram_sums(text):
 
 def breakdown(keep):
     """Where the time went for one run kept under `keep` (see the README's block relay section).
-    Every time is seconds after t0 = S's "Accepted block" line for the block (S announces it to
-    its high-bandwidth peers from there on, before its own ConnectBlock; `generate` returns only
-    after that)."""
+    Every time is seconds after t0 = S's `CreateNewBlock()` line (the template is ready; S then
+    solves the block, checks it, announces it to its high-bandwidth peers, writes it, logs
+    "Accepted block" and runs its own ConnectBlock; `generate` returns only after that)."""
     run = json.loads((keep / "run.json").read_text())
     block = run["block"]
     s, m, t = (log_events(keep / f"{x}.log", block) for x in ("s", "m", "t"))
     ours = run["middle"] == "bsv-relay"
-    t0 = first(s, "Accepted block")
+    t0 = template_time(keep / "s.log", block) or first(s, "Accepted block")
     ev = {"generate returned": run["generated"]}
     if ours:
         ev["middle: header/cmpctblock"] = first(m, "new best header", "compact block peer=")
@@ -388,16 +400,20 @@ def breakdown(keep):
         return rel[b] - rel[a] if rel.get(a) is not None and rel.get(b) is not None else None
     # Whether T got the block high-bandwidth (cmpctblock unasked) or asked for it after a header.
     t_asked = first(t, "Requesting block") is not None
+    ev["S: accepted"] = first(s, "Accepted block")
+    ev["S: tip"] = first(s, "UpdateTip")
+    rel = {k: (v - t0 if v is not None and t0 is not None else None) for k, v in ev.items()}
     stages = {
-        "S -> middle (block announced)": rel["middle: header/cmpctblock"],
+        "S: template -> its tip (own ConnectBlock)": rel["S: tip"],
+        "S -> middle hears of it": rel["middle: header/cmpctblock"],
         "middle fetches the transactions": span("middle: header/cmpctblock", "middle: has every tx"),
         "middle validates (has all -> tip)": span("middle: has every tx", "middle: tip"),
         "middle: has all -> T hears of it": span("middle: has every tx", "T: header/cmpctblock"),
         "T fetches the transactions": span("T: header/cmpctblock", "T: has every tx"),
         "T validates (has all -> tip)": span("T: has every tx", "T: tip"),
         "  of which Connect total": (bench_ms(t, "Connect total") or 0) / 1000 or None,
-        "total: S's block -> T's tip": rel["T: tip"],
-        "generate returned after t0": rel["generate returned"],
+        "total: S's template -> T's tip": rel["T: tip"],
+        "S: generate returned": rel["generate returned"],
         "benchmark time (generate -> T)": run["elapsed"],
     }
     return {"n": run["n"], "case": run["case"], "middle": run["middle"], "dir": str(keep), "events": rel,
@@ -424,6 +440,9 @@ def print_breakdown(results):
         flush=True)
 
 
+TOTAL = "total: S's template -> T's tip"
+
+
 def print_medians(results):
     """Per N, case and middle: the median of each stage over the runs, and the ratios of the
     medians of the two totals (the benchmark's, from `generate` returning, and the logs', from S's
@@ -445,7 +464,7 @@ def print_medians(results):
                 cells.append("-" if not vals else f"{med[(m, row)]:.3f}")
             print(f"| {row} | " + " | ".join(cells) + " |")
         if len(middles) == 2:
-            for row in ("total: S's block -> T's tip", "benchmark time (generate -> T)"):
+            for row in ("total: S's template -> T's tip", "benchmark time (generate -> T)"):
                 a, b = med[("bsv-relay", row)], med[("SV Node", row)]
                 if a and b:
                     print(f"ratio of medians, {row}: {b / a:.2f}x")
@@ -454,10 +473,10 @@ def print_medians(results):
                    for r in by_middle["SV Node"]
                    if r["stages"].get("T fetches the transactions") is not None
                    and r["stages"].get("T validates (has all -> tip)") is not None]
-            if own and med[("SV Node", "total: S's block -> T's tip")]:
+            if own and med[("SV Node", TOTAL)]:
                 floor = statistics.median(own)
                 print(f"T's own fetch + validation (SV Node in the middle, median): {floor:.3f} s; best possible"
-                      f" ratio for any middle = SV total / that = {med[('SV Node', 'total: S' + chr(39) + 's block -> T' + chr(39) + 's tip')] / floor:.2f}x")
+                      f" ratio for any middle = SV total / that = {med[('SV Node', TOTAL)] / floor:.2f}x")
 
 
 def main():
