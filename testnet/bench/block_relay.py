@@ -5,7 +5,7 @@ A line of three fresh regtest nodes: SV Node S -- middle -- SV Node T, where the
 bsv-relay and then an SV Node (T reaches S only through the middle). `bsv-relay txgen` puts N
 independent signed P2PKH transactions into S's mempool; S mines them into one block (`generate 1`)
 and the time from `generate` returning to T's best block being that block is measured (T polled
-every 10 ms), in two cases:
+every 50 ms, each poll a `bitcoin-cli` call), in two cases:
 
   (a) relayed: the middle and T were connected while the transactions arrived, so all three
       mempools hold them (waited for) before the block is mined;
