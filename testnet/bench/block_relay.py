@@ -406,10 +406,10 @@ def breakdown(keep):
     stages = {
         "S: template -> its tip (own ConnectBlock)": rel["S: tip"],
         "S -> middle hears of it": rel["middle: header/cmpctblock"],
-        "middle fetches the transactions": span("middle: header/cmpctblock", "middle: has every tx"),
+        "middle gets every transaction": span("middle: header/cmpctblock", "middle: has every tx"),
         "middle validates (has all -> tip)": span("middle: has every tx", "middle: tip"),
         "middle: has all -> T hears of it": span("middle: has every tx", "T: header/cmpctblock"),
-        "T fetches the transactions": span("T: header/cmpctblock", "T: has every tx"),
+        "T gets every transaction": span("T: header/cmpctblock", "T: has every tx"),
         "T validates (has all -> tip)": span("T: has every tx", "T: tip"),
         "  of which Connect total": (bench_ms(t, "Connect total") or 0) / 1000 or None,
         "total: S's template -> T's tip": rel["T: tip"],
@@ -469,9 +469,9 @@ def print_medians(results):
                 if a and b:
                     print(f"ratio of medians, {row}: {b / a:.2f}x")
             # T's own work with SV Node in the middle: what any middle leaves to T.
-            own = [r["stages"]["T fetches the transactions"] + r["stages"]["T validates (has all -> tip)"]
+            own = [r["stages"]["T gets every transaction"] + r["stages"]["T validates (has all -> tip)"]
                    for r in by_middle["SV Node"]
-                   if r["stages"].get("T fetches the transactions") is not None
+                   if r["stages"].get("T gets every transaction") is not None
                    and r["stages"].get("T validates (has all -> tip)") is not None]
             if own and med[("SV Node", TOTAL)]:
                 floor = statistics.median(own)
