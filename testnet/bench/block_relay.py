@@ -5,7 +5,7 @@ A line of three fresh regtest nodes: SV Node S -- middle -- SV Node T, where the
 bsv-relay and then an SV Node (T reaches S only through the middle). `bsv-relay txgen` puts N
 independent signed P2PKH transactions into S's mempool; S mines them into one block (`generate 1`)
 and the time from `generate` returning to T's best block being that block is measured (T polled
-every 10 ms), in two cases:
+every 50 ms, each poll a `bitcoin-cli` call), in two cases:
 
   (a) relayed: the middle and T were connected while the transactions arrived, so all three
       mempools hold them (waited for) before the block is mined;
@@ -14,12 +14,28 @@ every 10 ms), in two cases:
       existing mempool to new peers).
 
 Before the transactions (a) or after the line is up (b), the middle mines one block of its own
-(its mempool is empty then), so that T has chosen it as a high-bandwidth compact block peer, as on
-a running network.
+(its mempool is empty then), meant to let T choose it as a high-bandwidth compact block peer, as on
+a running network. SV Node v1.0.13 never makes that choice with one peer (its
+`BlockDownloadTracker::BlockChecked` requires the checked block to be still in flight, but
+`MarkBlockAsReceived` took it out before validation), so T always learns of a block by `headers`
+and asks for it (`--breakdown` shows this per run); for the same reason an SV Node middle never
+asks S for high-bandwidth announcements, while bsv-relay does, and S (SV Node) then sends it the
+`cmpctblock` before S's own ConnectBlock, up to a second before `generate` returns.
 
 Fresh nodes for every measurement. Prints a table of medians and each run.
 
-    testnet/bench/block_relay.py [N ...] [--runs R]     (default: 20000 200000, 1 run)
+    testnet/bench/block_relay.py [N ...] [--runs R] [--breakdown]   (default: 20000 200000, 1 run)
+    testnet/bench/block_relay.py --parse DIR ...    (the --breakdown tables again, from kept logs)
+
+--breakdown runs S, the middle and T with debug logs (SV Node: -debug=bench,cmpctblock,net and
+-logtimemicros; bsv-relay: -debug=net), keeps them with the middle's metrics under
+$BLOCK_BENCH_LOGS (default /tmp/block-bench-logs), and prints per run and as medians where the
+time went, from S's "Accepted block" line (t0: S announces to its high-bandwidth peers from there,
+before its own ConnectBlock): S -> middle, the middle fetching the transactions, the middle having
+them until T hears of the block (its own validation when it announces only after), T fetching the
+transactions, T validating; the end-to-end total from t0, next to the benchmark's own time from
+`generate` returning. The logs share one clock (one machine). BLOCK_BENCH_NO_BUILD=1 skips the
+`cargo build`; BLOCK_BENCH_CASES (a, b) and BLOCK_BENCH_MIDDLES pick what runs.
 
 S is fed in batches of txgen runs (at most 25,000 transactions each) until its mempool holds N;
 txgen mines its coins at a blocks-only SV Node F connected to S, stopped before the measured block.
@@ -30,6 +46,8 @@ Honours CARGO_TARGET_DIR for the bsv-relay binary (built with `cargo build --rel
 
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,9 +62,18 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BINARY = TARGET / "release" / "bsv-relay"
 DEADLINE = 900
 
+# --breakdown: debug logs with microsecond timestamps at S, the middle and T, kept under LOGS, and
+# a per-stage table of where the time went (see `breakdown`).
+BREAKDOWN = False
+LOGS = Path(os.environ.get("BLOCK_BENCH_LOGS", "/tmp/block-bench-logs"))
+SV_DEBUG = {"s": ["-debug=bench", "-debug=cmpctblock", "-logtimemicros=1"],
+            "m": ["-debug=bench", "-debug=cmpctblock", "-debug=net", "-logtimemicros=1"],
+            "t": ["-debug=bench", "-debug=cmpctblock", "-debug=net", "-logtimemicros=1"]}
+
 
 def prepare():
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if not os.environ.get("BLOCK_BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     out = subprocess.run([str(ROOT / "testnet" / "install-svnode")], check=True, capture_output=True, text=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
@@ -65,7 +92,7 @@ class Net:
         d.mkdir()
         self.procs.append(subprocess.Popen(
             [str(self.bin_dir / "bitcoind"), "-regtest", f"-datadir={d}", f"-port={p2p}", f"-rpcport={rpc}",
-             *SV_FLAGS, *extra],
+             *SV_FLAGS, *(SV_DEBUG.get(name, []) if BREAKDOWN else []), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_rpc([str(self.bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
         return p2p, rpc
@@ -76,7 +103,8 @@ class Net:
         self.metrics = free_port()
         self.procs.append(subprocess.Popen(
             [str(BINARY), "-regtest", f"-datadir={d}", f"-port={p2p}", "-bind=127.0.0.1", f"-rpcport={rpc}",
-             "-rpcuser=u", "-rpcpassword=p", f"-metricsbind=127.0.0.1:{self.metrics}", *extra],
+             "-rpcuser=u", "-rpcpassword=p", f"-metricsbind=127.0.0.1:{self.metrics}",
+             *(["-debug=net"] if BREAKDOWN else []), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_rpc([str(self.bin_dir / "bitcoin-cli"), "-regtest", f"-rpcport={rpc}", "-rpcuser=u", "-rpcpassword=p"], [])
         return p2p, rpc
@@ -218,11 +246,37 @@ def one(bin_dir, n, middle, case):
         net.procs[f].terminate()
         net.procs[f].wait(timeout=60)
         in_mempool = mempool_size(net, s_rpc)
+        if BREAKDOWN and middle == "bsv-relay":
+            import urllib.request
+            metrics_before = urllib.request.urlopen(f"http://127.0.0.1:{net.metrics}/metrics", timeout=5).read().decode()
+        before = time.time()
         net.cli(s_rpc, "generate", "1")
-        start = time.monotonic()
+        start, generated = time.monotonic(), time.time()
         tip = net.cli(s_rpc, "getbestblockhash")
         net.wait("T at S's new tip", lambda: net.cli(t_rpc, "getbestblockhash") == tip)
         elapsed = time.monotonic() - start
+        if BREAKDOWN:
+            # The middle may still be validating (bsv-relay forwards before): let it finish.
+            net.wait("the middle at S's new tip", lambda: net.cli(m_rpc, "getbestblockhash") == tip)
+            time.sleep(1)
+            keep = LOGS / f"{n}-{case}-{'ours' if middle == 'bsv-relay' else 'sv'}-{time.strftime('%H%M%S')}"
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in ("s", "m", "t"):
+                for log in ("bitcoind.log", "debug.log"):  # SV Node's name, then ours
+                    if (work / name / "regtest" / log).exists():
+                        shutil.copy(work / name / "regtest" / log, keep / f"{name}.log")
+                        break
+            if middle == "bsv-relay":
+                import urllib.request
+                (keep / "m.metrics.before").write_text(metrics_before)
+                (keep / "m.metrics").write_text(
+                    urllib.request.urlopen(f"http://127.0.0.1:{net.metrics}/metrics", timeout=5).read().decode())
+            (keep / "run.json").write_text(json.dumps(
+                {"n": n, "case": case, "middle": middle, "block": tip, "before_generate": before,
+                 "generated": generated, "elapsed": elapsed}))
+            print(f"  logs kept in {keep}", flush=True)
+            RESULTS.append(breakdown(keep))
+            print_breakdown([RESULTS[-1]])
         count = len(json.loads(net.cli(s_rpc, "getblock", tip, "1"))["tx"])
         print(f"  block {tip[:16]}… holds {count} transactions ({in_mempool} were in S's mempool)", flush=True)
         if count < n:
@@ -238,9 +292,207 @@ def one(bin_dir, n, middle, case):
         stop(net.procs, work)
 
 
+RESULTS = []
+
+
+SV_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}) ")
+OUR_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z ")
+
+
+def template_time(path, block):
+    """Time of S's last `CreateNewBlock()` line before it accepted `block`: the template is
+    ready, the block is solved, checked and announced after it (S's ConnectBlock follows)."""
+    last = None
+    for t, line in log_events(path, block, everything=True):
+        if "CreateNewBlock()" in line:
+            last = t
+        elif block in line:
+            break
+    return last
+
+
+def log_events(path, block, everything=False):
+    """(unix time, line) of each line of a debug log that names `block`, plus the bench lines
+    (`- Connect total`, `- Verify`) that follow them; both log formats (SV Node with
+    -logtimemicros, ours in RFC 3339)."""
+    import calendar
+    out = []
+    if not path.exists():
+        return out
+    seen = False
+    for line in path.read_text(errors="replace").splitlines():
+        m = SV_LINE.match(line) or OUR_LINE.match(line)
+        if not m:
+            continue
+        stamp = m.group(1).replace("T", " ")
+        whole, frac = stamp.split(".")
+        t = calendar.timegm(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + float("0." + frac)
+        if block in line or everything:
+            seen = seen or block in line
+            out.append((t, line))
+        elif seen and ("- Connect total:" in line or "- Verify " in line):
+            out.append((t, line))
+    return out
+
+
+def first(events, *needles):
+    """Time of the first event whose line holds any of the needles, or None."""
+    for t, line in events:
+        if any(n in line for n in needles):
+            return t
+    return None
+
+
+def bench_ms(events, what):
+    """The milliseconds of the first `what` bench line (`Connect total`, `Verify`)."""
+    for _, line in events:
+        if what in line:
+            m = re.search(what + r"[^:]*: ([0-9.]+)ms", line)
+            if m:
+                return float(m.group(1))
+    return None
+
+
+def histogram_sums(text):
+    """{stage: (sum, count)} of bsv_relay_block_relay_latency_seconds."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'bsv_relay_block_relay_latency_seconds_(sum|count)\{stage="(\w+)"\} ([0-9.e+-]+)', line)
+        if m:
+            sums = out.setdefault(m.group(2), [0.0, 0])
+            sums[0 if m.group(1) == "sum" else 1] = float(m.group(3))
+    return out
+
+
+def breakdown(keep):
+    """Where the time went for one run kept under `keep` (see the README's block relay section).
+    Every time is seconds after t0 = S's `CreateNewBlock()` line (the template is ready; S then
+    solves the block, checks it, announces it to its high-bandwidth peers, writes it, logs
+    "Accepted block" and runs its own ConnectBlock; `generate` returns only after that)."""
+    run = json.loads((keep / "run.json").read_text())
+    block = run["block"]
+    s, m, t = (log_events(keep / f"{x}.log", block) for x in ("s", "m", "t"))
+    ours = run["middle"] == "bsv-relay"
+    t0 = template_time(keep / "s.log", block) or first(s, "Accepted block")
+    ev = {"generate returned": run["generated"]}
+    if ours:
+        ev["middle: header/cmpctblock"] = first(m, "new best header", "compact block peer=")
+        # The measured block's own observation: the histogram after it less the one before.
+        after, before = (histogram_sums((keep / f).read_text()) if (keep / f).exists() else {}
+                         for f in ("m.metrics", "m.metrics.before"))
+        rec, old = after.get("reconstructed", [0, 0]), before.get("reconstructed", [0, 0])
+        if rec[1] - old[1] == 1 and ev["middle: header/cmpctblock"]:
+            ev["middle: has every tx"] = ev["middle: header/cmpctblock"] + rec[0] - old[0]
+        ev["middle: forwarded early"] = first(m, "forwarded before validation")
+        ev["middle: tip"] = first(m, "new tip")
+    else:
+        ev["middle: header/cmpctblock"] = first(m, "Requesting block", "Got compact block for", "received block")
+        ev["middle: has every tx"] = first(m, "Successfully reconstructed block", "received block")
+        ev["middle: accepted"] = first(m, "Accepted block")
+        ev["middle: tip"] = first(m, "UpdateTip")
+    ev["T: header/cmpctblock"] = first(t, "Requesting block", "Got compact block for", "received block")
+    ev["T: has every tx"] = first(t, "Successfully reconstructed block", "received block")
+    ev["T: accepted"] = first(t, "Accepted block")
+    ev["T: tip"] = first(t, "UpdateTip")
+    rel = {k: (v - t0 if v is not None and t0 is not None else None) for k, v in ev.items()}
+
+    def span(a, b):
+        return rel[b] - rel[a] if rel.get(a) is not None and rel.get(b) is not None else None
+    # Whether T got the block high-bandwidth (cmpctblock unasked) or asked for it after a header.
+    t_asked = first(t, "Requesting block") is not None
+    ev["S: accepted"] = first(s, "Accepted block")
+    ev["S: tip"] = first(s, "UpdateTip")
+    rel = {k: (v - t0 if v is not None and t0 is not None else None) for k, v in ev.items()}
+    stages = {
+        "S: template -> its tip (own ConnectBlock)": rel["S: tip"],
+        "S -> middle hears of it": rel["middle: header/cmpctblock"],
+        "middle gets every transaction": span("middle: header/cmpctblock", "middle: has every tx"),
+        "middle validates (has all -> tip)": span("middle: has every tx", "middle: tip"),
+        "middle: has all -> T hears of it": span("middle: has every tx", "T: header/cmpctblock"),
+        "T gets every transaction": span("T: header/cmpctblock", "T: has every tx"),
+        "T validates (has all -> tip)": span("T: has every tx", "T: tip"),
+        "  of which Connect total": (bench_ms(t, "Connect total") or 0) / 1000 or None,
+        "total: S's template -> T's tip": rel["T: tip"],
+        "S: generate returned": rel["generate returned"],
+        "benchmark time (generate -> T)": run["elapsed"],
+    }
+    return {"n": run["n"], "case": run["case"], "middle": run["middle"], "dir": str(keep), "events": rel,
+            "stages": stages, "t_asked": t_asked, "forwarded_early": rel.get("middle: forwarded early") is not None}
+
+
+def print_breakdown(results):
+    """One column per run, one row per stage (seconds)."""
+    if not results:
+        return
+    rows = list(results[0]["stages"])
+    head = [f"{r['middle']} {r['case']} {r['n']}" for r in results]
+    print("| stage (s) | " + " | ".join(head) + " |")
+    print("|---|" + "---|" * len(results))
+    for row in rows:
+        cells = []
+        for r in results:
+            v = r["stages"].get(row)
+            cells.append("-" if v is None else f"{v:.3f}")
+        print(f"| {row} | " + " | ".join(cells) + " |")
+    print("| T asked for it after a header | " + " | ".join("yes" if r["t_asked"] else "no" for r in results) + " |")
+    print("| middle forwarded before validating | " + " | ".join(
+        ("yes" if r["forwarded_early"] else "no") if r["middle"] == "bsv-relay" else "n/a" for r in results) + " |",
+        flush=True)
+
+
+TOTAL = "total: S's template -> T's tip"
+
+
+def print_medians(results):
+    """Per N, case and middle: the median of each stage over the runs, and the ratios of the
+    medians of the two totals (the benchmark's, from `generate` returning, and the logs', from S's
+    block)."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["n"], r["case"]), {}).setdefault(r["middle"], []).append(r)
+    for (n, case), by_middle in groups.items():
+        print(f"\nWhere the time went, N={n:,}, case ({case}), medians (runs):")
+        middles = [m for m in ("bsv-relay", "SV Node") if m in by_middle]
+        print("| stage (s) | " + " | ".join(f"{m} in the middle ({len(by_middle[m])})" for m in middles) + " |")
+        print("|---|" + "---|" * len(middles))
+        med = {}
+        for row in by_middle[middles[0]][0]["stages"]:
+            cells = []
+            for m in middles:
+                vals = [r["stages"][row] for r in by_middle[m] if r["stages"].get(row) is not None]
+                med[(m, row)] = statistics.median(vals) if vals else None
+                cells.append("-" if not vals else f"{med[(m, row)]:.3f}")
+            print(f"| {row} | " + " | ".join(cells) + " |")
+        if len(middles) == 2:
+            for row in ("total: S's template -> T's tip", "benchmark time (generate -> T)"):
+                a, b = med[("bsv-relay", row)], med[("SV Node", row)]
+                if a and b:
+                    print(f"ratio of medians, {row}: {b / a:.2f}x")
+            # T's own work with SV Node in the middle: what any middle leaves to T.
+            own = [r["stages"]["T gets every transaction"] + r["stages"]["T validates (has all -> tip)"]
+                   for r in by_middle["SV Node"]
+                   if r["stages"].get("T gets every transaction") is not None
+                   and r["stages"].get("T validates (has all -> tip)") is not None]
+            if own and med[("SV Node", TOTAL)]:
+                floor = statistics.median(own)
+                print(f"T's own fetch + validation (SV Node in the middle, median): {floor:.3f} s; best possible"
+                      f" ratio for any middle = SV total / that = {med[('SV Node', TOTAL)] / floor:.2f}x")
+
+
 def main():
+    global BREAKDOWN
     args = sys.argv[1:]
     runs = 1
+    if "--breakdown" in args:
+        args.remove("--breakdown")
+        BREAKDOWN = True
+    if "--parse" in args:
+        # Only the tables, again, from logs kept by earlier --breakdown runs.
+        dirs = [Path(a) for a in args[args.index("--parse") + 1:]]
+        results = [breakdown(d) for d in sorted(dirs, key=lambda d: json.loads((d / "run.json").read_text())["generated"])]
+        print_breakdown(results)
+        print_medians(results)
+        return
     if "--runs" in args:
         i = args.index("--runs")
         runs = int(args[i + 1])
@@ -266,6 +518,8 @@ def main():
     for n, case, ours, theirs, _ in rows:
         label = "(a) already relayed" if case == "a" else "(b) only S had them"
         print(f"| {n:,} | {label} | {ours:.3f} s | {theirs:.3f} s | {theirs / ours:.2f}x |")
+    if BREAKDOWN:
+        print_medians(RESULTS)
 
 
 if __name__ == "__main__":
