@@ -10,7 +10,7 @@ use common::{wait_for, TestNode, DEADLINE};
 
 /// `gettxoutsetinfo`'s fields that describe the set (not the time it took).
 fn set_info(node: &TestNode) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&node.cli(&["gettxoutsetinfo"]).ok()).expect("json");
+    let v: serde_json::Value = serde_json::from_str(node.cli(&["gettxoutsetinfo"]).ok()).expect("json");
     serde_json::json!({
         "height": v["height"], "bestblock": v["bestblock"], "transactions": v["transactions"],
         "txouts": v["txouts"], "bogosize": v["bogosize"], "total_amount": v["total_amount"],
