@@ -54,6 +54,8 @@ fn row25_26_oversized_getdata_is_scored_and_unknown_transactions_get_notfound() 
     a.send_command("getdata", &oversized_inventory(58_255));
     wait_for("banscore 20", DEADLINE, || (f.attacker_banscore() == Some(20)).then_some(()));
     f.wait_metric("bsv_relay_misbehavior_events_total", "reason=\"oversized_inv\"", 1.0);
+    // The connection scored it (the relay never saw the message), and the reputation records it too.
+    f.wait_metric("bsv_relay_reputation_events_total", "event=\"misbehaved\"", 1.0);
     f.assert_alive();
 }
 

@@ -107,6 +107,12 @@ pub enum PeerEvent {
         id: PeerId,
         msg: Message,
     },
+    /// The connection scored an offence from the misbehaviour table (its own, or one the relay
+    /// reported through the registry): the relay's reputation records every offence from here.
+    Offence {
+        id: PeerId,
+        offence: Misbehavior,
+    },
     Disconnected {
         id: PeerId,
     },
@@ -584,7 +590,12 @@ impl Connection {
                     }
                     self.protocol.as_mut().expect("set").on_sent(Instant::now());
                 }
-                Output::Misbehaved(offence) => self.record_offence(offence),
+                Output::Misbehaved(offence) => {
+                    self.record_offence(offence);
+                    if self.shared.events.send(PeerEvent::Offence { id: self.id, offence }).await.is_err() {
+                        return Some(DisconnectReason::Shutdown);
+                    }
+                }
                 Output::Ban => self.ban(),
                 Output::Disconnect(reason) => return Some(reason),
                 Output::HandshakeComplete => {

@@ -206,6 +206,7 @@ impl Relay {
                 self.ctx.txs.peer_gone(id);
             }
             PeerEvent::Message { id, msg } => self.on_message(id, msg),
+            PeerEvent::Offence { id, offence } => self.reputation_event(id, Event::Misbehaved(offence.score())),
         }
     }
 
@@ -348,7 +349,6 @@ impl Relay {
         if let Some(offence) = actions.offence {
             let _ = ctx.registry.punish(id, offence);
         }
-        let offended = actions.offence.map(|o| Event::Misbehaved(o.score()));
         let result = match (&actions.offence, actions.reply.is_empty()) {
             (Some(_), _) => "invalid",
             (None, false) if list.len() < 2000 => "unconnecting",
@@ -366,9 +366,6 @@ impl Relay {
             });
             peer.useful += blocks;
             self.reputation_event(id, Event::BlockFirst);
-        }
-        if let Some(event) = offended {
-            self.reputation_event(id, event);
         }
         if let Some(height) = last_height {
             self.download.peer_height(id, height);
