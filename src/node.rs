@@ -146,6 +146,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         minimum_chain_work: config.minimumchainwork,
         coins_cache_bytes: config.dbcache_bytes,
         reindex_chainstate: config.reindex_chainstate,
+        ..crate::chain::ChainOptions::new()
     };
     let chain = Arc::new(crate::chain::ChainState::open(&netdir, params, chain_opts)?);
     let sig_cache = Arc::new(crate::script::SigCache::new(SIG_CACHE_ENTRIES));

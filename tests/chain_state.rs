@@ -100,6 +100,35 @@ fn open_small(dir: &Path) -> ChainState {
     ChainState::open(dir, &REGTEST, opts).expect("chain state opens")
 }
 
+/// The time-based flush: with the cache far from full, a node connecting blocks writes them
+/// only once the flush interval has passed since the last flush — at the default ten minutes
+/// never during this test, with the interval at zero after every block, each leaving nothing to
+/// write.
+#[test]
+fn the_coins_cache_is_flushed_when_the_interval_has_passed_although_it_has_room() {
+    let blocks = fixture_blocks();
+    let dir = TempDir::new();
+    let state = open(&dir.0);
+    load_fixture(&state, &blocks[..=5]);
+    let cache = state.coins_cache_stats();
+    assert_eq!(cache.flushes, 0, "room left and ten minutes not passed: {cache:?}");
+    assert!(cache.dirty > 0, "the connected blocks wait in the cache: {cache:?}");
+    drop(state);
+
+    let every_block = ChainOptions { flush_interval: std::time::Duration::ZERO, ..opts() };
+    let state = ChainState::open(&dir.0, &REGTEST, every_block).expect("chain state opens");
+    let before = state.coins_cache_stats().flushes;
+    for (h, b) in blocks.iter().enumerate().skip(6) {
+        let update = state.accept_block(b.clone(), &verifier()).unwrap_or_else(|e| panic!("block {h}: {e}"));
+        assert_eq!(update.new_tip, Some((h as u32, b.hash())));
+        let cache = state.coins_cache_stats();
+        assert_eq!(cache.flushes, before + (h as u64 - 5), "one flush per block connected: {cache:?}");
+        assert_eq!(cache.dirty, 0, "block {h} written: {cache:?}");
+        assert!(cache.bytes <= cache.limit, "{cache:?}");
+    }
+    assert_eq!(state.utxo().stats(), recount(&blocks));
+}
+
 #[test]
 fn the_fixture_chain_is_validated_stored_and_reloaded_without_its_blocks() {
     let blocks = fixture_blocks();

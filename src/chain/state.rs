@@ -87,6 +87,9 @@ pub struct ChainOptions {
     pub coins_cache_bytes: usize,
     /// `-reindex-chainstate`: forget the stored coins and connect the stored blocks again.
     pub reindex_chainstate: bool,
+    /// The coins cache is flushed when a block is connected this long after the last flush
+    /// ([`FLUSH_INTERVAL`]; tests shorten it).
+    pub flush_interval: Duration,
 }
 
 impl ChainOptions {
@@ -97,6 +100,7 @@ impl ChainOptions {
             minimum_chain_work: None,
             coins_cache_bytes: (DEFAULT_DBCACHE_MB << 20) as usize,
             reindex_chainstate: false,
+            flush_interval: FLUSH_INTERVAL,
         }
     }
 
@@ -793,9 +797,9 @@ impl ChainState {
         tips
     }
 
-    /// Flushes the coins cache when it is over its bound or the last flush is `FLUSH_INTERVAL` old.
+    /// Flushes the coins cache when it is over its bound or the last flush is `flush_interval` old.
     fn maybe_flush(&self, w: &mut Writer) -> Result<(), ChainError> {
-        if self.utxo.needs_flush() || w.last_flush.elapsed() >= FLUSH_INTERVAL {
+        if self.utxo.needs_flush() || w.last_flush.elapsed() >= self.opts.flush_interval {
             self.flush_coins(w)?;
         }
         Ok(())
