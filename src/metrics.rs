@@ -676,6 +676,15 @@ async fn scrape(stream: TcpStream, metrics: &Metrics) -> Result<(), http::HttpEr
     stream.get_mut().shutdown().await.map_err(http::HttpError::Io)
 }
 
+/// Registers `metric` and hands it back: the metric groups' counterpart of `Metrics::new`'s `reg!`.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, MetricsError> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 /// Block relay metrics (`src/relay/block_relay.rs`).
 pub struct BlockRelayMetrics {
     /// Time from a block's header first seen to each later stage.
@@ -700,28 +709,37 @@ pub const COMPACT_TX_SOURCES: [&str; 3] = ["prefilled", "pool", "missing"];
 
 impl BlockRelayMetrics {
     fn register(registry: &Registry) -> Result<Self, MetricsError> {
-        let latency = HistogramVec::new(
-            HistogramOpts::new(name("block_relay_latency_seconds"), "Block relay latency from header seen, by stage.")
+        let latency = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    name("block_relay_latency_seconds"),
+                    "Block relay latency from header seen, by stage.",
+                )
                 .buckets(LATENCY_BUCKETS.to_vec()),
-            &["stage"],
+                &["stage"],
+            )?,
         )?;
-        registry.register(Box::new(latency.clone()))?;
+        let compact_blocks = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(name("compact_blocks_received_total"), "Compact blocks received, by result."),
+                &["result"],
+            )?,
+        )?;
+        let compact_txs = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(name("compact_block_txs_total"), "Transactions of received compact blocks, by source."),
+                &["source"],
+            )?,
+        )?;
         for s in BLOCK_RELAY_STAGES {
             latency.with_label_values(&[s]);
         }
-        let compact_blocks = IntCounterVec::new(
-            Opts::new(name("compact_blocks_received_total"), "Compact blocks received, by result."),
-            &["result"],
-        )?;
-        registry.register(Box::new(compact_blocks.clone()))?;
         for r in COMPACT_RESULTS {
             compact_blocks.with_label_values(&[r]);
         }
-        let compact_txs = IntCounterVec::new(
-            Opts::new(name("compact_block_txs_total"), "Transactions of received compact blocks, by source."),
-            &["source"],
-        )?;
-        registry.register(Box::new(compact_txs.clone()))?;
         for r in COMPACT_TX_SOURCES {
             compact_txs.with_label_values(&[r]);
         }
@@ -740,24 +758,28 @@ pub struct CoinsCacheMetrics {
 
 impl CoinsCacheMetrics {
     fn register(registry: &Registry) -> Result<Self, MetricsError> {
-        let bytes = IntGaugeVec::new(
-            Opts::new(name("utxo_cache_bytes"), "Memory of the coins cache (used) and its -dbcache bound (limit)."),
-            &["kind"],
-        )?;
-        registry.register(Box::new(bytes.clone()))?;
-        let entries = IntGaugeVec::new(
-            Opts::new(name("utxo_cache_entries"), "Coins cache entries: all, and dirty (written by the next flush)."),
-            &["kind"],
-        )?;
-        registry.register(Box::new(entries.clone()))?;
-        let flushes = IntCounter::new(name("utxo_cache_flushes_total"), "Flushes of the coins cache to disk.")?;
-        registry.register(Box::new(flushes.clone()))?;
-        let flushed_entries = IntCounter::new(
-            name("utxo_cache_flushed_entries_total"),
-            "Entries written to disk by coins cache flushes.",
-        )?;
-        registry.register(Box::new(flushed_entries.clone()))?;
-        Ok(CoinsCacheMetrics { bytes, entries, flushes, flushed_entries })
+        let gauges = |n: &str, help: &str| IntGaugeVec::new(Opts::new(name(n), help), &["kind"]);
+        Ok(CoinsCacheMetrics {
+            bytes: registered(
+                registry,
+                gauges("utxo_cache_bytes", "Memory of the coins cache (used) and its -dbcache bound (limit).")?,
+            )?,
+            entries: registered(
+                registry,
+                gauges("utxo_cache_entries", "Coins cache entries: all, and dirty (written by the next flush).")?,
+            )?,
+            flushes: registered(
+                registry,
+                IntCounter::new(name("utxo_cache_flushes_total"), "Flushes of the coins cache to disk.")?,
+            )?,
+            flushed_entries: registered(
+                registry,
+                IntCounter::new(
+                    name("utxo_cache_flushed_entries_total"),
+                    "Entries written to disk by coins cache flushes.",
+                )?,
+            )?,
+        })
     }
 
     /// Publishes `stats`; the counters move up to the totals the chain state keeps.
